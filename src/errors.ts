@@ -13,6 +13,8 @@ export interface JumperErrorOptions {
   errno?: string;
   /** The system call that failed, e.g. 'setns'. */
   syscall?: string;
+  /** Override the class's log reason, e.g. 'provider_refused' instead of 'connect_refused'. */
+  reason?: string;
 }
 
 export class JumperError extends Error {
@@ -40,7 +42,7 @@ type JumperErrorClass = new (message: string, options?: JumperErrorOptions) => J
 function defineError(name: string, code: string, reason: string): JumperErrorClass {
   const cls = class extends JumperError {
     constructor(message: string, options?: JumperErrorOptions) {
-      super(code, reason, message, options);
+      super(code, options?.reason ?? reason, message, options);
     }
   };
   Object.defineProperty(cls, 'name', { value: name });
@@ -56,6 +58,7 @@ export const KeyExistsError = defineError('KeyExistsError', 'JUMPER_ERR_KEY_EXIS
 export const ListenError = defineError('ListenError', 'JUMPER_ERR_LISTEN', 'listen_failed');
 
 // Handshake: each is a distinct reason in the logs, never one generic "failed".
+export const BadMagicError = defineError('BadMagicError', 'JUMPER_ERR_BAD_MAGIC', 'bad_magic');
 export const BadVersionError = defineError('BadVersionError', 'JUMPER_ERR_BAD_VERSION', 'bad_version');
 export const AuthError = defineError('AuthError', 'JUMPER_ERR_AUTH', 'bad_key');
 export const HandshakeTimeoutError = defineError('HandshakeTimeoutError', 'JUMPER_ERR_HANDSHAKE_TIMEOUT', 'handshake_timeout');
@@ -65,6 +68,7 @@ export const HandshakeTruncatedError = defineError('HandshakeTruncatedError', 'J
 export const TamperedError = defineError('TamperedError', 'JUMPER_ERR_TAMPERED', 'tampered');
 export const BadRecordError = defineError('BadRecordError', 'JUMPER_ERR_BAD_RECORD', 'bad_record');
 export const TruncatedError = defineError('TruncatedError', 'JUMPER_ERR_TRUNCATED', 'truncated');
+export const PeerAbortError = defineError('PeerAbortError', 'JUMPER_ERR_PEER_ABORT', 'peer_abort');
 export const NonceExhaustedError = defineError('NonceExhaustedError', 'JUMPER_ERR_NONCE_EXHAUSTED', 'nonce_exhausted');
 
 // Peers.

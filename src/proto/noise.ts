@@ -1,0 +1,304 @@
+/**
+ * Noise_NNpsk0_25519_ChaChaPoly_BLAKE2b (Noise Protocol Framework, rev. 34).
+ *
+ *   NNpsk0:
+ *     -> psk, e
+ *     <- e, ee
+ *
+ * Pure Noise: this module knows nothing of sockets or jumper's wire framing
+ * (see handshake.ts). Primitives come from libsodium: X25519, BLAKE2b and the
+ * handshake's ChaCha20-Poly1305 (transport records use OpenSSL, record.ts).
+ * Section numbers below refer to the Noise specification.
+ */
+import { sodium } from '../crypto/sodium.js';
+import { AuthError, InvalidArgumentError } from '../errors.js';
+
+export const PROTOCOL_NAME = 'Noise_NNpsk0_25519_ChaChaPoly_BLAKE2b';
+export const DH_LEN = 32;
+export const HASH_LEN = 64;
+export const BLOCK_LEN = 128;
+export const KEY_LEN = 32;
+export const TAG_LEN = 16;
+export const NONCE_LEN = 12;
+export const PSK_LEN = 32;
+
+export interface KeyPair {
+  publicKey: Uint8Array;
+  privateKey: Uint8Array;
+}
+
+/** Result of a finished handshake: one key per direction (§5.2 Split). */
+export interface TransportKeys {
+  sendKey: Uint8Array;
+  recvKey: Uint8Array;
+  /** The handshake hash h (§11.2 channel binding). */
+  handshakeHash: Uint8Array;
+}
+
+const EMPTY = new Uint8Array(0);
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+function hash(...parts: Uint8Array[]): Uint8Array {
+  return sodium().crypto_generichash(HASH_LEN, concat(parts), null);
+}
+
+/** HMAC (RFC 2104) over BLAKE2b, as §4.3 defines it for Noise. */
+function hmac(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
+  const block = new Uint8Array(BLOCK_LEN);
+  block.set(key.length > BLOCK_LEN ? hash(key) : key);
+  const inner = new Uint8Array(BLOCK_LEN);
+  const outer = new Uint8Array(BLOCK_LEN);
+  for (let i = 0; i < BLOCK_LEN; i++) {
+    inner[i] = block[i]! ^ 0x36;
+    outer[i] = block[i]! ^ 0x5c;
+  }
+  return hash(outer, hash(inner, ...parts));
+}
+
+/** HKDF as §4.3 defines it, returning two or three HASH_LEN outputs. */
+function hkdf(chainingKey: Uint8Array, ikm: Uint8Array, outputs: 2 | 3): Uint8Array[] {
+  const tempKey = hmac(chainingKey, ikm);
+  const out1 = hmac(tempKey, Uint8Array.of(1));
+  const out2 = hmac(tempKey, out1, Uint8Array.of(2));
+  if (outputs === 2) return [out1, out2];
+  return [out1, out2, hmac(tempKey, out2, Uint8Array.of(3))];
+}
+
+/** ChaChaPoly nonce: 32 bits of zeros then the 64-bit counter little-endian (§12.3). */
+export function chachaNonce(counter: number, out: Uint8Array = new Uint8Array(NONCE_LEN)): Uint8Array {
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  view.setUint32(0, 0);
+  view.setBigUint64(4, BigInt(counter), true);
+  return out;
+}
+
+/** §5.1 CipherState, used during the handshake only. */
+class CipherState {
+  #key: Uint8Array | null = null;
+  #nonce = 0;
+
+  initializeKey(key: Uint8Array): void {
+    this.#key = key;
+    this.#nonce = 0;
+  }
+
+  hasKey(): boolean {
+    return this.#key !== null;
+  }
+
+  encryptWithAd(ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+    if (!this.#key) return plaintext;
+    const out = sodium().crypto_aead_chacha20poly1305_ietf_encrypt(plaintext, ad, null, chachaNonce(this.#nonce), this.#key);
+    this.#nonce++;
+    return out;
+  }
+
+  decryptWithAd(ad: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+    if (!this.#key) return ciphertext;
+    let out: Uint8Array;
+    try {
+      out = sodium().crypto_aead_chacha20poly1305_ietf_decrypt(null, ciphertext, ad, chachaNonce(this.#nonce), this.#key);
+    } catch (cause) {
+      throw new AuthError('handshake message failed authentication (wrong key, or not a jumper peer)', { cause });
+    }
+    this.#nonce++;
+    return out;
+  }
+}
+
+/** §5.2 SymmetricState. */
+class SymmetricState {
+  readonly cipher = new CipherState();
+  chainingKey: Uint8Array;
+  h: Uint8Array;
+
+  constructor(protocolName: string) {
+    const name = new TextEncoder().encode(protocolName);
+    if (name.length <= HASH_LEN) {
+      this.h = new Uint8Array(HASH_LEN);
+      this.h.set(name);
+    } else {
+      this.h = hash(name);
+    }
+    this.chainingKey = this.h;
+  }
+
+  mixKey(ikm: Uint8Array): void {
+    const [ck, tempK] = hkdf(this.chainingKey, ikm, 2) as [Uint8Array, Uint8Array];
+    this.chainingKey = ck;
+    this.cipher.initializeKey(tempK.subarray(0, KEY_LEN));
+  }
+
+  mixHash(data: Uint8Array): void {
+    this.h = hash(this.h, data);
+  }
+
+  mixKeyAndHash(ikm: Uint8Array): void {
+    const [ck, tempH, tempK] = hkdf(this.chainingKey, ikm, 3) as [Uint8Array, Uint8Array, Uint8Array];
+    this.chainingKey = ck;
+    this.mixHash(tempH);
+    this.cipher.initializeKey(tempK.subarray(0, KEY_LEN));
+  }
+
+  encryptAndHash(plaintext: Uint8Array): Uint8Array {
+    const ciphertext = this.cipher.encryptWithAd(this.h, plaintext);
+    this.mixHash(ciphertext);
+    return ciphertext;
+  }
+
+  decryptAndHash(ciphertext: Uint8Array): Uint8Array {
+    const plaintext = this.cipher.decryptWithAd(this.h, ciphertext);
+    this.mixHash(ciphertext);
+    return plaintext;
+  }
+
+  split(): [Uint8Array, Uint8Array] {
+    const [k1, k2] = hkdf(this.chainingKey, EMPTY, 2) as [Uint8Array, Uint8Array];
+    return [k1.subarray(0, KEY_LEN), k2.subarray(0, KEY_LEN)];
+  }
+}
+
+/** A fresh X25519 key pair from libsodium's CSPRNG. */
+export function generateKeyPair(): KeyPair {
+  const na = sodium();
+  const privateKey = na.randombytes_buf(DH_LEN);
+  return { privateKey, publicKey: na.crypto_scalarmult_base(privateKey) };
+}
+
+/** The key pair for a given private key (test vectors fix the ephemeral). */
+export function keyPairFromPrivate(privateKey: Uint8Array): KeyPair {
+  return { privateKey, publicKey: sodium().crypto_scalarmult_base(privateKey) };
+}
+
+export type Role = 'initiator' | 'responder';
+
+export interface HandshakeOptions {
+  role: Role;
+  psk: Uint8Array;
+  prologue: Uint8Array;
+  /** Fixed ephemeral key pair; only test vectors should set this. */
+  ephemeral?: KeyPair;
+}
+
+/** Bytes of message 1 for a payload of `payloadLen`: e, then the sealed payload. */
+export function message1Length(payloadLen: number): number {
+  return DH_LEN + payloadLen + TAG_LEN;
+}
+
+/** Bytes of message 2 for a payload of `payloadLen`. */
+export function message2Length(payloadLen: number): number {
+  return DH_LEN + payloadLen + TAG_LEN;
+}
+
+/**
+ * §5.3 HandshakeState specialised to NNpsk0. Call writeMessage/readMessage in
+ * pattern order (initiator: write, read; responder: read, write), then split().
+ */
+export class NNpsk0Handshake {
+  readonly role: Role;
+  #ss: SymmetricState;
+  #psk: Uint8Array;
+  #e: KeyPair | undefined;
+  #re: Uint8Array | undefined;
+  #step = 0;
+
+  constructor(options: HandshakeOptions) {
+    if (options.psk.length !== PSK_LEN) throw new InvalidArgumentError(`psk must be ${PSK_LEN} bytes`);
+    this.role = options.role;
+    this.#psk = options.psk;
+    this.#e = options.ephemeral;
+    this.#ss = new SymmetricState(PROTOCOL_NAME);
+    this.#ss.mixHash(options.prologue);
+  }
+
+  get finished(): boolean {
+    return this.#step === 2;
+  }
+
+  /** Write the next message (the role's turn) carrying `payload`. */
+  writeMessage(payload: Uint8Array = EMPTY): Uint8Array {
+    const ss = this.#ss;
+    if (this.role === 'initiator' && this.#step === 0) {
+      // -> psk, e
+      ss.mixKeyAndHash(this.#psk);
+      const e = (this.#e ??= generateKeyPair());
+      ss.mixHash(e.publicKey);
+      ss.mixKey(e.publicKey); // §9.2: psk handshakes mix e into the key too
+      this.#step = 1;
+      return concat([e.publicKey, ss.encryptAndHash(payload)]);
+    }
+    if (this.role === 'responder' && this.#step === 1) {
+      // <- e, ee
+      const e = (this.#e ??= generateKeyPair());
+      ss.mixHash(e.publicKey);
+      ss.mixKey(e.publicKey);
+      ss.mixKey(this.#dh(e.privateKey, this.#re!));
+      this.#step = 2;
+      return concat([e.publicKey, ss.encryptAndHash(payload)]);
+    }
+    throw new InvalidArgumentError(`writeMessage out of order for ${this.role} at step ${this.#step}`);
+  }
+
+  /**
+   * Read the peer's next message and return its payload.
+   * @throws AuthError (JUMPER_ERR_AUTH) when the message does not authenticate.
+   */
+  readMessage(message: Uint8Array): Uint8Array {
+    const ss = this.#ss;
+    if (message.length < DH_LEN + TAG_LEN) throw new AuthError('handshake message too short');
+    const re = message.slice(0, DH_LEN);
+    const rest = message.subarray(DH_LEN);
+    if (this.role === 'responder' && this.#step === 0) {
+      ss.mixKeyAndHash(this.#psk);
+      this.#re = re;
+      ss.mixHash(re);
+      ss.mixKey(re);
+      const payload = ss.decryptAndHash(rest);
+      this.#step = 1;
+      return payload;
+    }
+    if (this.role === 'initiator' && this.#step === 1) {
+      this.#re = re;
+      ss.mixHash(re);
+      ss.mixKey(re);
+      ss.mixKey(this.#dh(this.#e!.privateKey, re));
+      const payload = ss.decryptAndHash(rest);
+      this.#step = 2;
+      return payload;
+    }
+    throw new InvalidArgumentError(`readMessage out of order for ${this.role} at step ${this.#step}`);
+  }
+
+  /** Transport keys; the handshake's secrets are wiped. */
+  split(): TransportKeys {
+    if (!this.finished) throw new InvalidArgumentError('split() before the handshake finished');
+    const [k1, k2] = this.#ss.split();
+    const keys =
+      this.role === 'initiator'
+        ? { sendKey: k1, recvKey: k2, handshakeHash: this.#ss.h }
+        : { sendKey: k2, recvKey: k1, handshakeHash: this.#ss.h };
+    this.#e?.privateKey.fill(0);
+    this.#ss.chainingKey.fill(0);
+    return keys;
+  }
+
+  #dh(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
+    try {
+      return sodium().crypto_scalarmult(privateKey, publicKey);
+    } catch (cause) {
+      // libsodium refuses low-order points (all-zero shared secret).
+      throw new AuthError('peer sent an invalid ephemeral key', { cause });
+    }
+  }
+}

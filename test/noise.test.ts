@@ -1,0 +1,120 @@
+/**
+ * Noise NNpsk0 against the public cacophony vectors, and the OpenSSL record
+ * AEAD against the same vectors' transport messages.
+ */
+import test from 'ava';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { loadSodium } from '../src/crypto/sodium.js';
+import { keyPairFromPrivate, NNpsk0Handshake, PROTOCOL_NAME } from '../src/proto/noise.js';
+import { sealTransport } from '../src/proto/record.js';
+
+interface Vector {
+  protocol_name: string;
+  init_prologue: string;
+  resp_prologue: string;
+  init_psks: string[];
+  resp_psks: string[];
+  init_ephemeral: string;
+  resp_ephemeral: string;
+  handshake_hash: string;
+  messages: { payload: string; ciphertext: string }[];
+}
+
+const vectorsPath = fileURLToPath(new URL('../../shared/testdata/noise/cacophony-NNpsk0.json', import.meta.url));
+const hex = (s: string) => Buffer.from(s, 'hex');
+
+function loadVector(): Vector | undefined {
+  try {
+    const all = JSON.parse(readFileSync(vectorsPath, 'utf8')) as { vectors: Vector[] };
+    return all.vectors.find((v) => v.protocol_name === PROTOCOL_NAME);
+  } catch {
+    return undefined;
+  }
+}
+
+test.before(async () => {
+  await loadSodium();
+});
+
+const vector = loadVector();
+const withVector = vector ? test : test.skip;
+if (!vector) console.log(`skipping vector tests: ${vectorsPath} not found`);
+
+withVector('cacophony NNpsk0 ChaChaPoly BLAKE2b: handshake messages and hash match', (t) => {
+  const v = vector!;
+  const initiator = new NNpsk0Handshake({
+    role: 'initiator',
+    psk: hex(v.init_psks[0]!),
+    prologue: hex(v.init_prologue),
+    ephemeral: keyPairFromPrivate(hex(v.init_ephemeral)),
+  });
+  const responder = new NNpsk0Handshake({
+    role: 'responder',
+    psk: hex(v.resp_psks[0]!),
+    prologue: hex(v.resp_prologue),
+    ephemeral: keyPairFromPrivate(hex(v.resp_ephemeral)),
+  });
+  const [m0, m1] = v.messages as [Vector['messages'][0], Vector['messages'][0]];
+
+  const c0 = initiator.writeMessage(hex(m0.payload));
+  t.is(Buffer.from(c0).toString('hex'), m0.ciphertext);
+  t.is(Buffer.from(responder.readMessage(c0)).toString('hex'), m0.payload);
+
+  const c1 = responder.writeMessage(hex(m1.payload));
+  t.is(Buffer.from(c1).toString('hex'), m1.ciphertext);
+  t.is(Buffer.from(initiator.readMessage(c1)).toString('hex'), m1.payload);
+
+  const ik = initiator.split();
+  const rk = responder.split();
+  t.is(Buffer.from(ik.handshakeHash).toString('hex'), v.handshake_hash);
+  t.is(Buffer.from(rk.handshakeHash).toString('hex'), v.handshake_hash);
+  t.deepEqual(Buffer.from(ik.sendKey), Buffer.from(rk.recvKey));
+  t.deepEqual(Buffer.from(ik.recvKey), Buffer.from(rk.sendKey));
+
+  // Transport messages alternate initiator, responder; OpenSSL must match libsodium's vectors.
+  const counters = { init: 0, resp: 0 };
+  v.messages.slice(2).forEach((m, i) => {
+    const fromInitiator = i % 2 === 0;
+    const key = fromInitiator ? ik.sendKey : rk.sendKey;
+    const n = fromInitiator ? counters.init++ : counters.resp++;
+    t.is(sealTransport(key, n, hex(m.payload)).toString('hex'), m.ciphertext, `transport message ${i}`);
+  });
+});
+
+withVector('a wrong psk fails at the responder with JUMPER_ERR_AUTH', (t) => {
+  const v = vector!;
+  const initiator = new NNpsk0Handshake({ role: 'initiator', psk: hex(v.init_psks[0]!), prologue: hex(v.init_prologue) });
+  const wrong = Buffer.alloc(32, 7);
+  const responder = new NNpsk0Handshake({ role: 'responder', psk: wrong, prologue: hex(v.resp_prologue) });
+  const err = t.throws(() => responder.readMessage(initiator.writeMessage()));
+  t.is((err as { code?: string }).code, 'JUMPER_ERR_AUTH');
+});
+
+withVector('a different prologue fails authentication', (t) => {
+  const v = vector!;
+  const psk = hex(v.init_psks[0]!);
+  const initiator = new NNpsk0Handshake({ role: 'initiator', psk, prologue: Buffer.from('a') });
+  const responder = new NNpsk0Handshake({ role: 'responder', psk, prologue: Buffer.from('b') });
+  const err = t.throws(() => responder.readMessage(initiator.writeMessage()));
+  t.is((err as { code?: string }).code, 'JUMPER_ERR_AUTH');
+});
+
+test('fresh ephemerals: two handshakes with one psk give different transport keys', (t) => {
+  const psk = Buffer.alloc(32, 1);
+  const run = () => {
+    const i = new NNpsk0Handshake({ role: 'initiator', psk, prologue: Buffer.alloc(0) });
+    const r = new NNpsk0Handshake({ role: 'responder', psk, prologue: Buffer.alloc(0) });
+    r.readMessage(i.writeMessage());
+    i.readMessage(r.writeMessage());
+    return i.split().sendKey;
+  };
+  t.notDeepEqual(Buffer.from(run()), Buffer.from(run()));
+});
+
+test('messages out of order are refused with JUMPER_ERR_INVALID_ARG', (t) => {
+  const i = new NNpsk0Handshake({ role: 'initiator', psk: Buffer.alloc(32), prologue: Buffer.alloc(0) });
+  const err = t.throws(() => i.readMessage(Buffer.alloc(48)));
+  t.is((err as { code?: string }).code, 'JUMPER_ERR_INVALID_ARG');
+  t.throws(() => i.split(), { code: 'JUMPER_ERR_INVALID_ARG' } as never);
+});

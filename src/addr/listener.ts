@@ -1,0 +1,198 @@
+/**
+ * A listening socket with an admission limit.
+ *
+ * Connections over `maxConnections` are accepted but held unread, in arrival
+ * order, until a slot frees: the peer just waits, as it would in the kernel
+ * backlog, and nothing is refused or dropped. Each held connection costs a
+ * file descriptor and nothing else (the socket is paused on accept).
+ */
+import { promises as fs } from 'node:fs';
+import net from 'node:net';
+import { ListenError, type JumperError } from '../errors.js';
+import { silentLogger, type Logger } from '../log/logger.js';
+import { formatAddress, type Address } from './address.js';
+
+/** Where to listen: an address to bind, or an already listening descriptor. */
+export type ListenTarget = Address | { kind: 'fd'; fd: number; label?: string };
+
+export interface ListenerOptions {
+  target: ListenTarget;
+  maxConnections: number;
+  backlog: number;
+  logger?: Logger;
+  /** Called for each admitted connection; call `release` exactly once when it is over. */
+  onConnection(socket: net.Socket, release: () => void): void;
+}
+
+/** At most one accept-failure log line per this interval (EMFILE repeats per connection). */
+const ACCEPT_ERROR_LOG_INTERVAL_MS = 1_000;
+
+function describe(target: ListenTarget): string {
+  return target.kind === 'fd' ? target.label ?? `fd:${target.fd}` : formatAddress(target);
+}
+
+async function removeStaleUnixSocket(path: string): Promise<boolean> {
+  // A socket file nobody accepts on is left over from a crash: replace it.
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = net.connect({ path });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (alive) return false;
+  const stat = await fs.lstat(path).catch(() => undefined);
+  if (!stat?.isSocket()) return false;
+  await fs.unlink(path);
+  return true;
+}
+
+export class Listener {
+  readonly #options: ListenerOptions;
+  readonly #server: net.Server;
+  readonly #waiting: net.Socket[] = [];
+  readonly #logger: Logger;
+  #active = 0;
+  #closing = false;
+  #acceptErrors = 0;
+  #lastAcceptErrorLog = 0;
+
+  constructor(options: ListenerOptions) {
+    this.#options = options;
+    this.#logger = options.logger ?? silentLogger;
+    // pauseOnConnect: no byte is read before the connection is admitted.
+    this.#server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.#accept(socket));
+    this.#server.on('error', (err: NodeJS.ErrnoException) => {
+      // Accept failures (EMFILE, ENFILE, ...) must never take the process down;
+      // libuv sheds the pending connection with its reserve descriptor and
+      // accepting resumes by itself once descriptors free up.
+      this.#acceptErrors++;
+      const now = Date.now();
+      if (now - this.#lastAcceptErrorLog >= ACCEPT_ERROR_LOG_INTERVAL_MS) {
+        this.#lastAcceptErrorLog = now;
+        this.#logger.error({ code: err.code, failures: this.#acceptErrors }, `accept failed: ${err.message}`);
+      }
+    });
+  }
+
+  /** Connections being served. */
+  get active(): number {
+    return this.#active;
+  }
+
+  /** Accept calls that failed (e.g. EMFILE) since start. */
+  get acceptErrors(): number {
+    return this.#acceptErrors;
+  }
+
+  /** Connections accepted and held until a slot frees. */
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+
+  /** The bound address as a string (with the real port when 0 was asked). */
+  address(): string {
+    const a = this.#server.address();
+    if (a === null) return describe(this.#options.target);
+    if (typeof a === 'string') return a;
+    return formatAddress({ kind: 'tcp', host: a.address, port: a.port });
+  }
+
+  /** Bound TCP port, if any. */
+  port(): number | undefined {
+    const a = this.#server.address();
+    return a && typeof a === 'object' ? a.port : undefined;
+  }
+
+  /**
+   * Start listening.
+   * @throws ListenError (JUMPER_ERR_LISTEN) with the errno when binding fails.
+   */
+  async listen(): Promise<void> {
+    const target = this.#options.target;
+    try {
+      await this.#listenOnce(target);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (target.kind === 'unix' && code === 'EADDRINUSE' && (await removeStaleUnixSocket(target.path))) {
+        await this.#listenOnce(target).catch((e: unknown) => {
+          throw this.#listenError(e);
+        });
+        return;
+      }
+      throw this.#listenError(err);
+    }
+  }
+
+  #listenOnce(target: ListenTarget): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.#server.once('error', onError);
+      const done = () => {
+        this.#server.removeListener('error', onError);
+        resolve();
+      };
+      const backlog = this.#options.backlog;
+      if (target.kind === 'fd') this.#server.listen({ fd: target.fd, backlog }, done);
+      else if (target.kind === 'unix') this.#server.listen({ path: target.path, backlog }, done);
+      else this.#server.listen({ host: target.host, port: target.port, backlog }, done);
+    });
+  }
+
+  #listenError(err: unknown): JumperError {
+    const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+    const where = describe(this.#options.target);
+    const hint =
+      code === 'EADDRINUSE' ? ' (address already in use)' : code === 'EACCES' ? ' (permission denied: ports below 1024 need root)' : '';
+    return new ListenError(`cannot listen on ${where}: ${code}${hint}`, { cause: err, errno: code, syscall: 'listen' });
+  }
+
+  #accept(socket: net.Socket): void {
+    if (this.#closing) {
+      socket.destroy();
+      return;
+    }
+    if (this.#active >= this.#options.maxConnections) {
+      socket.on('error', () => {}); // the peer may reset while it waits
+      socket.once('close', () => {
+        const i = this.#waiting.indexOf(socket);
+        if (i >= 0) this.#waiting.splice(i, 1);
+      });
+      this.#waiting.push(socket);
+      return;
+    }
+    this.#admit(socket);
+  }
+
+  #admit(socket: net.Socket): void {
+    this.#active++;
+    let released = false;
+    this.#options.onConnection(socket, () => {
+      if (released) return;
+      released = true;
+      this.#active--;
+      this.#admitWaiting();
+    });
+  }
+
+  #admitWaiting(): void {
+    while (this.#active < this.#options.maxConnections && this.#waiting.length > 0) {
+      const next = this.#waiting.shift()!;
+      next.removeAllListeners('close');
+      next.removeAllListeners('error');
+      if (next.destroyed) continue;
+      this.#admit(next);
+    }
+  }
+
+  /** Stop accepting; held (never admitted) connections are closed. Open streams are not touched. */
+  close(): Promise<void> {
+    this.#closing = true;
+    for (const socket of this.#waiting.splice(0)) socket.destroy();
+    // net.Server.close()'s callback waits for every open connection; draining
+    // those is the caller's job, so only wait for the listening socket to go.
+    if (this.#server.listening) this.#server.close();
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,435 @@
+/**
+ * A tunnelled connection: ties the accepted socket, the outgoing socket, the
+ * handshake and the two pipes together, and ends them together.
+ * (The plain forwarder uses the same lifecycle with two plain pipes.)
+ *
+ * Client side:  consumer --plain--> [client] --records--> server jumper
+ * Server side:  client jumper --records--> [server] --plain--> provider
+ *
+ * A connection ends cleanly when both directions delivered their END; any
+ * failure tears down both sockets at once with a TCP reset, so a consumer or
+ * provider never mistakes a broken stream for a clean EOF; when the failure
+ * is not the tunnel peer's own, that peer first gets an authenticated ABORT
+ * record naming the reason, so both ends log the same cause.
+ */
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Dialer } from '../addr/dial.js';
+import {
+  AuthError,
+  HandshakeTimeoutError,
+  HandshakeTruncatedError,
+  PeerAbortError,
+  reasonOf,
+} from '../errors.js';
+import type { TunnelKey } from '../keys/key-file.js';
+import {
+  CLIENT_HELLO_BYTES,
+  HEADER_BYTES,
+  SERVER_HELLO_BYTES,
+  checkHeader,
+  respondToClientHello,
+  startClientHandshake,
+} from './handshake.js';
+import { openPipe, plainPipe, sealPipe, type PipeHooks } from './pipe.js';
+import { RecordOpener, RecordSealer, type RecordSink } from './record.js';
+
+/** How a connection ended; logged as one line and emitted as 'close'. */
+export interface ConnSummary {
+  id: number;
+  /** The accepted peer's address. */
+  peer: string;
+  /** Plaintext bytes from the accepting side toward the target. */
+  bytesUp: number;
+  /** Plaintext bytes from the target back to the accepting side. */
+  bytesDown: number;
+  durationMs: number;
+  /** 'done' for a clean end, else a reason code such as 'bad_key' or 'tampered'. */
+  reason: string;
+  error?: Error;
+  /** Fingerprint of the key the peer authenticated with (tunnel roles). */
+  keyFingerprint?: string;
+}
+
+export interface ConnTimeouts {
+  handshakeTimeoutMs: number;
+}
+
+/** How long an ABORT record may take to flush before the socket is destroyed anyway. */
+const ABORT_FLUSH_MS = 1_000;
+const EMPTY = Buffer.alloc(0);
+
+function peerOf(socket: Socket): string {
+  if (socket.remoteAddress) return `${socket.remoteAddress}:${socket.remotePort}`;
+  return 'unix';
+}
+
+function reset(socket: Socket | undefined): void {
+  if (!socket || socket.destroyed) return;
+  try {
+    socket.resetAndDestroy(); // TCP only
+  } catch {
+    socket.destroy();
+  }
+}
+
+/** Lifecycle shared by every role: two sockets, two directions, one end. */
+export class Conn {
+  readonly id: number;
+  readonly peer: string;
+  bytesUp = 0;
+  bytesDown = 0;
+  keyFingerprint: string | undefined;
+  readonly #started = performance.now();
+  readonly #onClose: (summary: ConnSummary) => void;
+  #plain: Socket | undefined;
+  #wire: Socket | undefined;
+  #sealer: RecordSealer | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #directionsDone = 0;
+  #closed = false;
+
+  constructor(id: number, accepted: Socket, onClose: (summary: ConnSummary) => void) {
+    this.id = id;
+    this.peer = peerOf(accepted);
+    this.#onClose = onClose;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The socket carrying plaintext (consumer or provider). */
+  adoptPlain(socket: Socket): void {
+    this.#plain = socket;
+    socket.on('error', (err) => this.fail(err, 'plain'));
+  }
+
+  /**
+   * The socket carrying records (the other jumper). With `watchErrors`
+   * false the caller handles its errors for now (the client's handshake
+   * turns a reset into 'handshake_rejected') and calls watchWire() later.
+   */
+  adoptWire(socket: Socket, watchErrors = true): void {
+    this.#wire = socket;
+    if (watchErrors) this.watchWire();
+  }
+
+  watchWire(): void {
+    this.#wire?.on('error', (err) => this.fail(err, 'wire'));
+  }
+
+  /** Once set, failures on the plain side are reported to the peer in an ABORT record. */
+  setSealer(sealer: RecordSealer): void {
+    this.#sealer = sealer;
+  }
+
+  armTimer(ms: number, makeError: () => Error): void {
+    this.disarmTimer();
+    this.#timer = setTimeout(() => this.fail(makeError(), 'local'), ms);
+  }
+
+  disarmTimer(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Hooks for one direction's pipe. */
+  hooks(direction: 'up' | 'down', side: 'plain' | 'wire'): PipeHooks {
+    return {
+      onBytes: direction === 'up' ? (n) => (this.bytesUp += n) : (n) => (this.bytesDown += n),
+      onDone: () => this.#directionDone(),
+      onError: (err) => this.fail(err, side),
+    };
+  }
+
+  #directionDone(): void {
+    if (++this.#directionsDone < 2 || this.#closed) return;
+    this.#closed = true;
+    this.disarmTimer();
+    this.#plain?.destroy();
+    this.#wire?.destroy();
+    this.#emit('done');
+  }
+
+  /**
+   * Tear down both sockets. `side` says where the failure came from: a
+   * failure on the plain side (or a local one) is told to the tunnel peer.
+   */
+  fail(err: unknown, side: 'plain' | 'wire' | 'local'): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.disarmTimer();
+    const error = err instanceof Error ? err : new Error(String(err));
+    const reason = reasonOf(err);
+    reset(this.#plain);
+    const wire = this.#wire;
+    if (wire && !wire.destroyed && side !== 'wire' && this.#sealer && wire.writable) {
+      // Tell the tunnel peer why, authenticated, then close.
+      const out: Buffer[] = [];
+      this.#sealer.sealAbort(reason, out);
+      for (const b of out) wire.write(b);
+      wire.end();
+      setTimeout(() => wire.destroy(), ABORT_FLUSH_MS).unref();
+    } else {
+      reset(wire);
+    }
+    this.#emit(reason, error);
+  }
+
+  #emit(reason: string, error?: Error): void {
+    const summary: ConnSummary = {
+      id: this.id,
+      peer: this.peer,
+      bytesUp: this.bytesUp,
+      bytesDown: this.bytesDown,
+      durationMs: Math.round(performance.now() - this.#started),
+      reason,
+    };
+    if (error) summary.error = error;
+    if (this.keyFingerprint) summary.keyFingerprint = this.keyFingerprint;
+    this.#onClose(summary);
+  }
+}
+
+/**
+ * Read exactly `length` bytes from a paused socket; return them and any
+ * bytes that came after. `onPrefix` sees the first `prefixLength` bytes as
+ * soon as they arrive (garbage is refused without waiting for the rest).
+ */
+function readExactly(
+  socket: Socket,
+  length: number,
+  onPrefix?: { length: number; check(prefix: Buffer): void },
+): Promise<{ data: Buffer; rest: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let prefixChecked = !onPrefix;
+    const cleanup = () => {
+      socket.removeListener('data', onData);
+      socket.removeListener('end', onEnd);
+      socket.removeListener('close', onClose);
+      socket.removeListener('error', onClose);
+    };
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      received += chunk.length;
+      if (!prefixChecked && received >= onPrefix!.length) {
+        prefixChecked = true;
+        try {
+          onPrefix!.check(Buffer.concat(chunks, received).subarray(0, onPrefix!.length));
+        } catch (err) {
+          cleanup();
+          socket.pause();
+          reject(err);
+          return;
+        }
+      }
+      if (received < length) return;
+      cleanup();
+      socket.pause();
+      const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received);
+      resolve({ data: all.subarray(0, length), rest: all.subarray(length) });
+    };
+    const onEnd = () => {
+      cleanup();
+      reject(new HandshakeTruncatedError(`peer closed the connection during the handshake after ${received} of ${length} bytes`));
+    };
+    const onClose = () => {
+      cleanup();
+      reject(new HandshakeTruncatedError('connection closed during the handshake'));
+    };
+    if (socket.readableEnded || socket.destroyed) {
+      onEnd();
+      return;
+    }
+    socket.on('data', onData);
+    socket.once('end', onEnd);
+    socket.once('close', onClose);
+    socket.once('error', onClose);
+    socket.resume();
+  });
+}
+
+export interface ClientConnOptions extends ConnTimeouts {
+  key: TunnelKey;
+  dial: Dialer;
+}
+
+/**
+ * Serve one consumer connection as a client jumper: dial the server jumper,
+ * handshake, prove liveness, then pump both ways.
+ */
+export async function runClientConn(conn: Conn, local: Socket, options: ClientConnOptions): Promise<void> {
+  conn.adoptPlain(local);
+  try {
+    const wire = await options.dial();
+    if (conn.closed) {
+      wire.destroy();
+      return;
+    }
+    conn.adoptWire(wire, false);
+    conn.armTimer(options.handshakeTimeoutMs, () => new HandshakeTimeoutError('server jumper did not complete the handshake in time'));
+    const handshake = startClientHandshake(options.key);
+    wire.write(handshake.hello);
+    let reply: { data: Buffer; rest: Buffer };
+    try {
+      reply = await readExactly(wire, SERVER_HELLO_BYTES);
+    } catch (err) {
+      if (err instanceof HandshakeTruncatedError) {
+        // The server closes silently on a wrong key or version: say so.
+        throw new AuthError('server jumper closed the connection during the handshake: wrong key or protocol version?', {
+          cause: err,
+          reason: 'handshake_rejected',
+        });
+      }
+      throw err;
+    }
+    if (conn.closed) return;
+    conn.watchWire();
+    const keys = handshake.finish(reply.data);
+    conn.disarmTimer();
+    conn.keyFingerprint = options.key.fingerprint;
+    const sealer = new RecordSealer(keys.sendKey);
+    const opener = new RecordOpener(keys.recvKey);
+    conn.setSealer(sealer);
+    // Liveness proof first: the server contacts the provider only after it.
+    const out: Buffer[] = [];
+    sealer.sealData(EMPTY, out);
+    for (const b of out) wire.write(b);
+    openPipe(wire, local, opener, conn.hooks('down', 'wire'), reply.rest);
+    sealPipe(local, wire, sealer, conn.hooks('up', 'plain'));
+  } catch (err) {
+    // Handshake and dial failures: no sealer yet, so nothing is told to the server.
+    conn.fail(err, 'wire');
+  }
+}
+
+export interface ServerConnOptions extends ConnTimeouts {
+  /** Accepted keys, tried in order (several during a rotation). */
+  keys: readonly TunnelKey[];
+  dial: Dialer;
+}
+
+/** Buffer what arrives before the provider is connected: at most one read chunk. */
+class EarlyRecords implements RecordSink {
+  bodies: Buffer[] = [];
+  records = 0;
+  ended = false;
+  onData(body: Buffer): void {
+    this.records++;
+    if (body.length > 0) this.bodies.push(body);
+  }
+  onEnd(): void {
+    this.records++;
+    this.ended = true;
+  }
+  onAbort(reason: string): void {
+    throw new PeerAbortError(`client jumper aborted the stream: ${reason}`, { reason });
+  }
+}
+
+/** Wait for the client's first authenticated record: its proof of liveness. */
+function awaitFirstRecord(wire: Socket, opener: RecordOpener, rest: Buffer): Promise<EarlyRecords> {
+  const early = new EarlyRecords();
+  return new Promise((resolve, reject) => {
+    const cleanup = () => {
+      wire.removeListener('data', onData);
+      wire.removeListener('end', onEnd);
+      wire.removeListener('close', onClose);
+    };
+    const onData = (chunk: Buffer): boolean => {
+      try {
+        opener.push(chunk, early);
+      } catch (err) {
+        cleanup();
+        reject(err);
+        return true;
+      }
+      if (early.records === 0) return false;
+      cleanup();
+      wire.pause();
+      resolve(early);
+      return true;
+    };
+    const onEnd = () => {
+      cleanup();
+      reject(new HandshakeTruncatedError('client jumper closed the connection before proving liveness'));
+    };
+    const onClose = () => {
+      cleanup();
+      reject(new HandshakeTruncatedError('connection closed before the client proved liveness'));
+    };
+    if (rest.length > 0 && onData(rest)) return;
+    if (wire.readableEnded || wire.destroyed) {
+      onEnd();
+      return;
+    }
+    wire.on('data', onData);
+    wire.once('end', onEnd);
+    wire.once('close', onClose);
+    wire.resume();
+  });
+}
+
+/**
+ * Serve one connection as a server jumper: authenticate the client, wait for
+ * its liveness proof, and only then dial the provider and pump both ways.
+ */
+export async function runServerConn(conn: Conn, wire: Socket, options: ServerConnOptions): Promise<void> {
+  conn.adoptWire(wire);
+  conn.armTimer(options.handshakeTimeoutMs, () => new HandshakeTimeoutError('client did not complete the handshake in time'));
+  try {
+    const hello = await readExactly(wire, CLIENT_HELLO_BYTES, { length: HEADER_BYTES, check: checkHeader });
+    if (conn.closed) return;
+    const result = respondToClientHello(options.keys, hello.data);
+    wire.write(result.reply);
+    const sealer = new RecordSealer(result.keys.sendKey);
+    const opener = new RecordOpener(result.keys.recvKey);
+    const early = await awaitFirstRecord(wire, opener, hello.rest);
+    if (conn.closed) return;
+    conn.disarmTimer();
+    conn.keyFingerprint = result.key.fingerprint;
+    conn.setSealer(sealer);
+    const provider = await options.dial();
+    if (conn.closed) {
+      provider.destroy();
+      return;
+    }
+    conn.adoptPlain(provider);
+    const upHooks = conn.hooks('up', 'wire');
+    for (const body of early.bodies) {
+      upHooks.onBytes(body.length);
+      provider.write(body);
+    }
+    if (early.ended) provider.end();
+    openPipe(wire, provider, opener, upHooks);
+    sealPipe(provider, wire, sealer, conn.hooks('down', 'plain'));
+  } catch (err) {
+    // Before setSealer (handshake failures) nothing is sent back; after it
+    // (provider dial failures) the client jumper gets an ABORT with the reason.
+    conn.fail(err, 'local');
+  }
+}
+
+export interface ForwardConnOptions {
+  dial: Dialer;
+}
+
+/** Plain forwarding: no key, bytes and half-close pass through. */
+export async function runForwardConn(conn: Conn, local: Socket, options: ForwardConnOptions): Promise<void> {
+  conn.adoptPlain(local);
+  try {
+    const remote = await options.dial();
+    if (conn.closed) {
+      remote.destroy();
+      return;
+    }
+    conn.adoptWire(remote);
+    plainPipe(remote, local, conn.hooks('down', 'wire'));
+    plainPipe(local, remote, conn.hooks('up', 'plain'));
+  } catch (err) {
+    conn.fail(err, 'local');
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * Pipes: one direction of one stream.
+ *
+ * Each pipe reads from one socket, transforms, writes to the other, and
+ * pauses its source whenever the destination's buffer is full, resuming on
+ * 'drain'. So a slow reader never grows memory: per direction the jumper
+ * holds at most one read chunk plus the destination's high-water mark.
+ */
+import type { Socket } from 'node:net';
+import { PeerAbortError, TruncatedError } from '../errors.js';
+import type { RecordOpener, RecordSealer, RecordSink } from './record.js';
+
+export interface PipeHooks {
+  /** Plaintext bytes moved by this pipe. */
+  onBytes(count: number): void;
+  /** This direction ended cleanly and everything was handed to the kernel. */
+  onDone(): void;
+  /** This direction failed; the connection must be torn down. */
+  onError(err: unknown): void;
+}
+
+/** Write buffers as one writev; returns false when the destination wants us to wait. */
+function writeAll(dst: Socket, buffers: Buffer[]): boolean {
+  let ok = true;
+  if (buffers.length === 1) {
+    ok = dst.write(buffers[0]!);
+  } else {
+    dst.cork();
+    for (const b of buffers) ok = dst.write(b);
+    dst.uncork();
+  }
+  buffers.length = 0;
+  return ok;
+}
+
+/**
+ * Run `fn` on the stream's 'end', or soon if it already ended: a paused
+ * net.Socket still emits 'end' when EOF arrives on an empty buffer, which
+ * can happen before a pipe is attached (e.g. while the provider is dialled).
+ */
+function onEnded(stream: Socket, fn: () => void): void {
+  if (stream.readableEnded) process.nextTick(fn);
+  else stream.once('end', fn);
+}
+
+function waitForDrain(src: Socket, dst: Socket): void {
+  src.pause();
+  dst.once('drain', () => src.resume());
+}
+
+/** Plain bytes from `src` become records on `wire`; src's EOF becomes an END record. */
+export function sealPipe(src: Socket, wire: Socket, sealer: RecordSealer, hooks: PipeHooks): void {
+  const out: Buffer[] = [];
+  src.on('data', (chunk: Buffer) => {
+    hooks.onBytes(chunk.length);
+    try {
+      sealer.sealData(chunk, out);
+    } catch (err) {
+      hooks.onError(err);
+      return;
+    }
+    if (!writeAll(wire, out)) waitForDrain(src, wire);
+  });
+  onEnded(src, () => {
+    sealer.sealEnd(out);
+    writeAll(wire, out);
+    wire.end();
+  });
+  wire.once('finish', () => hooks.onDone());
+  src.resume();
+}
+
+/**
+ * Records from `wire` become plain bytes on `dst`; the END record becomes
+ * dst's EOF. A wire EOF without END is truncation, never a clean end.
+ */
+export function openPipe(wire: Socket, dst: Socket, opener: RecordOpener, hooks: PipeHooks, initial?: Buffer): void {
+  let blocked = false;
+  const sink: RecordSink = {
+    onData(body) {
+      if (body.length === 0) return;
+      hooks.onBytes(body.length);
+      if (!dst.write(body)) blocked = true;
+    },
+    onEnd() {
+      dst.end();
+    },
+    onAbort(reason) {
+      throw new PeerAbortError(`peer aborted the stream: ${reason}`, { reason });
+    },
+  };
+  /** Returns 'waiting' when dst is full and the wire was paused until it drains. */
+  const feed = (chunk: Buffer): 'ok' | 'failed' | 'waiting' => {
+    dst.cork();
+    try {
+      opener.push(chunk, sink);
+    } catch (err) {
+      dst.uncork();
+      hooks.onError(err);
+      return 'failed';
+    }
+    dst.uncork();
+    if (!blocked) return 'ok';
+    blocked = false;
+    waitForDrain(wire, dst);
+    return 'waiting';
+  };
+  onEnded(wire, () => {
+    if (!opener.ended) hooks.onError(new TruncatedError('stream cut without the authenticated end-of-stream record (truncated)'));
+  });
+  dst.once('finish', () => hooks.onDone());
+  // Bytes that arrived with the handshake's last message come first.
+  const first = initial && initial.length > 0 ? feed(initial) : 'ok';
+  if (first === 'failed') return;
+  wire.on('data', feed);
+  if (first === 'ok') wire.resume();
+}
+
+/** Plain copy for forwarders: bytes and EOF pass through unchanged. */
+export function plainPipe(src: Socket, dst: Socket, hooks: PipeHooks): void {
+  src.on('data', (chunk: Buffer) => {
+    hooks.onBytes(chunk.length);
+    if (!dst.write(chunk)) waitForDrain(src, dst);
+  });
+  onEnded(src, () => dst.end());
+  dst.once('finish', () => hooks.onDone());
+  src.resume();
+}

@@ -1,0 +1,23 @@
+// addon.cc — module entry point: registers the exports and nothing else.
+//
+//   listenInNetns(nsPath, family, host, port, backlog)   -> Promise<fd>
+//   connectInNetns(nsPath, family, host, port, timeoutMs) -> Promise<fd>
+//
+// See js_api.cc for validation and netns_socket.cc for the syscalls.
+// Man pages relied on: setns(2), socket(2), bind(2), listen(2), connect(2).
+#include <napi.h>
+
+#include "js_api.h"
+
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("listenInNetns", Napi::Function::New(env, jumper::ListenInNetnsJs, "listenInNetns"));
+  exports.Set("connectInNetns",
+              Napi::Function::New(env, jumper::ConnectInNetnsJs, "connectInNetns"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(jumper_native, Init)

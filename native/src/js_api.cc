@@ -1,0 +1,102 @@
+// js_api.cc — the two functions exported to JavaScript.
+//
+// Validation happens here, on the JS thread, before any thread is started,
+// so a bad call fails synchronously with a TypeError/RangeError instead of
+// a half-started namespace operation.
+//
+// Man pages relied on: setns(2), socket(2), bind(2), listen(2), connect(2).
+#include "js_api.h"
+
+#include <climits>
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include "dedicated_thread.h"
+#include "netns_socket.h"
+#include "socket_address.h"
+
+namespace jumper {
+
+namespace {
+
+constexpr size_t kArgumentCount = 5;
+constexpr int kArgNsPath = 0;
+constexpr int kArgFamily = 1;
+constexpr int kArgHost = 2;
+constexpr int kArgPort = 3;
+constexpr int kArgLast = 4;  // backlog or timeoutMs
+
+[[noreturn]] void ThrowType(Napi::Env env, const std::string& message) {
+  throw Napi::TypeError::New(env, message);
+}
+
+[[noreturn]] void ThrowRange(Napi::Env env, const std::string& message) {
+  throw Napi::RangeError::New(env, message);
+}
+
+std::string StringArg(const Napi::CallbackInfo& info, int index, const char* name) {
+  if (!info[index].IsString()) ThrowType(info.Env(), std::string(name) + " must be a string");
+  return info[index].As<Napi::String>().Utf8Value();
+}
+
+int IntegerArg(const Napi::CallbackInfo& info, int index, const char* name, int min, int max) {
+  if (!info[index].IsNumber()) ThrowType(info.Env(), std::string(name) + " must be a number");
+  const double value = info[index].As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(value) || std::trunc(value) != value || value < min || value > max) {
+    ThrowRange(info.Env(), std::string(name) + " must be an integer in " +
+                               std::to_string(min) + ".." + std::to_string(max));
+  }
+  return static_cast<int>(value);
+}
+
+struct CommonArgs {
+  std::string ns_path;
+  SocketAddress address;
+  std::string context;  // for error messages: "<nsPath> <host>:<port>"
+};
+
+CommonArgs ParseCommonArgs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != kArgumentCount) {
+    ThrowType(env, "expected " + std::to_string(kArgumentCount) + " arguments");
+  }
+  CommonArgs args;
+  args.ns_path = StringArg(info, kArgNsPath, "nsPath");
+  if (args.ns_path.empty() || args.ns_path.find('\0') != std::string::npos) {
+    ThrowType(env, "nsPath must be a non-empty path without NUL bytes");
+  }
+  Family family;
+  if (!ParseFamily(StringArg(info, kArgFamily, "family"), &family)) {
+    ThrowType(env, "family must be 'ipv4', 'ipv6' or 'unix'");
+  }
+  const std::string host = StringArg(info, kArgHost, "host");
+  const int port = IntegerArg(info, kArgPort, "port", 0, 65535);
+  std::string error;
+  if (!BuildSocketAddress(family, host, port, &args.address, &error)) ThrowType(env, error);
+  args.context = args.ns_path + " " +
+                 (family == Family::kUnix ? host : host + ":" + std::to_string(port));
+  return args;
+}
+
+}  // namespace
+
+Napi::Value ListenInNetnsJs(const Napi::CallbackInfo& info) {
+  CommonArgs args = ParseCommonArgs(info);
+  const int backlog = IntegerArg(info, kArgLast, "backlog", 0, INT_MAX);
+  ListenRequest request{std::move(args.ns_path), std::move(args.address), backlog};
+  return RunOnDedicatedThread(
+      info.Env(), [request = std::move(request)]() { return ListenInNetns(request); },
+      std::move(args.context));
+}
+
+Napi::Value ConnectInNetnsJs(const Napi::CallbackInfo& info) {
+  CommonArgs args = ParseCommonArgs(info);
+  const int timeout_ms = IntegerArg(info, kArgLast, "timeoutMs", 1, INT_MAX);
+  ConnectRequest request{std::move(args.ns_path), std::move(args.address), timeout_ms};
+  return RunOnDedicatedThread(
+      info.Env(), [request = std::move(request)]() { return ConnectInNetns(request); },
+      std::move(args.context));
+}
+
+}  // namespace jumper

@@ -8,6 +8,7 @@
  * domain-separated keyed BLAKE2b, so one file can feed several protocols
  * without the derived keys ever being related.
  */
+import { createHash } from 'node:crypto';
 import { promises as fs, constants as fsConstants } from 'node:fs';
 import { loadSodium, sodium, wipe } from '../crypto/sodium.js';
 import { KeyExistsError, KeyFileError, KeyPermissionsError } from '../errors.js';
@@ -33,6 +34,8 @@ const FINGERPRINT_DOMAIN = new TextEncoder().encode('jumper/1 key fingerprint');
 export interface TunnelKey {
   /** The Noise PSK for protocol jumper/1. */
   readonly psk: Uint8Array;
+  /** SHA-256 of the file, which is what spiped uses as its key (for --protocol spiped). */
+  readonly spipedKey: Uint8Array;
   /** Short, non-secret identifier safe to log, e.g. `3f9a-01c2-77de-b410`. */
   readonly fingerprint: string;
   /** Where it was read from, if from a file. */
@@ -63,7 +66,8 @@ export function deriveKeySync(secret: Uint8Array, source?: string): TunnelKey {
   const na = sodium();
   const psk = na.crypto_generichash(PSK_BYTES, secret, PSK_DOMAIN);
   const fingerprint = formatFingerprint(na.crypto_generichash(FINGERPRINT_BYTES, secret, FINGERPRINT_DOMAIN));
-  return source === undefined ? { psk, fingerprint } : { psk, fingerprint, source };
+  const spipedKey = new Uint8Array(createHash('sha256').update(secret).digest());
+  return source === undefined ? { psk, spipedKey, fingerprint } : { psk, spipedKey, fingerprint, source };
 }
 
 /** {@link deriveKeySync} after making sure libsodium is loaded. */

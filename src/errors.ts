@@ -84,6 +84,12 @@ export const NativeUnavailableError = defineError('NativeUnavailableError', 'JUM
 export const NamespaceError = defineError('NamespaceError', 'JUMPER_ERR_NETNS', 'netns_error');
 export const PermissionError = defineError('PermissionError', 'JUMPER_ERR_PERMISSION', 'permission_denied');
 
+/** Re-label an error's log reason (e.g. connect_refused -> provider_refused), keeping its class and code. */
+export function withReason<E extends JumperError>(err: E, reason: string): E {
+  Object.defineProperty(err, 'reason', { value: reason });
+  return err;
+}
+
 /** Is `err` a JumperError with the given code? */
 export function hasCode(err: unknown, code: string): boolean {
   return err instanceof JumperError && err.code === code;

@@ -2,7 +2,8 @@
  * Outgoing connections with a timeout and typed errors.
  */
 import net from 'node:net';
-import { ConnectFailedError, ConnectRefusedError, ConnectTimeoutError, type JumperError } from '../errors.js';
+import { ConnectFailedError, ConnectRefusedError, ConnectTimeoutError, JumperError, withReason } from '../errors.js';
+import { connectInNetns } from '../netns/sockets.js';
 import { formatAddress, type Address } from './address.js';
 
 export interface DialOptions {
@@ -68,4 +69,25 @@ export function createDialer(address: Address, options: DialOptions): Dialer {
       };
       socket.once('error', onError);
     });
+}
+
+/**
+ * A dialer whose sockets are created inside network namespace `netns`
+ * (a name, a path or pid:N). The address must be an IP literal or a Unix
+ * path: names would be resolved in the jumper's own namespace.
+ */
+export function createNetnsDialer(netns: string, address: Address, options: DialOptions): Dialer {
+  return async () => {
+    let socket: net.Socket;
+    try {
+      socket = await connectInNetns(netns, address, { timeoutMs: options.connectTimeoutMs, allowHalfOpen: true });
+    } catch (err) {
+      if (err instanceof JumperError && err.reason.startsWith('connect_')) {
+        throw withReason(err, `${options.label}_${err.reason.slice('connect_'.length)}`);
+      }
+      throw err;
+    }
+    tuneSocket(socket, options);
+    return socket;
+  };
 }

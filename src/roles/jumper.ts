@@ -5,10 +5,12 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { parseAddress, type Address } from '../addr/address.js';
-import { createDialer, tuneSocket, type Dialer } from '../addr/dial.js';
+import { rm } from 'node:fs/promises';
+import { formatAddress, parseAddress, type Address } from '../addr/address.js';
+import { createDialer, createNetnsDialer, tuneSocket, type Dialer } from '../addr/dial.js';
+import { openListenerInNetns } from '../netns/sockets.js';
 import { Listener, type ListenTarget } from '../addr/listener.js';
-import { DrainTimeoutError } from '../errors.js';
+import { DrainTimeoutError, InvalidArgumentError } from '../errors.js';
 import { silentLogger, type Logger } from '../log/logger.js';
 import { DEFAULTS } from '../options.js';
 import { Conn, type ConnSummary } from '../proto/conn.js';
@@ -33,8 +35,12 @@ export interface CommonOptions {
   backlog?: number;
   /** A pino-compatible logger; the library is silent without one. */
   logger?: Logger;
-  /** Replace how outgoing connections are made (namespaces, balancing). */
+  /** Replace how outgoing connections are made (balancing, tests). */
   dialer?: Dialer;
+  /** Create the listening socket inside this network namespace (name, path or pid:N). Needs the native addon and root. */
+  listenNetns?: string;
+  /** Open outgoing connections from inside this network namespace. Needs the native addon and root. */
+  connectNetns?: string;
 }
 
 /** Counters since start. */
@@ -67,7 +73,11 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
   protected readonly logger: Logger;
   protected readonly settings: Resolved;
   protected readonly dial: Dialer;
-  readonly #listener: Listener;
+  #listener: Listener | undefined;
+  readonly #listenTarget: ListenTarget;
+  readonly #listenNetns: string | undefined;
+  /** A Unix socket bound through the addon is not unlinked by Node on close. */
+  #unixPathToRemove: string | undefined;
   readonly #conns = new Set<Conn>();
   readonly #connectTarget: Address;
   #nextId = 1;
@@ -84,23 +94,20 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
       keepAlive: options.keepAlive ?? DEFAULTS.keepAlive,
       backlog: options.backlog ?? DEFAULTS.backlog,
     };
-    const target = typeof options.listen === 'string' ? parseAddress(options.listen) : options.listen;
+    this.#listenTarget = typeof options.listen === 'string' ? parseAddress(options.listen) : options.listen;
+    this.#listenNetns = options.listenNetns;
     this.#connectTarget = typeof options.connect === 'string' ? parseAddress(options.connect) : options.connect;
+    const dialOptions = {
+      connectTimeoutMs: this.settings.connectTimeoutMs,
+      keepAlive: this.settings.keepAlive,
+      keepAliveInitialDelayMs: DEFAULTS.keepAliveInitialDelayMs,
+      label: dialLabel,
+    };
     this.dial =
       options.dialer ??
-      createDialer(this.#connectTarget, {
-        connectTimeoutMs: this.settings.connectTimeoutMs,
-        keepAlive: this.settings.keepAlive,
-        keepAliveInitialDelayMs: DEFAULTS.keepAliveInitialDelayMs,
-        label: dialLabel,
-      });
-    this.#listener = new Listener({
-      target,
-      maxConnections: this.settings.maxConnections,
-      backlog: this.settings.backlog,
-      logger: this.logger,
-      onConnection: (socket, release) => this.#onConnection(socket, release),
-    });
+      (options.connectNetns
+        ? createNetnsDialer(options.connectNetns, this.#connectTarget, dialOptions)
+        : createDialer(this.#connectTarget, dialOptions));
   }
 
   /** The address streams are forwarded to. */
@@ -113,7 +120,22 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
    * @throws ListenError (JUMPER_ERR_LISTEN) when the address cannot be bound.
    */
   async listen(): Promise<this> {
+    if (this.#listener) throw new InvalidArgumentError('listen() was already called');
     await this.prepare();
+    let target = this.#listenTarget;
+    if (this.#listenNetns !== undefined) {
+      if (target.kind === 'fd') throw new InvalidArgumentError('--listen-netns cannot apply to an inherited descriptor');
+      const fd = await openListenerInNetns(this.#listenNetns, target, { backlog: this.settings.backlog });
+      target = { kind: 'fd', fd, label: `${formatAddress(target)} in netns ${this.#listenNetns}` };
+      if (this.#listenTarget.kind === 'unix') this.#unixPathToRemove = this.#listenTarget.path;
+    }
+    this.#listener = new Listener({
+      target,
+      maxConnections: this.settings.maxConnections,
+      backlog: this.settings.backlog,
+      logger: this.logger,
+      onConnection: (socket, release) => this.#onConnection(socket, release),
+    });
     await this.#listener.listen();
     return this;
   }
@@ -123,16 +145,17 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
 
   /** The listening address (the real port when 0 was given). */
   address(): string {
-    return this.#listener.address();
+    return this.#listener?.address() ?? (this.#listenTarget.kind === 'fd' ? `fd:${this.#listenTarget.fd}` : formatAddress(this.#listenTarget));
   }
 
   /** The listening TCP port, if listening on TCP. */
   port(): number | undefined {
-    return this.#listener.port();
+    return this.#listener?.port();
   }
 
   stats(): JumperStats {
-    return { ...this.#stats, active: this.#listener.active, waiting: this.#listener.waiting, failures: { ...this.#stats.failures } };
+    const l = this.#listener;
+    return { ...this.#stats, active: l?.active ?? 0, waiting: l?.waiting ?? 0, failures: { ...this.#stats.failures } };
   }
 
   /**
@@ -141,7 +164,9 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
    */
   async close(options: { drainTimeoutMs?: number } = {}): Promise<void> {
     const drainTimeoutMs = options.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs;
-    await this.#listener.close();
+    await this.#listener?.close();
+    if (this.#unixPathToRemove) await rm(this.#unixPathToRemove, { force: true });
+    this.#unixPathToRemove = undefined;
     if (this.#conns.size === 0) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {

@@ -1,0 +1,174 @@
+#!/usr/bin/env node
+/**
+ * `jumper`: the command-line front of the library. Parses arguments, builds
+ * an options object, runs the role; no tunnel logic lives here.
+ */
+import { Command, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { InvalidArgumentError } from '../errors.js';
+import { readKeyFile, type TunnelKey } from '../keys/key-file.js';
+import { DEFAULTS } from '../options.js';
+import { createClient } from '../roles/client.js';
+import { createForward } from '../roles/forward.js';
+import type { CommonOptions } from '../roles/jumper.js';
+import { createServer } from '../roles/server.js';
+import { die } from './fail.js';
+import { createLogger, LOG_LEVELS, type LogFormat } from './logger.js';
+import { collect, parseDuration, parsePositiveInt } from './parse.js';
+import { runRole } from './run-role.js';
+
+const PROGRAM = 'jumper';
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+interface CommonFlags {
+  listen: string;
+  connect: string;
+  maxConnections: number;
+  connectTimeout: number;
+  keepalive: boolean;
+  drainTimeout: number;
+  logLevel: string;
+  logFormat?: LogFormat;
+  listenNetns?: string;
+  connectNetns?: string;
+}
+
+interface KeyFlags {
+  key: string[];
+  handshakeTimeout: number;
+  allowInsecureKey?: boolean;
+}
+
+/** A duration option whose default is shown as it would be typed ("5s"). */
+function durationOption(flags: string, description: string, defaultMs: number): Option {
+  return new Option(flags, description).argParser(parseDuration).default(defaultMs, `${defaultMs / 1000}s`);
+}
+
+function addCommonOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption('-l, --listen <addr>', 'where to accept: host:port, [v6addr]:port or /absolute/path.sock')
+    .requiredOption('-c, --connect <addr>', 'where to connect for each stream (a host name is resolved per connection)')
+    .option('--listen-netns <ns>', 'create the listening socket inside this network namespace: NAME (ip netns), /path, or pid:N')
+    .option('--connect-netns <ns>', 'open outgoing connections from inside this network namespace (address must be an IP or a path)')
+    .option('-n, --max-connections <n>', 'streams served at once; more wait, unread, until one closes', parsePositiveInt, DEFAULTS.maxConnections)
+    .addOption(durationOption('--connect-timeout <duration>', 'time allowed to connect onward', DEFAULTS.connectTimeoutMs))
+    .option('--no-keepalive', 'disable TCP keep-alive (on by default)')
+    .addOption(durationOption('--drain-timeout <duration>', 'on SIGTERM/SIGINT, how long open streams may take to finish', DEFAULTS.drainTimeoutMs))
+    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
+    .addOption(new Option('--log-format <format>', 'json, or pretty for humans (default: pretty on a terminal, else json)').choices(['json', 'pretty']));
+}
+
+function addKeyOptions(cmd: Command, repeatable: boolean): Command {
+  return cmd
+    .requiredOption(
+      '-k, --key <file>',
+      repeatable ? 'pre-shared key file; repeat to accept several keys during a rotation (the first is primary)' : 'pre-shared key file (made by jumper-keygen)',
+      collect,
+    )
+    .addOption(durationOption('--handshake-timeout <duration>', 'time allowed for the peer to prove the key', DEFAULTS.handshakeTimeoutMs))
+    .option('--allow-insecure-key', 'accept a key file that group or others can read');
+}
+
+function commonOptions(flags: CommonFlags, logger: CommonOptions['logger']): CommonOptions {
+  const options: CommonOptions = {
+    listen: flags.listen,
+    connect: flags.connect,
+    maxConnections: flags.maxConnections,
+    connectTimeoutMs: flags.connectTimeout,
+    keepAlive: flags.keepalive,
+  };
+  if (logger) options.logger = logger;
+  if (flags.listenNetns) options.listenNetns = flags.listenNetns;
+  if (flags.connectNetns) options.connectNetns = flags.connectNetns;
+  return options;
+}
+
+async function readKeys(flags: KeyFlags): Promise<TunnelKey[]> {
+  return Promise.all(flags.key.map((file) => readKeyFile(file, { allowInsecurePermissions: flags.allowInsecureKey ?? false })));
+}
+
+const EXAMPLES = `
+Examples:
+  # machine B, in front of a database on its loopback
+  jumper-keygen /etc/jumper/db.key
+  jumper server --listen 0.0.0.0:8025 --connect 127.0.0.1:5432 --key /etc/jumper/db.key
+
+  # machine A: the app connects to 127.0.0.1:5432 as if the database were local
+  jumper client --listen 127.0.0.1:5432 --connect machine-b:8025 --key /etc/jumper/db.key
+
+  # a container with only loopback reaches a host-loopback service (no iptables)
+  jumper forward --listen-netns pid:4242 --listen 127.0.0.1:6379 --connect 127.0.0.1:6379
+
+Signals: SIGTERM/SIGINT stop accepting and drain open streams (--drain-timeout), then exit 0;
+SIGHUP re-reads the key file(s): new streams use the new key, open streams keep theirs.
+Docs: docs/ in the jumper repository (PROTOCOL.md, namespaces.md).`;
+
+function buildProgram(): Command {
+  const program = new Command(PROGRAM)
+    .description('software defined localhost: encrypted, namespace-crossing TCP/Unix jumpers')
+    .version(VERSION, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', EXAMPLES);
+
+  const server = program
+    .command('server')
+    .description('accept encrypted streams, authenticate them, and forward the plaintext to the provider')
+    .addHelpText('after', '\nExample:\n  jumper server --listen 0.0.0.0:8025 --connect 127.0.0.1:5432 --key db.key');
+  addKeyOptions(addCommonOptions(server), true).action(async (flags: CommonFlags & KeyFlags) => {
+    const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, name: 'jumper' });
+    const keys = await readKeys(flags);
+    const jumper = createServer({ ...commonOptions(flags, logger), key: keys, handshakeTimeoutMs: flags.handshakeTimeout });
+    await runRole({
+      jumper,
+      logger,
+      drainTimeoutMs: flags.drainTimeout,
+      startFields: { connect: flags.connect, keys: keys.map((k) => k.fingerprint), protocol: 'jumper/1' },
+      reloadKey: async () => {
+        const fresh = await readKeys(flags);
+        jumper.setKey(fresh);
+        return { keys: fresh.map((k) => k.fingerprint) };
+      },
+    });
+  });
+
+  const client = program
+    .command('client')
+    .description('accept plain streams from the consumer, encrypt them, and carry them to a server jumper')
+    .addHelpText('after', '\nExample:\n  jumper client --listen 127.0.0.1:5432 --connect db-host:8025 --key db.key');
+  addKeyOptions(addCommonOptions(client), false).action(async (flags: CommonFlags & KeyFlags) => {
+    if (flags.key.length !== 1) throw new InvalidArgumentError('a client jumper takes exactly one --key');
+    const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, name: 'jumper' });
+    const [key] = await readKeys(flags);
+    const jumper = createClient({ ...commonOptions(flags, logger), key: key!, handshakeTimeoutMs: flags.handshakeTimeout });
+    await runRole({
+      jumper,
+      logger,
+      drainTimeoutMs: flags.drainTimeout,
+      startFields: { connect: flags.connect, key: key!.fingerprint, protocol: 'jumper/1' },
+      reloadKey: async () => {
+        const [fresh] = await readKeys(flags);
+        jumper.setKey(fresh!);
+        return { key: fresh!.fingerprint };
+      },
+    });
+  });
+
+  const forward = program
+    .command('forward')
+    .description('plain (unencrypted) forwarding, typically from one network namespace into another')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  jumper forward --listen-netns mycontainer --listen 127.0.0.1:80 --connect 127.0.0.1:8080\n  jumper forward --listen 127.0.0.1:9000 --connect-netns pid:4242 --connect 127.0.0.1:9000',
+    );
+  addCommonOptions(forward).action(async (flags: CommonFlags) => {
+    const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, name: 'jumper' });
+    const jumper = createForward(commonOptions(flags, logger));
+    await runRole({ jumper, logger, drainTimeoutMs: flags.drainTimeout, startFields: { connect: flags.connect } });
+  });
+
+  return program;
+}
+
+buildProgram()
+  .parseAsync(process.argv)
+  .catch((err: unknown) => die(PROGRAM, err));

@@ -1,0 +1,26 @@
+/**
+ * Parsers for option values; each throws commander's InvalidArgumentError
+ * so the user gets "error: option '--x <v>' argument 'y' is invalid. ...".
+ */
+import { InvalidArgumentError } from 'commander';
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m)?$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
+
+/** "5" (seconds), "5s", "250ms", "2m" → milliseconds. */
+export function parseDuration(value: string): number {
+  const m = DURATION.exec(value.trim());
+  if (!m) throw new InvalidArgumentError('expected a duration such as 5, 5s, 250ms or 2m (a bare number is seconds)');
+  return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 's']!);
+}
+
+/** A positive integer. */
+export function parsePositiveInt(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('expected a positive integer');
+  return Number(value);
+}
+
+/** Collect a repeatable option into an array. */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}

@@ -1,0 +1,58 @@
+/**
+ * Run one role in the foreground the way operators expect from a daemon:
+ * start-up line, SIGTERM/SIGINT drain then exit 0, SIGHUP re-reads the key.
+ */
+import type { Logger as PinoLogger } from 'pino';
+import type { Jumper } from '../roles/jumper.js';
+
+export interface RunRoleOptions {
+  jumper: Jumper;
+  logger: PinoLogger;
+  drainTimeoutMs: number;
+  /** Extra fields for the start-up line (key fingerprint, ...). Never key bytes. */
+  startFields: Record<string, unknown>;
+  /** Re-read key material on SIGHUP; absent for key-less roles. */
+  reloadKey?: () => Promise<Record<string, unknown>>;
+}
+
+export async function runRole(options: RunRoleOptions): Promise<void> {
+  const { jumper, logger } = options;
+  await jumper.listen();
+  logger.info(
+    { role: jumper.role, listen: jumper.address(), connect: options.startFields.connect, ...options.startFields },
+    `${jumper.role} jumper listening`,
+  );
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    const { active } = jumper.stats();
+    logger.info({ signal, open: active, drainTimeoutMs: options.drainTimeoutMs }, 'stopping: no new connections, draining open streams');
+    jumper.close({ drainTimeoutMs: options.drainTimeoutMs }).then(
+      () => {
+        logger.info({ ...jumper.stats() }, 'stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    if (!options.reloadKey) {
+      logger.info('SIGHUP: nothing to reload for this role');
+      return;
+    }
+    options.reloadKey().then(
+      (fields) => logger.info(fields, 'SIGHUP: key reloaded; new streams use it, open streams keep theirs'),
+      (err: unknown) => logger.error({ err: (err as Error).message, code: (err as { code?: string }).code }, 'SIGHUP: key reload failed; keeping the old key'),
+    );
+  });
+}

@@ -64,6 +64,7 @@ export class Listener {
     // pauseOnConnect: no byte is read before the connection is admitted.
     this.#server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.#accept(socket));
     this.#server.on('error', (err: NodeJS.ErrnoException) => {
+      if (!this.#server.listening) return; // a bind failure: listen() reports it
       // Accept failures (EMFILE, ENFILE, ...) must never take the process down;
       // libuv sheds the pending connection with its reserve descriptor and
       // accepting resumes by itself once descriptors free up.

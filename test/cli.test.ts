@@ -1,0 +1,150 @@
+/**
+ * The CLI as operators use it: child processes, exit codes, one-line errors,
+ * logs, signals.
+ */
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { cliBuilt, freePort, JUMPER, KEYGEN, startJumper } from './helpers/cli.js';
+import { exchange, randomBytes, sha256, startEchoProvider } from './helpers/providers.js';
+
+const execFileAsync = promisify(execFile);
+const cliTest = cliBuilt ? test : test.skip;
+if (!cliBuilt) console.log('skipping CLI tests: dist/ is not built (run npm run build)');
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(file: string, args: string[]): Promise<Run> {
+  return execFileAsync(process.execPath, [file, ...args]).then(
+    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+    (err: { code: number; stdout: string; stderr: string }) => ({ code: err.code, stdout: err.stdout, stderr: err.stderr }),
+  );
+}
+
+function tempDir(t: import('ava').ExecutionContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'jumper-cli-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+cliTest('jumper-keygen writes a 0600 key, prints a fingerprint, refuses to overwrite', async (t) => {
+  const file = join(tempDir(t), 'k');
+  const first = await run(KEYGEN, [file]);
+  t.is(first.code, 0);
+  t.regex(first.stdout, /fingerprint [0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}/);
+  t.is(statSync(file).mode & 0o777, 0o600);
+  const again = await run(KEYGEN, [file]);
+  t.is(again.code, 2);
+  t.is(again.stderr.trim().split('\n').length, 1);
+  t.regex(again.stderr, /already exists.*--force.*JUMPER_ERR_KEY_EXISTS/);
+  t.is((await run(KEYGEN, [file, '--force'])).code, 0);
+});
+
+cliTest('jumper-keygen - writes 32 key bytes to stdout and the fingerprint to stderr', async (t) => {
+  const { stdout, stderr } = await execFileAsync(process.execPath, [KEYGEN, '-'], { encoding: 'buffer' });
+  t.is(stdout.length, 32);
+  t.regex(stderr.toString(), /^fingerprint /);
+});
+
+cliTest('--version and --help with examples', async (t) => {
+  const version = await run(JUMPER, ['--version']);
+  t.regex(version.stdout.trim(), /^\d+\.\d+\.\d+$/);
+  for (const cmd of ['server', 'client', 'forward']) {
+    const help = await run(JUMPER, [cmd, '--help']);
+    t.is(help.code, 0);
+    t.regex(help.stdout, /Example/);
+    t.regex(help.stdout, /--listen/);
+  }
+});
+
+cliTest('bad input gives one clear line and a non-zero exit', async (t) => {
+  const dir = tempDir(t);
+  const cases: [string[], RegExp][] = [
+    [['server', '--listen', 'nonsense', '--connect', '127.0.0.1:1', '--key', join(dir, 'k')], /bad address "nonsense".*JUMPER_ERR_BAD_ADDRESS/],
+    [['server', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:1', '--key', join(dir, 'missing')], /does not exist.*JUMPER_ERR_KEY_FILE/],
+    [['client', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:1', '--key', join(dir, 'k'), '--connect-timeout', 'soon'], /duration/],
+  ];
+  writeFileSync(join(dir, 'k'), randomBytes(32), { mode: 0o600 });
+  for (const [args, pattern] of cases) {
+    const r = await run(JUMPER, args);
+    t.not(r.code, 0, args.join(' '));
+    t.regex(r.stderr, pattern);
+  }
+  const busy = await freePort();
+  const holder = (await import('node:net')).createServer().listen(busy, '127.0.0.1');
+  t.teardown(() => holder.close());
+  await new Promise((r) => holder.once('listening', r));
+  const r = await run(JUMPER, ['forward', '--listen', `127.0.0.1:${busy}`, '--connect', '127.0.0.1:1']);
+  t.is(r.code, 1);
+  t.is(r.stderr.trim().split('\n').length, 1);
+  t.regex(r.stderr, /EADDRINUSE.*JUMPER_ERR_LISTEN/);
+});
+
+cliTest('server and client processes carry a stream, log start-up and per-connection lines, and exit 0 on SIGTERM', async (t) => {
+  const dir = tempDir(t);
+  const keyFile = join(dir, 'k');
+  await run(KEYGEN, [keyFile]);
+  const provider = await startEchoProvider(t);
+  const [serverPort, clientPort] = [await freePort(), await freePort()];
+  const server = startJumper(t, ['server', '-l', `127.0.0.1:${serverPort}`, '-c', provider.address, '-k', keyFile]);
+  const client = startJumper(t, ['client', '-l', `127.0.0.1:${clientPort}`, '-c', `127.0.0.1:${serverPort}`, '-k', keyFile]);
+  const started = await server.waitFor((l) => l.msg === 'server jumper listening');
+  await client.waitFor((l) => l.msg === 'client jumper listening');
+  t.regex(String((started.keys as string[])[0]), /^[0-9a-f]{4}-/);
+  t.false(server.stderr().includes(randomBytes(0).toString('hex') + 'psk'));
+
+  const body = randomBytes(1024 * 1024);
+  const result = await exchange({ port: clientPort }, body);
+  t.is(sha256(result.received), sha256(body));
+  const line = await server.waitFor((l) => l.msg === 'connection closed');
+  t.is(line.reason, 'done');
+  t.is(line.bytesUp, body.length);
+  t.is(line.bytesDown, body.length);
+  t.is(typeof line.durationMs, 'number');
+  t.true(typeof line.peer === 'string' && (line.peer as string).startsWith('127.0.0.1:'));
+
+  // SIGHUP re-reads the key; a rotated key then fails until the client gets it too.
+  await run(KEYGEN, [keyFile, '--force']);
+  server.child.kill('SIGHUP');
+  await server.waitFor((l) => typeof l.msg === 'string' && (l.msg as string).startsWith('SIGHUP: key reloaded'));
+  const rejected = await exchange({ port: clientPort }, Buffer.from('x'));
+  t.is(rejected.ending, 'reset');
+  await server.waitFor((l) => l.reason === 'bad_key');
+  client.child.kill('SIGHUP');
+  await client.waitFor((l) => typeof l.msg === 'string' && (l.msg as string).startsWith('SIGHUP: key reloaded'));
+  const after = await exchange({ port: clientPort }, Buffer.from('rotated'));
+  t.is(after.received.toString(), 'rotated');
+
+  server.child.kill('SIGTERM');
+  client.child.kill('SIGTERM');
+  t.deepEqual(await server.exited, { code: 0, signal: null });
+  t.deepEqual(await client.exited, { code: 0, signal: null });
+  t.false(server.stderr().includes('error while stopping'));
+});
+
+cliTest('SIGTERM lets an open stream finish before exiting 0', async (t) => {
+  const provider = await startEchoProvider(t);
+  const port = await freePort();
+  const fwd = startJumper(t, ['forward', '-l', `127.0.0.1:${port}`, '-c', provider.address, '--drain-timeout', '10s']);
+  await fwd.waitFor((l) => l.msg === 'forward jumper listening');
+  const net = await import('node:net');
+  const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  await new Promise((r) => socket.once('connect', r));
+  socket.write('before');
+  await new Promise((r) => setTimeout(r, 100));
+  fwd.child.kill('SIGTERM');
+  await fwd.waitFor((l) => typeof l.msg === 'string' && (l.msg as string).startsWith('stopping'));
+  const chunks: Buffer[] = [];
+  socket.on('data', (c: Buffer) => chunks.push(c));
+  socket.end('+after');
+  await new Promise((r) => socket.once('end', r));
+  t.is(Buffer.concat(chunks).toString(), 'before+after');
+  t.deepEqual(await fwd.exited, { code: 0, signal: null });
+});

@@ -1,0 +1,85 @@
+/**
+ * Run the built CLI (dist/) as a child process, optionally inside a network
+ * namespace, and wait for its start-up log line.
+ */
+import type { ExecutionContext } from 'ava';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { killAtTeardown } from './netns.js';
+
+export const JUMPER = fileURLToPath(new URL('../../dist/cli/jumper.js', import.meta.url));
+export const KEYGEN = fileURLToPath(new URL('../../dist/cli/jumper-keygen.js', import.meta.url));
+export const cliBuilt = existsSync(JUMPER) && existsSync(KEYGEN);
+
+export interface RunningCli {
+  child: ChildProcess;
+  /** Parsed JSON log lines so far. */
+  logs: Record<string, unknown>[];
+  /** Resolve when a log line matches. */
+  waitFor(predicate: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderr(): string;
+}
+
+/** Start `jumper ARGS` (in `netns` via ip netns exec when given); killed at teardown. */
+export function startJumper(t: ExecutionContext, args: string[], options: { netns?: string } = {}): RunningCli {
+  const argv = [JUMPER, ...args, '--log-format', 'json'];
+  const child = options.netns
+    ? spawn('ip', ['netns', 'exec', options.netns, process.execPath, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn(process.execPath, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+  killAtTeardown(t, child);
+  const logs: Record<string, unknown>[] = [];
+  let text = '';
+  const listeners = new Set<() => void>();
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    text += chunk;
+    for (const line of chunk.split('\n')) {
+      if (!line.startsWith('{')) continue;
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        /* partial line: pino writes whole lines, so this is not ours */
+      }
+    }
+    for (const l of listeners) l();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return {
+    child,
+    logs,
+    exited,
+    stderr: () => text,
+    waitFor(predicate, timeoutMs = 10_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const hit = logs.find(predicate);
+          if (!hit) return false;
+          listeners.delete(check);
+          clearTimeout(timer);
+          resolve(hit);
+          return true;
+        };
+        const timer = setTimeout(() => {
+          listeners.delete(check);
+          reject(new Error(`no matching log line in ${timeoutMs} ms; stderr: ${text.slice(-2000)}`));
+        }, timeoutMs);
+        listeners.add(check);
+        if (!check()) void exited.then(() => check() || reject(new Error(`jumper exited; stderr: ${text.slice(-2000)}`)));
+      });
+    },
+  };
+}
+
+/** A TCP port that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  const net = await import('node:net');
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as import('node:net').AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}

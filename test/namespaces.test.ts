@@ -1,0 +1,171 @@
+/**
+ * Namespace jumping, end to end, in a topology the test builds and deletes:
+ *
+ *   consumer ns (lo only)          provider ns (service on its own 127.0.0.1)
+ *        ^ listen-netns                  ^ connect-netns
+ *   [client jumper in host A] --veth-- [server jumper in host B]
+ */
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { createForward } from '../src/index.js';
+import { cliBuilt, freePort, JUMPER, startJumper } from './helpers/cli.js';
+import { createNetns, createVethPair, netnsUnsupportedReason } from './helpers/netns.js';
+import { sha256, startEchoProvider } from './helpers/providers.js';
+
+const execFileAsync = promisify(execFile);
+const reason = netnsUnsupportedReason() ?? (cliBuilt ? undefined : 'dist/ is not built (run npm run build)');
+const nsTest = reason ? test.skip : test;
+if (reason) console.log(`skipping namespace tests: ${reason}`);
+
+const MiB = 1024 * 1024;
+
+/** Provider: sends SIZE random bytes, hashes what it receives, prints one JSON line per connection. */
+const PROVIDER_PY = `
+import hashlib, json, os, socket, sys, threading
+size = int(sys.argv[2])
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(('127.0.0.1', int(sys.argv[1]))); srv.listen(16)
+print(json.dumps({'ready': True}), flush=True)
+while True:
+    c, peer = srv.accept()
+    data = os.urandom(size)
+    t = threading.Thread(target=lambda: (c.sendall(data), c.shutdown(socket.SHUT_WR)))
+    t.start()
+    h = hashlib.sha256(); n = 0
+    while True:
+        b = c.recv(1 << 16)
+        if not b: break
+        h.update(b); n += len(b)
+    t.join(); c.close()
+    print(json.dumps({'peer': peer[0], 'received': h.hexdigest(), 'receivedBytes': n, 'sent': hashlib.sha256(data).hexdigest()}), flush=True)
+`;
+
+/** Consumer: connects to 127.0.0.1:PORT, sends SIZE random bytes, half-closes, hashes the reply. */
+const CONSUMER_PY = `
+import hashlib, json, os, socket, sys, threading
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=30)
+data = os.urandom(int(sys.argv[2]))
+t = threading.Thread(target=lambda: (s.sendall(data), s.shutdown(socket.SHUT_WR)))
+t.start()
+h = hashlib.sha256(); n = 0
+while True:
+    b = s.recv(1 << 16)
+    if not b: break
+    h.update(b); n += len(b)
+t.join()
+print(json.dumps({'sent': hashlib.sha256(data).hexdigest(), 'received': h.hexdigest(), 'receivedBytes': n}))
+`;
+
+function scripts(t: import('ava').ExecutionContext): { provider: string; consumer: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'jumper-ns-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'provider.py'), PROVIDER_PY);
+  writeFileSync(join(dir, 'consumer.py'), CONSUMER_PY);
+  return { provider: join(dir, 'provider.py'), consumer: join(dir, 'consumer.py') };
+}
+
+nsTest('consumer ns (lo only) reaches a provider in another ns through client and server jumpers on two "hosts"', async (t) => {
+  const consumer = await createNetns(t, 'consumer');
+  const providerNs = await createNetns(t, 'provider');
+  const hostA = await createNetns(t, 'hosta');
+  const hostB = await createNetns(t, 'hostb');
+  const veth = await createVethPair(t, hostA, hostB);
+  const files = scripts(t);
+  const keyDir = mkdtempSync(join(tmpdir(), 'jumper-key-'));
+  t.teardown(() => rmSync(keyDir, { recursive: true, force: true }));
+  const keyFile = join(keyDir, 'k');
+  writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
+
+  const size = 16 * MiB;
+  const provider = providerNs.spawn('python3', [files.provider, '7000', String(size)]);
+  await provider.next();
+
+  const server = startJumper(
+    t,
+    ['server', '--listen', `${veth.b.address}:8025`, '--connect-netns', providerNs.name, '--connect', '127.0.0.1:7000', '--key', keyFile],
+    { netns: hostB.name },
+  );
+  await server.waitFor((l) => l.msg === 'server jumper listening');
+  const client = startJumper(
+    t,
+    ['client', '--listen-netns', consumer.name, '--listen', '127.0.0.1:5432', '--connect', `${veth.b.address}:8025`, '--key', keyFile],
+    { netns: hostA.name },
+  );
+  await client.waitFor((l) => l.msg === 'client jumper listening');
+
+  const { stdout } = await consumer.exec('python3', [files.consumer, '5432', String(size)], { timeoutMs: 60_000 });
+  const seenByConsumer = JSON.parse(stdout) as { sent: string; received: string; receivedBytes: number };
+  const seenByProvider = await provider.next<{ peer: string; received: string; receivedBytes: number; sent: string }>();
+
+  t.is(seenByConsumer.receivedBytes, size);
+  t.is(seenByConsumer.received, seenByProvider.sent);
+  t.is(seenByProvider.receivedBytes, size);
+  t.is(seenByProvider.received, seenByConsumer.sent);
+  t.is(seenByProvider.peer, '127.0.0.1'); // the provider only ever sees its own loopback
+
+  // The consumer namespace still has nothing but lo, and no routes.
+  const links = (await consumer.exec('ip', ['-o', 'link', 'show'])).stdout.trim().split('\n');
+  t.deepEqual(links.map((l) => l.split(':')[1]!.trim()), ['lo']);
+  const routes = (await consumer.exec('ip', ['route', 'show'])).stdout.trim();
+  t.is(routes, '');
+  const closed = await server.waitFor((l) => l.msg === 'connection closed');
+  t.is(closed.reason, 'done');
+});
+
+nsTest('jumper forward bridges a lo-only namespace to a service bound to the host loopback', async (t) => {
+  const consumer = await createNetns(t, 'fwd');
+  const files = scripts(t);
+  const hostService = await startEchoProvider(t);
+  const forward = createForward({ listen: '127.0.0.1:6379', listenNetns: consumer.name, connect: hostService.address });
+  await forward.listen();
+  t.teardown(() => forward.close({ drainTimeoutMs: 0 }));
+  const { stdout } = await consumer.exec('python3', [files.consumer, '6379', String(2 * MiB)], { timeoutMs: 30_000 });
+  const seen = JSON.parse(stdout) as { sent: string; received: string };
+  t.is(seen.received, seen.sent); // echoed through the host-loopback service
+  t.is(hostService.connections, 1);
+  t.is(hostService.peers[0]!.split(':')[0], '127.0.0.1');
+});
+
+nsTest('a namespace deleted while the jumper runs fails that connection clearly; the jumper keeps serving', async (t) => {
+  const target = await createNetns(t, 'gone');
+  const fwd = createForward({ listen: '127.0.0.1:0', connectNetns: target.name, connect: '127.0.0.1:9' });
+  await fwd.listen();
+  t.teardown(() => fwd.close({ drainTimeoutMs: 0 }));
+  const closed: string[] = [];
+  fwd.on('close', (s) => closed.push(`${s.reason}: ${s.error?.message}`));
+  await execFileAsync('ip', ['netns', 'delete', target.name]);
+  const attempt = () =>
+    new Promise<string>((resolve) => {
+      const s = net.connect({ port: fwd.port()!, host: '127.0.0.1' });
+      s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+      s.on('end', () => resolve('end'));
+    });
+  t.is(await attempt(), 'ECONNRESET');
+  t.is(await attempt(), 'ECONNRESET');
+  t.is(closed.length, 2);
+  t.regex(closed[0]!, /^netns_error: no such network namespace/);
+  t.is(fwd.stats().failures.netns_error, 2);
+});
+
+nsTest('without root, a namespace option fails with one clear line about CAP_SYS_ADMIN', async (t) => {
+  const ns = await createNetns(t, 'eperm');
+  const port = await freePort();
+  const result = await execFileAsync(
+    'setpriv',
+    ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, JUMPER, 'forward', '--listen-netns', ns.name, '--listen', `127.0.0.1:${port}`, '--connect', '127.0.0.1:1'],
+  ).then(
+    () => ({ code: 0, stderr: '' }),
+    (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }),
+  );
+  t.is(result.code, 1);
+  const lines = result.stderr.trim().split('\n');
+  t.is(lines.length, 1);
+  t.regex(lines[0]!, /CAP_SYS_ADMIN/);
+  t.regex(lines[0]!, /JUMPER_ERR_PERMISSION/);
+});

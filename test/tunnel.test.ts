@@ -323,3 +323,10 @@ test('Unix socket and IPv6 addresses, for listen and connect', async (t) => {
   const result = await exchange({ host: '::1', port: client.port()! }, body);
   t.is(sha256(result.received), sha256(body));
 });
+
+test('an ABORT reason from the peer becomes a log key only if it is a known reason', async (t) => {
+  const { peerAbort } = await import('../src/proto/pipe.js');
+  t.is((peerAbort('provider_refused') as { reason?: string }).reason, 'provider_refused');
+  t.is((peerAbort('x'.repeat(60)) as { reason?: string }).reason, 'peer_abort');
+  t.is((peerAbort('anything_new_1') as { reason?: string }).reason, 'peer_abort');
+});

@@ -8,7 +8,8 @@
  *
  * A connection ends cleanly when both directions delivered their END; any
  * failure tears down both sockets at once with a TCP reset, so a consumer or
- * provider never mistakes a broken stream for a clean EOF; when the failure
+ * provider never mistakes a broken stream for a clean EOF (Unix sockets have
+ * no reset: there the plain peer sees a close); when the failure
  * is not the tunnel peer's own, that peer first gets an authenticated ABORT
  * record naming the reason, so both ends log the same cause.
  */
@@ -19,7 +20,6 @@ import {
   AuthError,
   HandshakeTimeoutError,
   HandshakeTruncatedError,
-  PeerAbortError,
   reasonOf,
 } from '../errors.js';
 import type { TunnelKey } from '../keys/key-file.js';
@@ -31,7 +31,7 @@ import {
   respondToClientHello,
   startClientHandshake,
 } from './handshake.js';
-import { openPipe, plainPipe, sealPipe, type PipeHooks } from './pipe.js';
+import { openPipe, peerAbort, plainPipe, sealPipe, type PipeHooks } from './pipe.js';
 import { RecordOpener, RecordSealer, type RecordSink } from './record.js';
 
 /** How a connection ended; logged as one line and emitted as 'close'. */
@@ -326,7 +326,7 @@ class EarlyRecords implements RecordSink {
     this.ended = true;
   }
   onAbort(reason: string): void {
-    throw new PeerAbortError(`client jumper aborted the stream: ${reason}`, { reason });
+    throw peerAbort(reason);
   }
 }
 

@@ -19,6 +19,18 @@ export interface PipeHooks {
   onError(err: unknown): void;
 }
 
+/** Reasons a peer may name in ABORT that we log as such; anything else is 'peer_abort'. */
+const KNOWN_ABORT_REASON = /^((provider|server|target)_(refused|timeout|unreachable)|peer_reset|peer_closed|drain_timeout|timeout|socket_error|error|e[a-z]+)$/;
+
+/**
+ * The error for a peer's ABORT. The reason is the peer's word, so only known
+ * reasons become log/metric keys: a key holder must not be able to grow them.
+ */
+export function peerAbort(reason: string): Error {
+  const known = KNOWN_ABORT_REASON.test(reason) ? reason : 'peer_abort';
+  return new PeerAbortError(`peer aborted the stream: ${reason}`, { reason: known });
+}
+
 /** Write buffers as one writev; returns false when the destination wants us to wait. */
 function writeAll(dst: Socket, buffers: Buffer[]): boolean {
   let ok = true;
@@ -86,7 +98,7 @@ export function openPipe(wire: Socket, dst: Socket, opener: RecordOpener, hooks:
       dst.end();
     },
     onAbort(reason) {
-      throw new PeerAbortError(`peer aborted the stream: ${reason}`, { reason });
+      throw peerAbort(reason);
     },
   };
   /** Returns 'waiting' when dst is full and the wire was paused until it drains. */

@@ -1,7 +1,8 @@
 /**
  * jumper's public API. Everything not exported here is internal.
  */
-export { createClient, ClientJumper, type ClientOptions } from './roles/client.js';
+export { createClient, ClientJumper, type ClientOptions, type TunnelProtocol } from './roles/client.js';
+export type { PfsMode } from './proto/spiped/handshake.js';
 export { createServer, ServerJumper, type ServerOptions } from './roles/server.js';
 export { createForward, ForwardJumper, type ForwardOptions } from './roles/forward.js';
 export { Jumper, type CommonOptions, type ConnSummary, type JumperStats, type JumperEvents, type RoleName } from './roles/jumper.js';

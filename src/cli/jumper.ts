@@ -8,7 +8,10 @@ import { readFileSync } from 'node:fs';
 import { InvalidArgumentError } from '../errors.js';
 import { readKeyFile, type TunnelKey } from '../keys/key-file.js';
 import { DEFAULTS } from '../options.js';
-import { createClient } from '../roles/client.js';
+import { createClient, type TunnelProtocol } from '../roles/client.js';
+import type { PfsMode } from '../proto/spiped/handshake.js';
+import { addPipeCommand } from './pipe-command.js';
+import { addSpipedCommand } from './spiped-command.js';
 import { createForward } from '../roles/forward.js';
 import type { CommonOptions } from '../roles/jumper.js';
 import { createServer } from '../roles/server.js';
@@ -37,6 +40,9 @@ interface KeyFlags {
   key: string[];
   handshakeTimeout: number;
   allowInsecureKey?: boolean;
+  protocol: TunnelProtocol;
+  pfs: boolean;
+  requirePfs?: boolean;
 }
 
 /** A duration option whose default is shown as it would be typed ("5s"). */
@@ -66,7 +72,23 @@ function addKeyOptions(cmd: Command, repeatable: boolean): Command {
       collect,
     )
     .addOption(durationOption('--handshake-timeout <duration>', 'time allowed for the peer to prove the key', DEFAULTS.handshakeTimeoutMs))
-    .option('--allow-insecure-key', 'accept a key file that group or others can read');
+    .option('--allow-insecure-key', 'accept a key file that group or others can read')
+    .addOption(new Option('--protocol <name>', 'wire protocol: jumper (Noise), or spiped to talk to spiped 1.6').choices(['jumper', 'spiped']).default('jumper'))
+    .option('--no-pfs', 'spiped protocol: skip Diffie-Hellman, no forward secrecy (spiped -f)')
+    .option('--require-pfs', "spiped protocol: refuse peers that skip Diffie-Hellman (spiped -g)");
+}
+
+/** Protocol options shared by client and server, checked for contradictions. */
+function protocolOptions(flags: KeyFlags): { protocol: TunnelProtocol; pfs: PfsMode } {
+  if (!flags.pfs && flags.requirePfs) throw new InvalidArgumentError('--no-pfs and --require-pfs contradict each other');
+  if (flags.protocol !== 'spiped' && (!flags.pfs || flags.requirePfs)) {
+    throw new InvalidArgumentError('--no-pfs/--require-pfs apply to --protocol spiped; the jumper protocol always has forward secrecy');
+  }
+  return { protocol: flags.protocol, pfs: !flags.pfs ? 'off' : flags.requirePfs ? 'require' : 'default' };
+}
+
+function protocolLabel(p: { protocol: TunnelProtocol; pfs: PfsMode }): string {
+  return p.protocol === 'jumper' ? 'jumper/1' : `spiped/1.6${p.pfs === 'off' ? ' (no PFS)' : p.pfs === 'require' ? ' (PFS required)' : ''}`;
 }
 
 function commonOptions(flags: CommonFlags, logger: CommonOptions['logger']): CommonOptions {
@@ -117,12 +139,13 @@ function buildProgram(): Command {
   addKeyOptions(addCommonOptions(server), true).action(async (flags: CommonFlags & KeyFlags) => {
     const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, name: 'jumper' });
     const keys = await readKeys(flags);
-    const jumper = createServer({ ...commonOptions(flags, logger), key: keys, handshakeTimeoutMs: flags.handshakeTimeout });
+    const proto = protocolOptions(flags);
+    const jumper = createServer({ ...commonOptions(flags, logger), ...proto, key: keys, handshakeTimeoutMs: flags.handshakeTimeout });
     await runRole({
       jumper,
       logger,
       drainTimeoutMs: flags.drainTimeout,
-      startFields: { connect: flags.connect, keys: keys.map((k) => k.fingerprint), protocol: 'jumper/1' },
+      startFields: { connect: flags.connect, keys: keys.map((k) => k.fingerprint), protocol: protocolLabel(proto) },
       reloadKey: async () => {
         const fresh = await readKeys(flags);
         jumper.setKey(fresh);
@@ -139,12 +162,13 @@ function buildProgram(): Command {
     if (flags.key.length !== 1) throw new InvalidArgumentError('a client jumper takes exactly one --key');
     const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, name: 'jumper' });
     const [key] = await readKeys(flags);
-    const jumper = createClient({ ...commonOptions(flags, logger), key: key!, handshakeTimeoutMs: flags.handshakeTimeout });
+    const proto = protocolOptions(flags);
+    const jumper = createClient({ ...commonOptions(flags, logger), ...proto, key: key!, handshakeTimeoutMs: flags.handshakeTimeout });
     await runRole({
       jumper,
       logger,
       drainTimeoutMs: flags.drainTimeout,
-      startFields: { connect: flags.connect, key: key!.fingerprint, protocol: 'jumper/1' },
+      startFields: { connect: flags.connect, key: key!.fingerprint, protocol: protocolLabel(proto) },
       reloadKey: async () => {
         const [fresh] = await readKeys(flags);
         jumper.setKey(fresh!);
@@ -166,6 +190,8 @@ function buildProgram(): Command {
     await runRole({ jumper, logger, drainTimeoutMs: flags.drainTimeout, startFields: { connect: flags.connect } });
   });
 
+  addSpipedCommand(program);
+  addPipeCommand(program);
   return program;
 }
 

@@ -9,13 +9,20 @@ import { InvalidArgumentError } from '../errors.js';
 import type { TunnelKey } from '../keys/key-file.js';
 import { DEFAULTS } from '../options.js';
 import { runServerConn, type Conn } from '../proto/conn.js';
+import { runSpipedServerConn } from '../proto/spiped/conn.js';
+import type { PfsMode } from '../proto/spiped/handshake.js';
 import { Jumper, type CommonOptions } from './jumper.js';
+import type { TunnelProtocol } from './client.js';
 
 export interface ServerOptions extends CommonOptions {
   /** The pre-shared key, or several (tried in order) while rotating keys. */
   key: TunnelKey | readonly TunnelKey[];
   /** Time from accept until the client proved the key and liveness. Default 5000 ms. */
   handshakeTimeoutMs?: number;
+  /** 'jumper' (default) or 'spiped' to interoperate with spiped 1.6. */
+  protocol?: TunnelProtocol;
+  /** spiped only: 'off' is spiped's -f (no Diffie-Hellman), 'require' is -g. Default 'default'. */
+  pfs?: PfsMode;
 }
 
 function keyList(key: TunnelKey | readonly TunnelKey[]): readonly TunnelKey[] {
@@ -27,11 +34,21 @@ function keyList(key: TunnelKey | readonly TunnelKey[]): readonly TunnelKey[] {
 export class ServerJumper extends Jumper {
   #keys: readonly TunnelKey[];
   readonly #handshakeTimeoutMs: number;
+  readonly protocol: TunnelProtocol;
+  readonly #pfs: PfsMode;
+  readonly #keepAlive: boolean;
 
   constructor(options: ServerOptions) {
     super('server', options, 'provider');
     this.#keys = keyList(options.key);
     this.#handshakeTimeoutMs = options.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs;
+    this.protocol = options.protocol ?? 'jumper';
+    this.#pfs = options.pfs ?? 'default';
+    this.#keepAlive = options.keepAlive ?? DEFAULTS.keepAlive;
+    if (this.protocol === 'spiped' && this.#keys.length > 1) {
+      // spiped's handshake cannot tell which key a client used.
+      throw new InvalidArgumentError('--protocol spiped takes exactly one key');
+    }
   }
 
   /** The keys new streams may authenticate with. */
@@ -41,7 +58,9 @@ export class ServerJumper extends Jumper {
 
   /** Rotate keys for new streams without touching open ones. */
   setKey(key: TunnelKey | readonly TunnelKey[]): void {
-    this.#keys = keyList(key);
+    const keys = keyList(key);
+    if (this.protocol === 'spiped' && keys.length > 1) throw new InvalidArgumentError('--protocol spiped takes exactly one key');
+    this.#keys = keys;
   }
 
   protected override async prepare(): Promise<void> {
@@ -49,6 +68,10 @@ export class ServerJumper extends Jumper {
   }
 
   protected serve(conn: Conn, socket: Socket): Promise<void> {
+    if (this.protocol === 'spiped') {
+      const options = { key: this.#keys[0]!, dial: this.dial, handshakeTimeoutMs: this.#handshakeTimeoutMs, pfs: this.#pfs, keepAlive: this.#keepAlive };
+      return runSpipedServerConn(conn, socket, options);
+    }
     return runServerConn(conn, socket, { keys: this.#keys, dial: this.dial, handshakeTimeoutMs: this.#handshakeTimeoutMs });
   }
 }

@@ -9,6 +9,7 @@
  *   spiped                  client -> spiped -e -> spiped -d -> provider
  *   stunnel                 client -> stunnel (client) =TLS1.3=> stunnel (server) -> provider
  *   stunnel-chacha          same, TLS_CHACHA20_POLY1305_SHA256 forced (jumper's cipher)
+ *   jumper-spiped           the same pair with --protocol spiped (wire-compatible with spiped)
  *   jumper-forward          client -> jumper forward -> provider   (plain)
  *   socat                   client -> socat fork -> provider       (plain)
  *   systemd-socket-proxyd   client -> systemd-socket-proxyd -> provider (plain)
@@ -175,36 +176,42 @@ async function detectJumper(ctx: SystemContext, subcommand: string): Promise<str
   return null;
 }
 
-const jumper: SystemSpec = {
-  name: 'jumper',
-  group: 'encrypted',
-  description: 'jumper client + jumper server, native protocol',
-  detect: (ctx) => detectJumper(ctx, 'server'),
-  start: async (ctx) => {
-    const cmd = jumperCommand(ctx);
-    if (cmd === null) throw new Error('jumper not found');
-    const key = ensureKeyFile(ctx.workDir);
-    const serverPort = await freePort();
-    const clientPort = await freePort();
-    const common = ['--key', key, '--log-level', 'warn'];
-    return startChain('jumper', [
-      {
-        label: 'server',
-        command: cmd.command,
-        args: [...cmd.args, 'server', '--listen', addr(serverPort), '--connect', addr(ctx.providerPort), ...common],
-        port: serverPort,
-        cwd: ctx.repoRoot,
-      },
-      {
-        label: 'client',
-        command: cmd.command,
-        args: [...cmd.args, 'client', '--listen', addr(clientPort), '--connect', addr(serverPort), ...common],
-        port: clientPort,
-        cwd: ctx.repoRoot,
-      },
-    ]);
-  },
-};
+/** A jumper client + server pair; `protocolArgs` picks the wire protocol. */
+function jumperPair(name: string, description: string, protocolArgs: string[]): SystemSpec {
+  return {
+    name,
+    group: 'encrypted',
+    description,
+    detect: (ctx) => detectJumper(ctx, 'server'),
+    start: async (ctx) => {
+      const cmd = jumperCommand(ctx);
+      if (cmd === null) throw new Error('jumper not found');
+      const key = ensureKeyFile(ctx.workDir);
+      const serverPort = await freePort();
+      const clientPort = await freePort();
+      const common = ['--key', key, '--log-level', 'warn', ...protocolArgs];
+      return startChain(name, [
+        {
+          label: 'server',
+          command: cmd.command,
+          args: [...cmd.args, 'server', '--listen', addr(serverPort), '--connect', addr(ctx.providerPort), ...common],
+          port: serverPort,
+          cwd: ctx.repoRoot,
+        },
+        {
+          label: 'client',
+          command: cmd.command,
+          args: [...cmd.args, 'client', '--listen', addr(clientPort), '--connect', addr(serverPort), ...common],
+          port: clientPort,
+          cwd: ctx.repoRoot,
+        },
+      ]);
+    },
+  };
+}
+
+const jumper = jumperPair('jumper', 'jumper client + jumper server, native protocol', []);
+const jumperSpiped = jumperPair('jumper-spiped', 'jumper client + jumper server speaking the spiped protocol (with DH)', ['--protocol', 'spiped']);
 
 const jumperForward: SystemSpec = {
   name: 'jumper-forward',
@@ -383,6 +390,7 @@ const socketProxyd: SystemSpec = {
 export const SYSTEMS: readonly SystemSpec[] = [
   direct,
   jumper,
+  jumperSpiped,
   spiped,
   stunnelSpec('stunnel', null),
   stunnelSpec('stunnel-chacha', 'TLS_CHACHA20_POLY1305_SHA256'),

@@ -9,6 +9,7 @@ import { rm } from 'node:fs/promises';
 import { formatAddress, parseAddress, type Address } from '../addr/address.js';
 import { createDialer, createNetnsDialer, tuneSocket, type Dialer } from '../addr/dial.js';
 import { openListenerInNetns } from '../netns/sockets.js';
+import { inheritedFds, parseInheritedSpec, resolveInherited, type InheritedSpec } from '../activation/systemd.js';
 import { Listener, type ListenTarget } from '../addr/listener.js';
 import { DrainTimeoutError, InvalidArgumentError } from '../errors.js';
 import { silentLogger, type Logger } from '../log/logger.js';
@@ -21,7 +22,11 @@ export type RoleName = 'client' | 'server' | 'forward';
 
 /** Options every role takes. Only `listen` and `connect` are required. */
 export interface CommonOptions {
-  /** Where to accept: `host:port`, `[v6]:port`, `/path.sock`, a parsed Address, or `{ kind: 'fd', fd }`. */
+  /**
+   * Where to accept: `host:port`, `[v6]:port`, `/path.sock`, `systemd` (every
+   * socket systemd passed), `systemd:NAME` (by FileDescriptorName), `fd:N`,
+   * a parsed Address, or `{ kind: 'fd', fd }`.
+   */
   listen: string | ListenTarget;
   /** Where to connect for each stream. */
   connect: string | Address;
@@ -73,8 +78,8 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
   protected readonly logger: Logger;
   protected readonly settings: Resolved;
   protected readonly dial: Dialer;
-  #listener: Listener | undefined;
-  readonly #listenTarget: ListenTarget;
+  #listeners: Listener[] = [];
+  readonly #listenTarget: ListenTarget | InheritedSpec;
   readonly #listenNetns: string | undefined;
   /** A Unix socket bound through the addon is not unlinked by Node on close. */
   #unixPathToRemove: string | undefined;
@@ -94,7 +99,8 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
       keepAlive: options.keepAlive ?? DEFAULTS.keepAlive,
       backlog: options.backlog ?? DEFAULTS.backlog,
     };
-    this.#listenTarget = typeof options.listen === 'string' ? parseAddress(options.listen) : options.listen;
+    this.#listenTarget =
+      typeof options.listen === 'string' ? parseInheritedSpec(options.listen) ?? parseAddress(options.listen) : options.listen;
     this.#listenNetns = options.listenNetns;
     this.#connectTarget = typeof options.connect === 'string' ? parseAddress(options.connect) : options.connect;
     const dialOptions = {
@@ -120,24 +126,36 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
    * @throws ListenError (JUMPER_ERR_LISTEN) when the address cannot be bound.
    */
   async listen(): Promise<this> {
-    if (this.#listener) throw new InvalidArgumentError('listen() was already called');
+    if (this.#listeners.length > 0) throw new InvalidArgumentError('listen() was already called');
     await this.prepare();
-    let target = this.#listenTarget;
-    if (this.#listenNetns !== undefined) {
-      if (target.kind === 'fd') throw new InvalidArgumentError('--listen-netns cannot apply to an inherited descriptor');
-      const fd = await openListenerInNetns(this.#listenNetns, target, { backlog: this.settings.backlog });
-      target = { kind: 'fd', fd, label: `${formatAddress(target)} in netns ${this.#listenNetns}` };
-      if (this.#listenTarget.kind === 'unix') this.#unixPathToRemove = this.#listenTarget.path;
+    for (const target of await this.#resolveTargets()) {
+      const listener = new Listener({
+        target,
+        maxConnections: this.settings.maxConnections,
+        backlog: this.settings.backlog,
+        logger: this.logger,
+        onConnection: (socket, release) => this.#onConnection(socket, release),
+      });
+      this.#listeners.push(listener);
+      await listener.listen();
     }
-    this.#listener = new Listener({
-      target,
-      maxConnections: this.settings.maxConnections,
-      backlog: this.settings.backlog,
-      logger: this.logger,
-      onConnection: (socket, release) => this.#onConnection(socket, release),
-    });
-    await this.#listener.listen();
     return this;
+  }
+
+  /** Turn the listen option into concrete targets (one per inherited socket). */
+  async #resolveTargets(): Promise<ListenTarget[]> {
+    const spec = this.#listenTarget;
+    if (spec.kind === 'systemd' || spec.kind === 'fd') {
+      if (this.#listenNetns !== undefined) throw new InvalidArgumentError('--listen-netns cannot apply to an inherited socket');
+      const prefix = spec.kind === 'systemd' ? 'systemd:' : '';
+      return resolveInherited(spec, inheritedFds()).map((f) => ({ kind: 'fd', fd: f.fd, label: `${prefix}${f.name}` }));
+    }
+    if (this.#listenNetns !== undefined) {
+      const fd = await openListenerInNetns(this.#listenNetns, spec, { backlog: this.settings.backlog });
+      if (spec.kind === 'unix') this.#unixPathToRemove = spec.path;
+      return [{ kind: 'fd', fd, label: `${formatAddress(spec)} in netns ${this.#listenNetns}` }];
+    }
+    return [spec];
   }
 
   /** Role-specific start-up work before listening (e.g. loading libsodium). */
@@ -145,17 +163,19 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
 
   /** The listening address (the real port when 0 was given). */
   address(): string {
-    return this.#listener?.address() ?? (this.#listenTarget.kind === 'fd' ? `fd:${this.#listenTarget.fd}` : formatAddress(this.#listenTarget));
+    if (this.#listeners.length > 0) return this.#listeners.map((l) => l.address()).join(', ');
+    const spec = this.#listenTarget;
+    return spec.kind === 'fd' ? `fd:${spec.fd}` : spec.kind === 'systemd' ? `systemd${spec.name ? `:${spec.name}` : ''}` : formatAddress(spec);
   }
 
   /** The listening TCP port, if listening on TCP. */
   port(): number | undefined {
-    return this.#listener?.port();
+    return this.#listeners[0]?.port();
   }
 
   stats(): JumperStats {
-    const l = this.#listener;
-    return { ...this.#stats, active: l?.active ?? 0, waiting: l?.waiting ?? 0, failures: { ...this.#stats.failures } };
+    const sum = (f: (l: Listener) => number) => this.#listeners.reduce((n, l) => n + f(l), 0);
+    return { ...this.#stats, active: sum((l) => l.active), waiting: sum((l) => l.waiting), failures: { ...this.#stats.failures } };
   }
 
   /**
@@ -164,7 +184,7 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
    */
   async close(options: { drainTimeoutMs?: number } = {}): Promise<void> {
     const drainTimeoutMs = options.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs;
-    await this.#listener?.close();
+    await Promise.all(this.#listeners.map((l) => l.close()));
     if (this.#unixPathToRemove) await rm(this.#unixPathToRemove, { force: true });
     this.#unixPathToRemove = undefined;
     if (this.#conns.size === 0) return;

@@ -53,7 +53,7 @@ function durationOption(flags: string, description: string, defaultMs: number): 
 function addCommonOptions(cmd: Command): Command {
   return cmd
     .requiredOption('-l, --listen <addr>', 'where to accept: host:port, [v6addr]:port, /absolute/path.sock, systemd, systemd:NAME or fd:N')
-    .requiredOption('-c, --connect <addr>', 'where to connect for each stream (a host name is resolved per connection)')
+    .requiredOption('-c, --connect <addr>', 'where to connect for each stream (a host name is resolved per connection), or exec:COMMAND (stdin/stdout of a fresh COMMAND per stream)')
     .option('--listen-netns <ns>', 'create the listening socket inside this network namespace: NAME (ip netns), /path, or pid:N')
     .option('--connect-netns <ns>', 'open outgoing connections from inside this network namespace (address must be an IP or a path)')
     .option('-n, --max-connections <n>', 'streams served at once; more wait, unread, until one closes', parsePositiveInt, DEFAULTS.maxConnections)

@@ -9,6 +9,7 @@ import { rm } from 'node:fs/promises';
 import { formatAddress, parseAddress, type Address } from '../addr/address.js';
 import { createDialer, createNetnsDialer, tuneSocket, type Dialer } from '../addr/dial.js';
 import { openListenerInNetns } from '../netns/sockets.js';
+import { createExecDialer, EXEC_PREFIX, type ExecDialer } from '../activation/exec-target.js';
 import { inheritedFds, parseInheritedSpec, resolveInherited, type InheritedSpec } from '../activation/systemd.js';
 import { Listener, type ListenTarget } from '../addr/listener.js';
 import { DrainTimeoutError, InvalidArgumentError } from '../errors.js';
@@ -28,7 +29,7 @@ export interface CommonOptions {
    * a parsed Address, or `{ kind: 'fd', fd }`.
    */
   listen: string | ListenTarget;
-  /** Where to connect for each stream. */
+  /** Where to connect for each stream, or `exec:COMMAND` to run COMMAND per stream (stdin/stdout). */
   connect: string | Address;
   /** Streams served at once; more wait until one closes. Default 1000. */
   maxConnections?: number;
@@ -83,6 +84,7 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
   readonly #listenNetns: string | undefined;
   /** A Unix socket bound through the addon is not unlinked by Node on close. */
   #unixPathToRemove: string | undefined;
+  #exec: ExecDialer | undefined;
   readonly #conns = new Set<Conn>();
   readonly #connectTarget: Address;
   #nextId = 1;
@@ -102,15 +104,24 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
     this.#listenTarget =
       typeof options.listen === 'string' ? parseInheritedSpec(options.listen) ?? parseAddress(options.listen) : options.listen;
     this.#listenNetns = options.listenNetns;
-    this.#connectTarget = typeof options.connect === 'string' ? parseAddress(options.connect) : options.connect;
+    const connect = options.connect;
+    const exec = typeof connect === 'string' && connect.startsWith(EXEC_PREFIX) ? connect.slice(EXEC_PREFIX.length) : undefined;
+    if (exec !== undefined && !exec.trim()) throw new InvalidArgumentError('exec: needs a command, e.g. exec:cat');
+    // The exec target has no address; the placeholder only names it in logs.
+    this.#connectTarget = exec !== undefined ? { kind: 'unix', path: `exec:${exec}` } : typeof connect === 'string' ? parseAddress(connect) : connect;
     const dialOptions = {
       connectTimeoutMs: this.settings.connectTimeoutMs,
       keepAlive: this.settings.keepAlive,
       keepAliveInitialDelayMs: DEFAULTS.keepAliveInitialDelayMs,
       label: dialLabel,
     };
+    if (exec !== undefined && !options.dialer) {
+      if (options.connectNetns) throw new InvalidArgumentError('--connect-netns does not apply to exec: targets');
+      this.#exec = createExecDialer(exec, { logger: this.logger, label: dialLabel });
+    }
     this.dial =
       options.dialer ??
+      this.#exec?.dial ??
       (options.connectNetns
         ? createNetnsDialer(options.connectNetns, this.#connectTarget, dialOptions)
         : createDialer(this.#connectTarget, dialOptions));
@@ -187,8 +198,12 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
     await Promise.all(this.#listeners.map((l) => l.close()));
     if (this.#unixPathToRemove) await rm(this.#unixPathToRemove, { force: true });
     this.#unixPathToRemove = undefined;
-    if (this.#conns.size === 0) return;
-    await new Promise<void>((resolve) => {
+    if (this.#conns.size > 0) await this.#drain(drainTimeoutMs);
+    await this.#exec?.close();
+  }
+
+  #drain(drainTimeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         for (const conn of [...this.#conns]) {
           conn.fail(new DrainTimeoutError(`stream still open after the ${drainTimeoutMs} ms drain timeout`), 'local');

@@ -1,0 +1,98 @@
+/**
+ * `--connect exec:COMMAND`: each stream becomes the stdin and stdout of a
+ * fresh `/bin/sh -c COMMAND` (inetd style, like socat EXEC or spiped+inetd).
+ *
+ * The child gets one end of a connected Unix socket as both fd 0 and fd 1;
+ * the jumper keeps the other end as an ordinary net.Socket, so the tunnel's
+ * pipes, half-close and resets work unchanged: our EOF is the child's stdin
+ * EOF, and the child's exit ends the stream cleanly. Its stderr goes to the log,
+ * tagged `provider`.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Dialer } from '../addr/dial.js';
+import { ConnectFailedError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+
+export const EXEC_PREFIX = 'exec:';
+/** Longest stderr line passed to the log. */
+const MAX_LOG_LINE = 1000;
+
+export interface ExecDialer {
+  dial: Dialer;
+  /** Remove the private rendezvous socket. */
+  close(): Promise<void>;
+}
+
+/**
+ * A dialer that starts `command` per stream.
+ * @throws (from dial) ConnectFailedError with reason `${label}_unreachable` when the command cannot start.
+ */
+export function createExecDialer(command: string, options: { logger: Logger; label: string }): ExecDialer {
+  // A private rendezvous socket gives us connected pairs: Node has no socketpair().
+  const dir = mkdtempSync(join(tmpdir(), 'jumper-exec-'));
+  const path = join(dir, 'pair.sock');
+  const waiting: ((socket: net.Socket) => void)[] = [];
+  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => waiting.shift()?.(socket));
+  const ready = new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => resolve());
+  });
+  const log = options.logger.child({ provider: command });
+
+  const dial: Dialer = async () => {
+    await ready;
+    const childEnd = new Promise<net.Socket>((resolve) => waiting.push(resolve));
+    const ours = net.connect({ path, allowHalfOpen: true });
+    await new Promise<void>((resolve, reject) => {
+      ours.once('connect', resolve);
+      ours.once('error', reject);
+    });
+    const theirs = await childEnd;
+    let child;
+    try {
+      child = spawn('/bin/sh', ['-c', command], { stdio: [theirs, theirs, 'pipe'] });
+    } catch (cause) {
+      ours.destroy();
+      theirs.destroy();
+      throw new ConnectFailedError(`cannot start ${command}`, { cause, reason: `${options.label}_unreachable` });
+    }
+    // We keep our copy of the child's end: when the command exits without
+    // reading all its input, closing that end would reset the stream. Instead
+    // we discard what it left unread and close it with a FIN: a clean end.
+    theirs.on('error', () => {});
+    child.once('exit', () => {
+      theirs.on('data', () => {});
+      theirs.resume();
+      theirs.end();
+    });
+    child.stderr!.setEncoding('utf8').on('data', (text: string) => {
+      for (const line of text.split('\n')) if (line) log.info({ stream: 'stderr' }, line.slice(0, MAX_LOG_LINE));
+    });
+    child.once('error', (err) => {
+      log.warn({ err: err.message }, 'provider command failed to start');
+      ours.destroy();
+    });
+    child.once('exit', (code, signal) => log.debug({ code, signal }, 'provider command exited'));
+    // If the stream ends first, do not leave the command running forever.
+    ours.once('close', () => {
+      theirs.destroy();
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    });
+    return ours;
+  };
+
+  return {
+    dial,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => {
+          rmSync(dir, { recursive: true, force: true });
+          resolve();
+        });
+      }),
+  };
+}

@@ -13,6 +13,8 @@ export const DEFAULTS = {
   /** TCP keep-alive on every socket, so dead peers are noticed on idle streams. */
   keepAlive: true,
   keepAliveInitialDelayMs: 30_000,
+  /** --start: how long connections wait for an on-demand provider to accept. */
+  startTimeoutMs: 10_000,
   /** Kernel accept queue; large so a burst of connections waits rather than being refused. */
   backlog: 4096,
 } as const;

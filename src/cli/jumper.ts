@@ -36,6 +36,12 @@ interface CommonFlags {
   connectNetns?: string;
 }
 
+interface StartFlags {
+  start?: string;
+  startTimeout: number;
+  idleStop?: number;
+}
+
 interface KeyFlags {
   key: string[];
   handshakeTimeout: number;
@@ -87,6 +93,24 @@ function protocolOptions(flags: KeyFlags): { protocol: TunnelProtocol; pfs: PfsM
   return { protocol: flags.protocol, pfs: !flags.pfs ? 'off' : flags.requirePfs ? 'require' : 'default' };
 }
 
+/** --start, --start-timeout, --idle-stop: on server and forward. */
+function addStartOptions(cmd: Command): Command {
+  return cmd
+    .option('--start <command>', 'start the provider with this shell command on the first connection that needs it')
+    .addOption(durationOption('--start-timeout <duration>', 'with --start: how long connections wait for the provider to accept', DEFAULTS.startTimeoutMs))
+    .addOption(new Option('--idle-stop <duration>', 'with --start: stop the provider after this long without open streams').argParser(parseDuration));
+}
+
+function startOptions(flags: StartFlags): Pick<CommonOptions, 'start'> {
+  if (!flags.start) {
+    if (flags.idleStop !== undefined) throw new InvalidArgumentError('--idle-stop needs --start');
+    return {};
+  }
+  const start: NonNullable<CommonOptions['start']> = { command: flags.start, startTimeoutMs: flags.startTimeout };
+  if (flags.idleStop !== undefined) start.idleStopMs = flags.idleStop;
+  return { start };
+}
+
 function protocolLabel(p: { protocol: TunnelProtocol; pfs: PfsMode }): string {
   return p.protocol === 'jumper' ? 'jumper/1' : `spiped/1.6${p.pfs === 'off' ? ' (no PFS)' : p.pfs === 'require' ? ' (PFS required)' : ''}`;
 }
@@ -136,11 +160,11 @@ function buildProgram(): Command {
     .command('server')
     .description('accept encrypted streams, authenticate them, and forward the plaintext to the provider')
     .addHelpText('after', '\nExample:\n  jumper server --listen 0.0.0.0:8025 --connect 127.0.0.1:5432 --key db.key');
-  addKeyOptions(addCommonOptions(server), true).action(async (flags: CommonFlags & KeyFlags) => {
+  addStartOptions(addKeyOptions(addCommonOptions(server), true)).action(async (flags: CommonFlags & KeyFlags & StartFlags) => {
     const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, name: 'jumper' });
     const keys = await readKeys(flags);
     const proto = protocolOptions(flags);
-    const jumper = createServer({ ...commonOptions(flags, logger), ...proto, key: keys, handshakeTimeoutMs: flags.handshakeTimeout });
+    const jumper = createServer({ ...commonOptions(flags, logger), ...startOptions(flags), ...proto, key: keys, handshakeTimeoutMs: flags.handshakeTimeout });
     await runRole({
       jumper,
       logger,
@@ -184,9 +208,9 @@ function buildProgram(): Command {
       'after',
       '\nExamples:\n  jumper forward --listen-netns mycontainer --listen 127.0.0.1:80 --connect 127.0.0.1:8080\n  jumper forward --listen 127.0.0.1:9000 --connect-netns pid:4242 --connect 127.0.0.1:9000',
     );
-  addCommonOptions(forward).action(async (flags: CommonFlags) => {
+  addStartOptions(addCommonOptions(forward)).action(async (flags: CommonFlags & StartFlags) => {
     const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, name: 'jumper' });
-    const jumper = createForward(commonOptions(flags, logger));
+    const jumper = createForward({ ...commonOptions(flags, logger), ...startOptions(flags) });
     await runRole({ jumper, logger, drainTimeoutMs: flags.drainTimeout, startFields: { connect: flags.connect } });
   });
 

@@ -9,6 +9,7 @@ import { rm } from 'node:fs/promises';
 import { formatAddress, parseAddress, type Address } from '../addr/address.js';
 import { createDialer, createNetnsDialer, tuneSocket, type Dialer } from '../addr/dial.js';
 import { openListenerInNetns } from '../netns/sockets.js';
+import { OnDemandProvider } from '../activation/on-demand.js';
 import { createExecDialer, EXEC_PREFIX, type ExecDialer } from '../activation/exec-target.js';
 import { inheritedFds, parseInheritedSpec, resolveInherited, type InheritedSpec } from '../activation/systemd.js';
 import { Listener, type ListenTarget } from '../addr/listener.js';
@@ -43,6 +44,11 @@ export interface CommonOptions {
   logger?: Logger;
   /** Replace how outgoing connections are made (balancing, tests). */
   dialer?: Dialer;
+  /**
+   * Start the provider on demand: `command` runs on the first connection that
+   * needs it; after `idleStopMs` without streams it is stopped.
+   */
+  start?: { command: string; startTimeoutMs?: number; idleStopMs?: number };
   /** Create the listening socket inside this network namespace (name, path or pid:N). Needs the native addon and root. */
   listenNetns?: string;
   /** Open outgoing connections from inside this network namespace. Needs the native addon and root. */
@@ -85,6 +91,7 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
   /** A Unix socket bound through the addon is not unlinked by Node on close. */
   #unixPathToRemove: string | undefined;
   #exec: ExecDialer | undefined;
+  #onDemand: OnDemandProvider | undefined;
   readonly #conns = new Set<Conn>();
   readonly #connectTarget: Address;
   #nextId = 1;
@@ -119,12 +126,23 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
       if (options.connectNetns) throw new InvalidArgumentError('--connect-netns does not apply to exec: targets');
       this.#exec = createExecDialer(exec, { logger: this.logger, label: dialLabel });
     }
-    this.dial =
+    const dial =
       options.dialer ??
       this.#exec?.dial ??
       (options.connectNetns
         ? createNetnsDialer(options.connectNetns, this.#connectTarget, dialOptions)
         : createDialer(this.#connectTarget, dialOptions));
+    if (options.start) {
+      const onDemand = new OnDemandProvider({
+        command: options.start.command,
+        dial,
+        startTimeoutMs: options.start.startTimeoutMs ?? DEFAULTS.startTimeoutMs,
+        idleStopMs: options.start.idleStopMs,
+        logger: this.logger,
+      });
+      this.#onDemand = onDemand;
+    }
+    this.dial = this.#onDemand?.dial ?? dial;
   }
 
   /** The address streams are forwarded to. */
@@ -200,6 +218,12 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
     this.#unixPathToRemove = undefined;
     if (this.#conns.size > 0) await this.#drain(drainTimeoutMs);
     await this.#exec?.close();
+    await this.#onDemand?.close();
+  }
+
+  /** The on-demand provider (with `start`), for its PID and start count. */
+  get provider(): OnDemandProvider | undefined {
+    return this.#onDemand;
   }
 
   #drain(drainTimeoutMs: number): Promise<void> {

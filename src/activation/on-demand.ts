@@ -1,0 +1,184 @@
+/**
+ * On-demand provider (`--start COMMAND`): the provider process is started by
+ * the first connection that needs it, connections wait (bounded by the start
+ * timeout) until its address accepts, and after `idleStopMs` without an open
+ * stream it is stopped (SIGTERM, then SIGKILL after a grace period). The next
+ * connection starts it again. A provider that fails to start or exits while
+ * connections wait gives those connections a clear error; the next start is
+ * delayed by an exponential back-off so a broken command is not spun.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
+import type { Dialer } from '../addr/dial.js';
+import { ConnectFailedError, ConnectTimeoutError, JumperError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+
+export interface OnDemandOptions {
+  /** Shell command that runs the provider. */
+  command: string;
+  /** How connections reach the provider once it runs. */
+  dial: Dialer;
+  /** How long a connection may wait for the provider to accept. */
+  startTimeoutMs: number;
+  /** Stop the provider after this long without open streams; undefined = never. */
+  idleStopMs?: number;
+  logger: Logger;
+}
+
+/** Between connect attempts while the provider starts. */
+const RETRY_INTERVAL_MS = 50;
+/** SIGTERM, then SIGKILL after this. */
+const KILL_GRACE_MS = 5_000;
+const BACKOFF_INITIAL_MS = 500;
+const BACKOFF_MAX_MS = 30_000;
+const MAX_LOG_LINE = 1000;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class OnDemandProvider {
+  readonly #options: OnDemandOptions;
+  readonly #log: Logger;
+  #child: ChildProcess | undefined;
+  #exited: Promise<void> | undefined;
+  #openStreams = 0;
+  #idleTimer: NodeJS.Timeout | undefined;
+  #failures = 0;
+  #notBefore = 0;
+  #starts = 0;
+  #closed = false;
+
+  constructor(options: OnDemandOptions) {
+    this.#options = options;
+    this.#log = options.logger.child({ provider: options.command });
+  }
+
+  /** Times the provider was started. */
+  get starts(): number {
+    return this.#starts;
+  }
+
+  /** PID of the running provider, if any. */
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  /** The dialer to use instead of the plain one. */
+  readonly dial: Dialer = async () => {
+    const deadline = Date.now() + this.#options.startTimeoutMs;
+    this.#cancelIdleStop();
+    // The process this connection is waiting for; if it exits, fail at once.
+    let waitingFor: ChildProcess | undefined;
+    for (;;) {
+      if (this.#closed) throw new ConnectFailedError('jumper is shutting down', { reason: 'provider_stopped' });
+      if (waitingFor && this.#child !== waitingFor) {
+        throw new ConnectFailedError(`provider "${this.#options.command}" exited before accepting connections`, { reason: 'provider_exited' });
+      }
+      if (!this.#child) await this.#start(deadline);
+      waitingFor = this.#child;
+      try {
+        return this.#track(await this.#options.dial());
+      } catch (err) {
+        // Not accepting yet: the provider is still starting (or died: #start again).
+        const retriable = err instanceof JumperError && /_(refused|timeout)$/.test(err.reason);
+        if (!retriable) throw err;
+        if (Date.now() + RETRY_INTERVAL_MS > deadline) {
+          this.#recordFailure();
+          throw new ConnectTimeoutError(`provider started by "${this.#options.command}" did not accept within ${this.#options.startTimeoutMs} ms`, {
+            cause: err,
+            reason: 'provider_start_timeout',
+          });
+        }
+        await sleep(RETRY_INTERVAL_MS);
+      }
+    }
+  };
+
+  async #start(deadline: number): Promise<void> {
+    const wait = this.#notBefore - Date.now();
+    if (wait > 0) {
+      if (Date.now() + wait > deadline) {
+        throw new ConnectFailedError(`provider failed recently; next start in ${wait} ms`, { reason: 'provider_backoff' });
+      }
+      await sleep(wait);
+      if (this.#child) return;
+    }
+    const child = spawn('/bin/sh', ['-c', this.#options.command], { stdio: ['ignore', 'pipe', 'pipe'], detached: false });
+    this.#child = child;
+    this.#starts++;
+    this.#log.info({ pid: child.pid }, 'provider started');
+    for (const [name, stream] of [['stdout', child.stdout!], ['stderr', child.stderr!]] as const) {
+      stream.setEncoding('utf8').on('data', (text: string) => {
+        for (const line of text.split('\n')) if (line) this.#log.info({ stream: name }, line.slice(0, MAX_LOG_LINE));
+      });
+    }
+    this.#exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        if (this.#child === child) this.#child = undefined;
+        const expected = child.killed;
+        if (!expected) this.#recordFailure();
+        this.#log[expected ? 'info' : 'warn']({ pid: child.pid, code, signal }, expected ? 'provider stopped' : 'provider exited');
+        resolve();
+      });
+      child.once('error', (err) => {
+        if (this.#child === child) this.#child = undefined;
+        this.#recordFailure();
+        this.#log.error({ err: err.message }, 'provider failed to start');
+        resolve();
+      });
+    });
+  }
+
+  #recordFailure(): void {
+    this.#failures++;
+    const backoff = Math.min(BACKOFF_INITIAL_MS * 2 ** (this.#failures - 1), BACKOFF_MAX_MS);
+    this.#notBefore = Date.now() + backoff;
+  }
+
+  /** Count a stream open until its provider socket closes. */
+  #track(socket: Socket): Socket {
+    this.#failures = 0;
+    this.#notBefore = 0;
+    this.#openStreams++;
+    socket.once('close', () => {
+      this.#openStreams--;
+      if (this.#openStreams === 0) this.#scheduleIdleStop();
+    });
+    return socket;
+  }
+
+  #cancelIdleStop(): void {
+    if (this.#idleTimer) clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+  }
+
+  #scheduleIdleStop(): void {
+    const idle = this.#options.idleStopMs;
+    if (idle === undefined || !this.#child) return;
+    this.#cancelIdleStop();
+    this.#idleTimer = setTimeout(() => {
+      if (this.#openStreams === 0) {
+        this.#log.info({ idleMs: idle }, 'no open stream: stopping the provider');
+        void this.stop();
+      }
+    }, idle);
+    this.#idleTimer.unref();
+  }
+
+  /** Stop the provider: SIGTERM, then SIGKILL after a grace period. */
+  async stop(): Promise<void> {
+    const child = this.#child;
+    if (!child) return;
+    this.#child = undefined;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
+    await this.#exited;
+    clearTimeout(timer);
+  }
+
+  /** For the jumper's close(): stop for good. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#cancelIdleStop();
+    await this.stop();
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * --start: a provider started by the first connection, stopped when idle,
+ * started again by the next one.
+ */
+import test from 'ava';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createForward } from '../src/index.js';
+import { freePort } from './helpers/cli.js';
+import { exchange } from './helpers/providers.js';
+
+/** Echo provider that takes ~1 s to bind and records each start in a file. */
+const SLOW_PROVIDER = `
+import os, socket, sys, threading, time
+open(sys.argv[2], 'a').write(f"{os.getpid()}\\n")
+time.sleep(1.0)
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(64)
+def serve(c):
+    while True:
+        b = c.recv(65536)
+        if not b: break
+        c.sendall(b)
+    c.close()
+while True:
+    c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
+`;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test('20 simultaneous first connections start the provider once and all succeed; idle-stop ends it; the next connection restarts it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'jumper-start-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'provider.py'), SLOW_PROVIDER);
+  const startsFile = join(dir, 'starts');
+  const port = await freePort();
+  const fwd = createForward({
+    listen: '127.0.0.1:0',
+    connect: `127.0.0.1:${port}`,
+    start: { command: `exec python3 ${join(dir, 'provider.py')} ${port} ${startsFile}`, startTimeoutMs: 10_000, idleStopMs: 500 },
+  });
+  await fwd.listen();
+  t.teardown(() => fwd.close({ drainTimeoutMs: 0 }));
+
+  const results = await Promise.all(Array.from({ length: 20 }, (_, i) => exchange({ port: fwd.port()! }, Buffer.from(`request ${i}`))));
+  results.forEach((r, i) => t.is(r.received.toString(), `request ${i}`));
+  t.is(fwd.provider!.starts, 1);
+  const pids = readFileSync(startsFile, 'utf8').trim().split('\n').map(Number);
+  t.is(pids.length, 1);
+
+  await new Promise((r) => setTimeout(r, 1500));
+  t.false(alive(pids[0]!), 'provider still running after --idle-stop');
+  t.is(fwd.provider!.pid, undefined);
+
+  const again = await exchange({ port: fwd.port()! }, Buffer.from('again'));
+  t.is(again.received.toString(), 'again');
+  t.is(fwd.provider!.starts, 2);
+  t.is(readFileSync(startsFile, 'utf8').trim().split('\n').length, 2);
+});
+
+test('a provider that exits at once gives the waiting connection a clear error, and is retried later', async (t) => {
+  const port = await freePort();
+  const fwd = createForward({ listen: '127.0.0.1:0', connect: `127.0.0.1:${port}`, start: { command: 'exit 3', startTimeoutMs: 3000 } });
+  await fwd.listen();
+  t.teardown(() => fwd.close({ drainTimeoutMs: 0 }));
+  const reasons: string[] = [];
+  fwd.on('close', (s) => reasons.push(s.reason));
+  const started = Date.now();
+  const first = await exchange({ port: fwd.port()! }, Buffer.from('x'), { keepOpen: true });
+  t.is(first.ending, 'reset');
+  t.true(Date.now() - started < 2000, 'failed promptly, not at the start timeout');
+  t.is(reasons[0], 'provider_exited');
+  await exchange({ port: fwd.port()! }, Buffer.from('x'), { keepOpen: true });
+  t.is(fwd.provider!.starts, 2);
+});

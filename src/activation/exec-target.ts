@@ -9,49 +9,23 @@
  * tagged `provider`.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Dialer } from '../addr/dial.js';
 import { ConnectFailedError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { connectedPair } from './socket-pair.js';
 
 export const EXEC_PREFIX = 'exec:';
 /** Longest stderr line passed to the log. */
 const MAX_LOG_LINE = 1000;
 
-export interface ExecDialer {
-  dial: Dialer;
-  /** Remove the private rendezvous socket. */
-  close(): Promise<void>;
-}
-
 /**
  * A dialer that starts `command` per stream.
- * @throws (from dial) ConnectFailedError with reason `${label}_unreachable` when the command cannot start.
+ * @throws (from the dialer) ConnectFailedError with reason `${label}_unreachable` when the command cannot start.
  */
-export function createExecDialer(command: string, options: { logger: Logger; label: string }): ExecDialer {
-  // A private rendezvous socket gives us connected pairs: Node has no socketpair().
-  const dir = mkdtempSync(join(tmpdir(), 'jumper-exec-'));
-  const path = join(dir, 'pair.sock');
-  const waiting: ((socket: net.Socket) => void)[] = [];
-  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => waiting.shift()?.(socket));
-  const ready = new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => resolve());
-  });
+export function createExecDialer(command: string, options: { logger: Logger; label: string }): Dialer {
   const log = options.logger.child({ provider: command });
-
-  const dial: Dialer = async () => {
-    await ready;
-    const childEnd = new Promise<net.Socket>((resolve) => waiting.push(resolve));
-    const ours = net.connect({ path, allowHalfOpen: true });
-    await new Promise<void>((resolve, reject) => {
-      ours.once('connect', resolve);
-      ours.once('error', reject);
-    });
-    const theirs = await childEnd;
+  return async () => {
+    const { ours, theirs } = await connectedPair();
     let child;
     try {
       child = spawn('/bin/sh', ['-c', command], { stdio: [theirs, theirs, 'pipe'] });
@@ -83,16 +57,5 @@ export function createExecDialer(command: string, options: { logger: Logger; lab
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     });
     return ours;
-  };
-
-  return {
-    dial,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => {
-          rmSync(dir, { recursive: true, force: true });
-          resolve();
-        });
-      }),
   };
 }

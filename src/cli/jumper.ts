@@ -10,6 +10,7 @@ import { readKeyFile, type TunnelKey } from '../keys/key-file.js';
 import { DEFAULTS } from '../options.js';
 import { createClient, type TunnelProtocol } from '../roles/client.js';
 import type { PfsMode } from '../proto/spiped/handshake.js';
+import { addAcceptCommand } from './accept-command.js';
 import { addPipeCommand } from './pipe-command.js';
 import { addSpipedCommand } from './spiped-command.js';
 import { createForward } from '../roles/forward.js';
@@ -59,7 +60,7 @@ function durationOption(flags: string, description: string, defaultMs: number): 
 function addCommonOptions(cmd: Command): Command {
   return cmd
     .requiredOption('-l, --listen <addr>', 'where to accept: host:port, [v6addr]:port, /absolute/path.sock, systemd, systemd:NAME or fd:N')
-    .requiredOption('-c, --connect <addr>', 'where to connect for each stream (a host name is resolved per connection), or exec:COMMAND (stdin/stdout of a fresh COMMAND per stream)')
+    .requiredOption('-c, --connect <addr>', 'where to connect for each stream (a host name is resolved per connection), or exec:COMMAND (stdin/stdout of a fresh COMMAND per stream), or handoff:/path.sock (pass the connection to that receiver)')
     .option('--listen-netns <ns>', 'create the listening socket inside this network namespace: NAME (ip netns), /path, or pid:N')
     .option('--connect-netns <ns>', 'open outgoing connections from inside this network namespace (address must be an IP or a path)')
     .option('-n, --max-connections <n>', 'streams served at once; more wait, unread, until one closes', parsePositiveInt, DEFAULTS.maxConnections)
@@ -216,6 +217,7 @@ function buildProgram(): Command {
 
   addSpipedCommand(program);
   addPipeCommand(program);
+  addAcceptCommand(program);
   return program;
 }
 

@@ -41,6 +41,17 @@ export interface NativeBinding {
    * @returns the connected fd (O_NONBLOCK, O_CLOEXEC)
    */
   connectInNetns(nsPath: string, family: NativeFamily, host: string, port: number, timeoutMs: number): Promise<number>;
+  /**
+   * Hand-off protocol v1: sendmsg(2) one byte 0x01 with SCM_RIGHTS carrying `fd`
+   * over the connected Unix stream socket `viaFd`. Throws a NativeSystemError.
+   */
+  sendFd(viaFd: number, fd: number): void;
+  /**
+   * Receive one hand-off over `viaFd`: the descriptor (O_CLOEXEC), or -1 when
+   * nothing has arrived yet (EAGAIN). Throws a NativeSystemError on failure and
+   * an Error with code 'EPROTO' on a malformed message.
+   */
+  recvFd(viaFd: number): number;
 }
 
 /** The shape of the addon's rejections (like Node's own system errors). */

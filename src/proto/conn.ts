@@ -143,6 +143,18 @@ export class Conn {
     };
   }
 
+  /**
+   * The accepted socket was handed to another process: drop our copy
+   * without a FIN or reset (the receiver's copy keeps the connection).
+   */
+  handedOff(socket: Socket): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.disarmTimer();
+    socket.destroy();
+    this.#emit('handed_off');
+  }
+
   #directionDone(): void {
     if (++this.#directionsDone < 2 || this.#closed) return;
     this.#closed = true;

@@ -3,6 +3,7 @@
  * Its use is crossing namespaces on one host (see --listen-netns).
  */
 import type { Socket } from 'node:net';
+import { runHandoffForwardConn } from '../activation/handoff.js';
 import { runForwardConn, type Conn } from '../proto/conn.js';
 import { Jumper, type CommonOptions } from './jumper.js';
 
@@ -14,6 +15,8 @@ export class ForwardJumper extends Jumper {
   }
 
   protected serve(conn: Conn, socket: Socket): Promise<void> {
+    // handoff: the accepted socket itself goes to the receiver (zero copy).
+    if (this.handoffPath !== undefined) return runHandoffForwardConn(conn, socket, this.handoffPath);
     return runForwardConn(conn, socket, { dial: this.dial });
   }
 }

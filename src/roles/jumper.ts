@@ -10,7 +10,8 @@ import { formatAddress, parseAddress, type Address } from '../addr/address.js';
 import { createDialer, createNetnsDialer, tuneSocket, type Dialer } from '../addr/dial.js';
 import { openListenerInNetns } from '../netns/sockets.js';
 import { OnDemandProvider } from '../activation/on-demand.js';
-import { createExecDialer, EXEC_PREFIX, type ExecDialer } from '../activation/exec-target.js';
+import { createExecDialer, EXEC_PREFIX } from '../activation/exec-target.js';
+import { createHandoffDialer, HANDOFF_PREFIX } from '../activation/handoff.js';
 import { inheritedFds, parseInheritedSpec, resolveInherited, type InheritedSpec } from '../activation/systemd.js';
 import { Listener, type ListenTarget } from '../addr/listener.js';
 import { DrainTimeoutError, InvalidArgumentError } from '../errors.js';
@@ -30,7 +31,11 @@ export interface CommonOptions {
    * a parsed Address, or `{ kind: 'fd', fd }`.
    */
   listen: string | ListenTarget;
-  /** Where to connect for each stream, or `exec:COMMAND` to run COMMAND per stream (stdin/stdout). */
+  /**
+   * Where to connect for each stream; `exec:COMMAND` runs COMMAND per stream
+   * (stdin/stdout); `handoff:/path` passes a connected socket to the process
+   * listening on that Unix socket (SCM_RIGHTS).
+   */
   connect: string | Address;
   /** Streams served at once; more wait until one closes. Default 1000. */
   maxConnections?: number;
@@ -85,12 +90,14 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
   protected readonly logger: Logger;
   protected readonly settings: Resolved;
   protected readonly dial: Dialer;
+  /** With `--connect handoff:PATH`: the receiver's Unix socket. */
+  protected readonly handoffPath: string | undefined;
   #listeners: Listener[] = [];
   readonly #listenTarget: ListenTarget | InheritedSpec;
   readonly #listenNetns: string | undefined;
   /** A Unix socket bound through the addon is not unlinked by Node on close. */
   #unixPathToRemove: string | undefined;
-  #exec: ExecDialer | undefined;
+
   #onDemand: OnDemandProvider | undefined;
   readonly #conns = new Set<Conn>();
   readonly #connectTarget: Address;
@@ -112,23 +119,39 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
       typeof options.listen === 'string' ? parseInheritedSpec(options.listen) ?? parseAddress(options.listen) : options.listen;
     this.#listenNetns = options.listenNetns;
     const connect = options.connect;
+    this.handoffPath = typeof connect === 'string' && connect.startsWith(HANDOFF_PREFIX) ? connect.slice(HANDOFF_PREFIX.length) : undefined;
+    if (this.handoffPath !== undefined && !this.handoffPath.startsWith('/')) {
+      throw new InvalidArgumentError('handoff: needs an absolute Unix socket path, e.g. handoff:/run/app/handoff.sock');
+    }
     const exec = typeof connect === 'string' && connect.startsWith(EXEC_PREFIX) ? connect.slice(EXEC_PREFIX.length) : undefined;
     if (exec !== undefined && !exec.trim()) throw new InvalidArgumentError('exec: needs a command, e.g. exec:cat');
     // The exec target has no address; the placeholder only names it in logs.
-    this.#connectTarget = exec !== undefined ? { kind: 'unix', path: `exec:${exec}` } : typeof connect === 'string' ? parseAddress(connect) : connect;
+    this.#connectTarget =
+      exec !== undefined
+        ? { kind: 'unix', path: `exec:${exec}` }
+        : this.handoffPath !== undefined
+          ? { kind: 'unix', path: this.handoffPath }
+          : typeof connect === 'string'
+            ? parseAddress(connect)
+            : connect;
+    if (this.handoffPath !== undefined && options.connectNetns) {
+      throw new InvalidArgumentError('--connect-netns does not apply to handoff: (the path is reached through the file system)');
+    }
     const dialOptions = {
       connectTimeoutMs: this.settings.connectTimeoutMs,
       keepAlive: this.settings.keepAlive,
       keepAliveInitialDelayMs: DEFAULTS.keepAliveInitialDelayMs,
       label: dialLabel,
     };
+    let execDial: Dialer | undefined;
     if (exec !== undefined && !options.dialer) {
       if (options.connectNetns) throw new InvalidArgumentError('--connect-netns does not apply to exec: targets');
-      this.#exec = createExecDialer(exec, { logger: this.logger, label: dialLabel });
+      execDial = createExecDialer(exec, { logger: this.logger, label: dialLabel });
     }
     const dial =
       options.dialer ??
-      this.#exec?.dial ??
+      execDial ??
+      (this.handoffPath !== undefined ? createHandoffDialer(this.handoffPath, dialLabel) : undefined) ??
       (options.connectNetns
         ? createNetnsDialer(options.connectNetns, this.#connectTarget, dialOptions)
         : createDialer(this.#connectTarget, dialOptions));
@@ -217,7 +240,6 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
     if (this.#unixPathToRemove) await rm(this.#unixPathToRemove, { force: true });
     this.#unixPathToRemove = undefined;
     if (this.#conns.size > 0) await this.#drain(drainTimeoutMs);
-    await this.#exec?.close();
     await this.#onDemand?.close();
   }
 
@@ -270,7 +292,7 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
       durationMs: summary.durationMs,
       reason: summary.reason,
     };
-    if (summary.reason === 'done') {
+    if (summary.reason === 'done' || summary.reason === 'handed_off') {
       this.logger.info(line, 'connection closed');
     } else {
       s.failed++;

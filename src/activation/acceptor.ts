@@ -1,0 +1,57 @@
+/**
+ * The receiving side of hand-off, inetd style: each descriptor that arrives
+ * on the Unix socket becomes stdin and stdout of a fresh `/bin/sh -c COMMAND`.
+ * It can run in a namespace with no network at all; the socket file is
+ * reached through a shared directory.
+ */
+import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import type net from 'node:net';
+import { silentLogger, type Logger } from '../log/logger.js';
+import { closeFd, listenForHandoffs } from './handoff.js';
+
+export interface AcceptorOptions {
+  /** Unix socket path to receive hand-offs on. */
+  from: string;
+  /** Shell command run per received connection. */
+  exec: string;
+  logger?: Logger;
+}
+
+export interface Acceptor {
+  /** Connections received so far. */
+  readonly received: number;
+  close(): Promise<void>;
+}
+
+/** Start receiving hand-offs. @throws when the socket cannot be bound. */
+export async function startAcceptor(options: AcceptorOptions): Promise<Acceptor> {
+  const logger = options.logger ?? silentLogger;
+  let received = 0;
+  rmSync(options.from, { force: true }); // a stale socket file from a previous run
+  const server: net.Server = await listenForHandoffs(
+    options.from,
+    (fd) => {
+      received++;
+      try {
+        const child = spawn('/bin/sh', ['-c', options.exec], { stdio: [fd, fd, 'pipe'] });
+        child.stderr!.setEncoding('utf8').on('data', (text: string) => {
+          for (const line of text.split('\n')) if (line) logger.info({ provider: options.exec, stream: 'stderr' }, line);
+        });
+        child.once('error', (err) => logger.error({ err: err.message }, 'command failed to start'));
+        child.once('exit', (code, signal) => logger.info({ code, signal, connection: received }, 'connection handled'));
+      } catch (err) {
+        logger.error({ err: (err as Error).message }, 'cannot run the command');
+      } finally {
+        closeFd(fd); // the child has its own copy
+      }
+    },
+    (err) => logger.warn({ err: (err as Error).message }, 'malformed hand-off dropped'),
+  );
+  return {
+    get received() {
+      return received;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

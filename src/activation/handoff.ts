@@ -1,0 +1,144 @@
+/**
+ * Connection hand-off over a Unix socket with SCM_RIGHTS (socketbox-style):
+ * instead of connecting to the provider, the jumper passes a connected socket
+ * to a process listening on a Unix socket, which may live in another network
+ * namespace (reached through a shared directory) or have no network at all.
+ *
+ * Protocol v1, per stream: connect to the receiver's path, send one message
+ * whose payload is the byte 0x01 with SCM_RIGHTS carrying one descriptor,
+ * close. Receivers: `jumper accept`, the LD_PRELOAD shim in native/preload/,
+ * or any program that does recvmsg(2).
+ */
+import { closeSync } from 'node:fs';
+import net from 'node:net';
+import type { Dialer } from '../addr/dial.js';
+import { ConnectFailedError, SocketError, type JumperError } from '../errors.js';
+import { loadNative } from '../native/binding.js';
+import type { Conn } from '../proto/conn.js';
+import { connectedPair, type PairFactory } from './socket-pair.js';
+
+export const HANDOFF_PREFIX = 'handoff:';
+/** How long a receiver waits for the descriptor after a sender connected. */
+const RECEIVE_TIMEOUT_MS = 2_000;
+const RECEIVE_POLL_MS = 2;
+
+/** The descriptor under a net.Socket or net.Server (libuv's fd). */
+export function handleFd(handleOwner: net.Socket | net.Server): number {
+  const fd = (handleOwner as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new SocketError('socket has no file descriptor');
+  return fd;
+}
+
+function handoffError(err: unknown, path: string, label: string): JumperError {
+  const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+  const refused = code === 'ECONNREFUSED' || code === 'ENOENT';
+  return new ConnectFailedError(`hand-off to ${path} failed: ${refused ? 'no receiver is listening' : code}`, {
+    cause: err,
+    errno: code,
+    syscall: 'sendmsg',
+    reason: refused ? `${label}_refused` : `${label}_unreachable`,
+  });
+}
+
+/**
+ * Pass `fd` to the receiver at `path`. The caller still owns its copy of `fd`.
+ * @throws ConnectFailedError (reason `${label}_refused` when nobody listens there)
+ */
+export async function sendHandoff(path: string, fd: number, label: string): Promise<void> {
+  const native = loadNative();
+  const via = net.connect({ path });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      via.once('connect', resolve);
+      via.once('error', reject);
+    });
+    native.sendFd(handleFd(via), fd);
+  } catch (err) {
+    throw handoffError(err, path, label);
+  } finally {
+    via.destroy();
+  }
+}
+
+/**
+ * A dialer for `handoff:PATH` in tunnel roles: each stream gets a fresh
+ * connected pair; one end goes to the receiver, the jumper pumps the
+ * decrypted bytes into the other.
+ */
+export function createHandoffDialer(path: string, label: string, pairs: PairFactory = connectedPair): Dialer {
+  return async () => {
+    const { ours, theirs } = await pairs();
+    try {
+      await sendHandoff(path, handleFd(theirs), label);
+    } catch (err) {
+      ours.destroy();
+      throw err;
+    } finally {
+      // The receiver holds its own reference now (or the hand-off failed).
+      theirs.destroy();
+    }
+    return ours;
+  };
+}
+
+/**
+ * Receive hand-offs on `path`: calls `onFd` with each descriptor (the
+ * callee owns it). Malformed hand-offs are dropped. Returns the server.
+ */
+export async function listenForHandoffs(path: string, onFd: (fd: number) => void, onError: (err: unknown) => void): Promise<net.Server> {
+  const native = loadNative();
+  const server = net.createServer({ pauseOnConnect: true }, (via) => {
+    via.on('error', () => {});
+    const started = Date.now();
+    // The message may not have arrived yet when the connection is accepted.
+    const poll = () => {
+      let fd: number;
+      try {
+        fd = native.recvFd(handleFd(via));
+      } catch (err) {
+        via.destroy();
+        onError(err);
+        return;
+      }
+      if (fd >= 0) {
+        via.destroy();
+        onFd(fd);
+      } else if (Date.now() - started > RECEIVE_TIMEOUT_MS) {
+        via.destroy();
+        onError(new SocketError('hand-off sender connected but sent no descriptor'));
+      } else {
+        setTimeout(poll, RECEIVE_POLL_MS);
+      }
+    };
+    poll();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => resolve());
+  });
+  return server;
+}
+
+/** Close a descriptor we received but will not use. */
+export function closeFd(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    /* already closed */
+  }
+}
+
+/**
+ * Forward mode: pass the accepted socket itself, so the jumper leaves the
+ * data path entirely. The receiver's descriptor is the original TCP socket.
+ */
+export async function runHandoffForwardConn(conn: Conn, accepted: net.Socket, path: string): Promise<void> {
+  conn.adoptPlain(accepted);
+  try {
+    await sendHandoff(path, handleFd(accepted), 'target');
+  } catch (err) {
+    conn.fail(err, 'local');
+    return;
+  }
+  conn.handedOff(accepted);
+}

@@ -33,6 +33,14 @@ fi
 
 : >"$LOG" 2>/dev/null || { echo "jumper: WARNING: cannot write $LOG; native addon not built" >&2; exit 0; }
 
+# The LD_PRELOAD hand-off shim is plain C with no Node dependency: build it
+# first, so a failed addon build does not take it down too.
+if bash "$REPO_ROOT/native/preload/build.sh" >>"$LOG" 2>&1; then
+  echo "jumper: LD_PRELOAD shim built: native/preload/libjumper_preload.so"
+else
+  echo "jumper: WARNING: LD_PRELOAD shim not built; see ${LOG#"$REPO_ROOT"/}" >&2
+fi
+
 if [[ "$(uname -s)" != "Linux" ]]; then
   echo "setns(2) is Linux-only; uname -s = $(uname -s)" >>"$LOG"
   warn "not Linux"

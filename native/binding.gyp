@@ -14,7 +14,11 @@
         "src/dedicated_thread.cc",
         "src/netns_socket.cc",
         "src/socket_address.cc",
-        "src/errno_error.cc"
+        "src/errno_error.cc",
+        # Native record pump; its ChaCha20-Poly1305 is OpenSSL EVP from the
+        # node binary itself (headers in <nodedir>/include/node/openssl,
+        # symbols exported by node): no extra library is linked.
+        "src/record_pump.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

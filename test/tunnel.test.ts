@@ -158,7 +158,7 @@ async function tap(
   t: import('ava').ExecutionContext,
   serverPort: number,
   seen: Buffer[],
-  alter?: (chunk: Buffer, offset: number) => Buffer | 'cut',
+  alter?: (chunk: Buffer, offset: number) => Buffer | 'cut' | { last: Buffer },
 ): Promise<string> {
   const relay = net.createServer({ allowHalfOpen: true }, (inbound) => {
     const outbound = net.connect({ port: serverPort, host: '127.0.0.1', allowHalfOpen: true });
@@ -168,7 +168,9 @@ async function tap(
       seen.push(copy);
       const result = alter ? alter(copy, offset) : copy;
       offset += chunk.length;
-      if (result === 'cut') {
+      if (result === 'cut' || (typeof result === 'object' && 'last' in result)) {
+        // Forward up to the cut point, then end toward the server without more.
+        if (typeof result === 'object' && 'last' in result) outbound.write(result.last);
         inbound.destroy();
         outbound.end();
         return;
@@ -217,7 +219,8 @@ test('a stream cut without the end-of-stream record is reported as truncated, no
   const cutAt = FIRST_DATA_OFFSET + 50_000;
   const tunnel = await withTunnel(t, {
     provider: provider.address,
-    clientConnect: (port) => tap(t, port, [], (chunk, offset) => (offset + chunk.length > cutAt ? 'cut' : chunk)),
+    clientConnect: (port) =>
+      tap(t, port, [], (chunk, offset) => (offset + chunk.length > cutAt ? { last: chunk.subarray(0, cutAt - offset) } : chunk)),
   });
   await exchange({ port: tunnel.clientPort }, randomBytes(200_000));
   const [server] = await tunnel.closedOn('server', 1);

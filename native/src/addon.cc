@@ -2,12 +2,15 @@
 //
 //   listenInNetns(nsPath, family, host, port, backlog)   -> Promise<fd>
 //   connectInNetns(nsPath, family, host, port, timeoutMs) -> Promise<fd>
+//   startPump(opts) -> handle, cancelPump(handle, reason), dupFd(fd) -> fd
+//     (the native record pump, see record_pump.h)
 //
 // See js_api.cc for validation and netns_socket.cc for the syscalls.
 // Man pages relied on: setns(2), socket(2), bind(2), listen(2), connect(2).
 #include <napi.h>
 
 #include "js_api.h"
+#include "record_pump.h"
 
 namespace {
 
@@ -15,6 +18,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("listenInNetns", Napi::Function::New(env, jumper::ListenInNetnsJs, "listenInNetns"));
   exports.Set("connectInNetns",
               Napi::Function::New(env, jumper::ConnectInNetnsJs, "connectInNetns"));
+  // Native record pump (record_pump.cc).
+  exports.Set("startPump", Napi::Function::New(env, jumper::StartPumpJs, "startPump"));
+  exports.Set("cancelPump", Napi::Function::New(env, jumper::CancelPumpJs, "cancelPump"));
+  exports.Set("dupFd", Napi::Function::New(env, jumper::DupFdJs, "dupFd"));
   return exports;
 }
 

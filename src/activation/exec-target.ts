@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import type { Dialer } from '../addr/dial.js';
 import { ConnectFailedError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { keepInJs } from '../proto/js-data-path.js';
 import { connectedPair } from './socket-pair.js';
 
 export const EXEC_PREFIX = 'exec:';
@@ -56,6 +57,7 @@ export function createExecDialer(command: string, options: { logger: Logger; lab
       theirs.destroy();
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     });
-    return ours;
+    // Its close must reach the child handling above: keep it off the native pump.
+    return keepInJs(ours);
   };
 }

@@ -18,10 +18,14 @@ import { performance } from 'node:perf_hooks';
 import type { Dialer } from '../addr/dial.js';
 import {
   AuthError,
+  BadRecordError,
   HandshakeTimeoutError,
   HandshakeTruncatedError,
+  TamperedError,
+  TruncatedError,
   reasonOf,
 } from '../errors.js';
+import { nativePumpAvailable, runNativePump, type NativePump, type PumpResult, type RunNativePumpOptions } from '../native/pump.js';
 import type { TunnelKey } from '../keys/key-file.js';
 import {
   CLIENT_HELLO_BYTES,
@@ -31,6 +35,7 @@ import {
   respondToClientHello,
   startClientHandshake,
 } from './handshake.js';
+import { mustStayInJs } from './js-data-path.js';
 import { openPipe, peerAbort, plainPipe, sealPipe, type PipeHooks } from './pipe.js';
 import { RecordOpener, RecordSealer, type RecordSink } from './record.js';
 
@@ -73,6 +78,37 @@ function reset(socket: Socket | undefined): void {
   }
 }
 
+/** The typed error for a pump that ended abnormally. */
+function pumpError(result: PumpResult): Error {
+  const detail = result.detail ?? result.reason;
+  switch (result.reason) {
+    case 'tampered':
+      return new TamperedError(detail);
+    case 'truncated':
+      return new TruncatedError(detail);
+    case 'bad_record':
+      return new BadRecordError(detail);
+    case 'peer_abort':
+      return peerAbort(detail);
+    default:
+      // peer_reset / io_error carry the errno name: reasonOf maps it.
+      return Object.assign(new Error(`${result.reason}: ${detail}`), { code: result.detail });
+  }
+}
+
+/**
+ * Start the native pump when it is available and the sockets qualify;
+ * undefined means: use the JS pipes.
+ */
+function tryNativePump(options: RunNativePumpOptions): NativePump | undefined {
+  if (!nativePumpAvailable() || mustStayInJs(options.plain) || mustStayInJs(options.wire)) return undefined;
+  try {
+    return runNativePump(options);
+  } catch {
+    return undefined; // e.g. not both sockets (an exec: pipe): the JS path works for everything
+  }
+}
+
 /** Lifecycle shared by every role: two sockets, two directions, one end. */
 export class Conn {
   readonly id: number;
@@ -88,6 +124,9 @@ export class Conn {
   #timer: NodeJS.Timeout | undefined;
   #directionsDone = 0;
   #closed = false;
+  /** When the native pump carries the stream, it owns both sockets. */
+  #pump: NativePump | undefined;
+  #pumpFailure: Error | undefined;
 
   constructor(id: number, accepted: Socket, onClose: (summary: ConnSummary) => void) {
     this.id = id;
@@ -144,6 +183,26 @@ export class Conn {
   }
 
   /**
+   * Let the native pump carry the stream from here on. `plainIsConsumer`:
+   * true on the client (plain→wire is "up"), false on the server.
+   */
+  adoptPump(pump: NativePump, plainIsConsumer: boolean): void {
+    this.#pump = pump;
+    void pump.done.then((result) => {
+      this.bytesUp += plainIsConsumer ? result.bytesUp : result.bytesDown;
+      this.bytesDown += plainIsConsumer ? result.bytesDown : result.bytesUp;
+      if (this.#closed) return;
+      this.#closed = true;
+      this.disarmTimer();
+      if (result.reason === 'done') this.#emit('done');
+      else {
+        const error = this.#pumpFailure ?? pumpError(result);
+        this.#emit(reasonOf(error), error);
+      }
+    });
+  }
+
+  /**
    * The accepted socket was handed to another process: drop our copy
    * without a FIN or reset (the receiver's copy keeps the connection).
    */
@@ -170,6 +229,12 @@ export class Conn {
    */
   fail(err: unknown, side: 'plain' | 'wire' | 'local'): void {
     if (this.#closed) return;
+    if (this.#pump) {
+      // The pump owns the sockets: it sends the ABORT and resets the plain side.
+      this.#pumpFailure ??= err instanceof Error ? err : new Error(String(err));
+      this.#pump.cancel(reasonOf(err));
+      return;
+    }
     this.#closed = true;
     this.disarmTimer();
     const error = err instanceof Error ? err : new Error(String(err));
@@ -310,6 +375,11 @@ export async function runClientConn(conn: Conn, local: Socket, options: ClientCo
     const out: Buffer[] = [];
     sealer.sealData(EMPTY, out);
     for (const b of out) wire.write(b);
+    const pump = tryNativePump({ plain: local, wire, sendKey: keys.sendKey, recvKey: keys.recvKey, sendCounter: sealer.count, recvCounter: opener.count, wirePending: reply.rest });
+    if (pump) {
+      conn.adoptPump(pump, true);
+      return;
+    }
     openPipe(wire, local, opener, conn.hooks('down', 'wire'), reply.rest);
     sealPipe(local, wire, sealer, conn.hooks('up', 'plain'));
   } catch (err) {
@@ -410,13 +480,30 @@ export async function runServerConn(conn: Conn, wire: Socket, options: ServerCon
       return;
     }
     conn.adoptPlain(provider);
+    // A partial record may sit in the opener: it goes to whichever path carries on.
+    const pendingWire = opener.takePending();
+    const pump = tryNativePump({
+      plain: provider,
+      wire,
+      sendKey: result.keys.sendKey,
+      recvKey: result.keys.recvKey,
+      sendCounter: sealer.count,
+      recvCounter: opener.count,
+      wirePending: pendingWire,
+      openedPending: Buffer.concat(early.bodies),
+      recvEnded: early.ended,
+    });
+    if (pump) {
+      conn.adoptPump(pump, false);
+      return;
+    }
     const upHooks = conn.hooks('up', 'wire');
     for (const body of early.bodies) {
       upHooks.onBytes(body.length);
       provider.write(body);
     }
     if (early.ended) provider.end();
-    openPipe(wire, provider, opener, upHooks);
+    openPipe(wire, provider, opener, upHooks, pendingWire);
     sealPipe(provider, wire, sealer, conn.hooks('down', 'plain'));
   } catch (err) {
     // Before setSealer (handshake failures) nothing is sent back; after it

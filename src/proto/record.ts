@@ -158,6 +158,14 @@ export class RecordOpener {
     return this.#counter;
   }
 
+  /** Hand over (and forget) the bytes of an incomplete record, e.g. to the native pump. */
+  takePending(): Buffer {
+    const pending = this.#pendingBytes === 0 ? Buffer.alloc(0) : Buffer.concat(this.#pending, this.#pendingBytes);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    return pending;
+  }
+
   /** Bytes held waiting for the rest of a record. */
   get pendingBytes(): number {
     return this.#pendingBytes;

@@ -1,0 +1,299 @@
+/**
+ * The native record pump: after the handshake, one connection's transport
+ * records (src/proto/record.ts) are sealed and opened on a dedicated native
+ * thread (native/src/record_pump.cc) instead of the JS event loop.
+ *
+ * The pump owns duplicates of both sockets' fds; the JS sockets are
+ * destroyed (which closes only Node's copy, without FIN or RST). It ends
+ * exactly like the JS pipes: END records <-> FIN both ways, 'done' once both
+ * directions ended; on failure the plain peer gets a reset and, when the
+ * failure was not the tunnel peer's own, the tunnel peer gets an ABORT.
+ *
+ * Availability: the addon must be built and export startPump, and neither
+ * JUMPER_NO_NATIVE=1 nor JUMPER_NO_NATIVE_PUMP=1 may be set.
+ */
+import { closeSync, fstatSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { loadNative, nativeAvailable, NO_NATIVE_ENV } from './binding.js';
+
+/** Set to "1" to keep the record layer in JS even when the addon is built. */
+export const NO_NATIVE_PUMP_ENV = 'JUMPER_NO_NATIVE_PUMP';
+
+/** Why a pump stopped. */
+export type PumpReason =
+  | 'done'
+  | 'tampered'
+  | 'truncated'
+  | 'bad_record'
+  | 'peer_abort'
+  | 'peer_reset'
+  | 'io_error'
+  | 'cancelled';
+
+export interface PumpResult {
+  reason: PumpReason;
+  /**
+   * peer_abort: the peer's (sanitised) reason; peer_reset/io_error: errno
+   * name (e.g. 'ECONNRESET', 'EPIPE'); cancelled: the reason given to
+   * cancel(); tampered/truncated/bad_record: a description.
+   */
+  detail?: string;
+  /** Where the failure came from: like Conn.fail's `side` ('plain' | 'wire' | 'local'). Absent when done. */
+  side?: 'plain' | 'wire' | 'local';
+  /** Plaintext bytes read from plain and sealed toward the wire (includes plainPending). */
+  bytesUp: number;
+  /** Plaintext bytes written to plain (includes openedPending). */
+  bytesDown: number;
+}
+
+/** Opaque handle returned by the addon's startPump. */
+declare const pumpHandleBrand: unique symbol;
+export type PumpHandle = { readonly [pumpHandleBrand]: true };
+
+/** Options of the addon's startPump (raw fds, owned by the pump once it returns). */
+export interface NativePumpOptions {
+  plainFd: number;
+  wireFd: number;
+  sendKey: Uint8Array;
+  recvKey: Uint8Array;
+  /** Records already sealed with sendKey (RecordSealer.count). */
+  sendCounter: number;
+  /** Records already opened with recvKey (RecordOpener.count). */
+  recvCounter: number;
+  /** Wire bytes already read by JS but not opened: parsed first. */
+  wirePending?: Uint8Array;
+  /** Plaintext already read from plain by JS but not sealed: sealed first. */
+  plainPending?: Uint8Array;
+  /** Plaintext already opened by JS but not written to plain: written first. */
+  openedPending?: Uint8Array;
+  /** JS already opened the peer's END (plain is half-closed after openedPending). */
+  recvEnded?: boolean;
+  onDone(result: PumpResult): void;
+}
+
+/** The addon exports this module uses (binding.ts types only the namespace ones). */
+interface PumpBinding {
+  startPump(options: NativePumpOptions): PumpHandle;
+  cancelPump(handle: PumpHandle, reason: string): void;
+  dupFd(fd: number): number;
+}
+
+function isPumpBinding(value: unknown): value is PumpBinding {
+  const exports = value as Partial<Record<keyof PumpBinding, unknown>> | null;
+  return (
+    typeof exports === 'object' &&
+    exports !== null &&
+    typeof exports.startPump === 'function' &&
+    typeof exports.cancelPump === 'function' &&
+    typeof exports.dupFd === 'function'
+  );
+}
+
+let cached: PumpBinding | null | undefined;
+
+function pumpBinding(): PumpBinding | null {
+  if (cached !== undefined) return cached;
+  cached = null;
+  if (nativeAvailable()) {
+    const loaded: unknown = loadNative();
+    if (isPumpBinding(loaded)) cached = loaded;
+  }
+  return cached;
+}
+
+/**
+ * Whether runNativePump can be used: the addon loads and exports the pump,
+ * and neither JUMPER_NO_NATIVE=1 nor JUMPER_NO_NATIVE_PUMP=1 is set.
+ */
+export function nativePumpAvailable(): boolean {
+  if (process.env[NO_NATIVE_ENV] === '1' || process.env[NO_NATIVE_PUMP_ENV] === '1') return false;
+  return pumpBinding() !== null;
+}
+
+function requireBinding(): PumpBinding {
+  const binding = nativePumpAvailable() ? pumpBinding() : null;
+  if (!binding) throw new Error('native record pump unavailable (addon not built, stale, or disabled)');
+  return binding;
+}
+
+/** The OS fd under a connected net.Socket (TCP or Unix). */
+export function socketFd(socket: Socket): number {
+  const handle = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle;
+  const fd = handle?.fd;
+  if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0) {
+    throw new Error('socket has no usable file descriptor (destroyed, not connected, or not a stream socket)');
+  }
+  return fd;
+}
+
+/** A close-on-exec duplicate of `fd` (the same socket). */
+export function dupFd(fd: number): number {
+  return requireBinding().dupFd(fd);
+}
+
+export interface RunNativePumpOptions {
+  /** The plaintext socket (consumer on the client, provider on the server). */
+  plain: Socket;
+  /** The socket carrying records (the other jumper). */
+  wire: Socket;
+  sendKey: Uint8Array;
+  recvKey: Uint8Array;
+  /** RecordSealer.count: records this side already sealed (the client's liveness record = 1). */
+  sendCounter: number;
+  /** RecordOpener.count: records this side already opened. */
+  recvCounter: number;
+  /** Wire bytes read by JS, not yet opened (e.g. the rest after the handshake reply). */
+  wirePending?: Buffer;
+  /** Plaintext JS already opened but did not write to `plain` (the server's early records). */
+  openedPending?: Buffer;
+  /** JS already opened the peer's END. */
+  recvEnded?: boolean;
+}
+
+export interface NativePump {
+  /** Settles once, after the pump closed both fds. Never rejects. */
+  done: Promise<PumpResult>;
+  /** Stop promptly; `done` then reports 'cancelled' with `reason` as detail (no-op once finished). */
+  cancel(reason: string): void;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Reset a socket (TCP) or just close it (Unix sockets have no reset). */
+function reset(socket: Socket): void {
+  if (socket.destroyed) return;
+  try {
+    socket.resetAndDestroy();
+  } catch {
+    socket.destroy();
+  }
+}
+
+/** Everything Node buffered on a paused socket's readable side. */
+function takeReadable(socket: Socket): Buffer {
+  const chunks: Buffer[] = [];
+  let chunk: unknown;
+  while (socket.readableLength > 0 && (chunk = socket.read()) !== null) {
+    chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+  }
+  return chunks.length === 0 ? EMPTY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+}
+
+/** Resolves once Node handed every queued byte of `socket` to the kernel. */
+function flushed(socket: Socket): Promise<void> {
+  if (socket.writableLength === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const check = (): void => {
+      if (socket.destroyed) {
+        cleanup();
+        reject(new Error('socket closed before its queued writes were flushed'));
+      } else if (socket.writableLength === 0) {
+        cleanup();
+        resolve();
+      }
+    };
+    const cleanup = (): void => {
+      clearInterval(timer);
+      socket.removeListener('drain', check);
+      socket.removeListener('close', check);
+    };
+    // 'drain' only fires after a write that returned false: poll as well.
+    const timer = setInterval(check, 1);
+    socket.on('drain', check);
+    socket.on('close', check);
+  });
+}
+
+/**
+ * Hand a connection's record layer to the native pump.
+ *
+ * Both sockets must be connected and should be paused (no 'data' listeners
+ * left by the caller). Bytes Node already buffered are taken over: the
+ * readable buffer of `wire` is appended to `wirePending`, that of `plain`
+ * is sealed first, and queued writes are flushed before the handoff. Both
+ * sockets are then destroyed (only Node's fd copy is closed) and must not be
+ * used again; listeners for 'error'/'close' may still fire on them.
+ *
+ * @throws when the pump is unavailable, or a socket has no fd or is not a
+ *   socket (e.g. a pipe): nothing was taken over, the sockets are untouched,
+ *   so the caller can fall back to the JS pipes.
+ */
+export function runNativePump(options: RunNativePumpOptions): NativePump {
+  const binding = requireBinding();
+  const { plain, wire } = options;
+  for (const socket of [plain, wire]) {
+    // e.g. a pipe-backed net.Socket (exec targets): keep the JS pipes.
+    if (!fstatSync(socketFd(socket)).isSocket()) throw new Error('native record pump needs stream sockets (TCP or Unix)');
+  }
+  plain.pause();
+  wire.pause();
+
+  let handle: PumpHandle | undefined;
+  let cancelReason: string | undefined;
+  let settle!: (result: PumpResult) => void;
+  const done = new Promise<PumpResult>((resolve) => (settle = resolve));
+  const failEarly = (result: Omit<PumpResult, 'bytesUp' | 'bytesDown'>): void => {
+    reset(plain);
+    wire.destroy();
+    settle({ ...result, bytesUp: 0, bytesDown: 0 });
+  };
+
+  const start = (): void => {
+    if (cancelReason !== undefined) {
+      failEarly({ reason: 'cancelled', detail: cancelReason, side: 'local' });
+      return;
+    }
+    let plainFd = -1;
+    let wireFd = -1;
+    try {
+      plainFd = binding.dupFd(socketFd(plain));
+      wireFd = binding.dupFd(socketFd(wire));
+      const pendingWire = takeReadable(wire);
+      const wirePending =
+        options.wirePending && options.wirePending.length > 0
+          ? pendingWire.length > 0
+            ? Buffer.concat([options.wirePending, pendingWire])
+            : options.wirePending
+          : pendingWire;
+      const plainPending = takeReadable(plain);
+      const pumpOptions: NativePumpOptions = {
+        plainFd,
+        wireFd,
+        sendKey: options.sendKey,
+        recvKey: options.recvKey,
+        sendCounter: options.sendCounter,
+        recvCounter: options.recvCounter,
+        wirePending,
+        plainPending,
+        openedPending: options.openedPending ?? EMPTY,
+        recvEnded: options.recvEnded ?? false,
+        onDone: (result) => settle(result),
+      };
+      handle = binding.startPump(pumpOptions);
+    } catch (err) {
+      if (plainFd >= 0) closeSync(plainFd);
+      if (wireFd >= 0) closeSync(wireFd);
+      failEarly({ reason: 'io_error', detail: err instanceof Error ? err.message : String(err), side: 'local' });
+      return;
+    }
+    // Node's copies only: no shutdown, no reset; the pump's dups keep the connections.
+    plain.destroy();
+    wire.destroy();
+  };
+
+  if (plain.writableLength === 0 && wire.writableLength === 0) {
+    start();
+  } else {
+    Promise.all([flushed(plain), flushed(wire)]).then(start, (err: unknown) => {
+      failEarly({ reason: 'io_error', detail: err instanceof Error ? err.message : String(err), side: 'local' });
+    });
+  }
+
+  return {
+    done,
+    cancel(reason: string): void {
+      if (handle) binding.cancelPump(handle, reason);
+      else cancelReason ??= reason;
+    },
+  };
+}

@@ -15,6 +15,7 @@
         "src/netns_socket.cc",
         "src/socket_address.cc",
         "src/errno_error.cc",
+        "src/fd_passing.cc",
         # Native record pump; its ChaCha20-Poly1305 is OpenSSL EVP from the
         # node binary itself (headers in <nodedir>/include/node/openssl,
         # symbols exported by node): no extra library is linked.

@@ -24,3 +24,5 @@ export type { Logger } from './log/logger.js';
 export { DEFAULTS } from './options.js';
 export * from './errors.js';
 export { PROTOCOL_VERSION } from './proto/handshake.js';
+export { nativeAvailable as nativeHandoffAvailable } from './native/binding.js';
+export { startAcceptor, type Acceptor, type AcceptorOptions } from './activation/acceptor.js';

@@ -4,11 +4,13 @@
 //   connectInNetns(nsPath, family, host, port, timeoutMs) -> Promise<fd>
 //   startPump(opts) -> handle, cancelPump(handle, reason), dupFd(fd) -> fd
 //     (the native record pump, see record_pump.h)
+//   sendFd(viaFd, fd), recvFd(viaFd) -> fd | -1   (hand-off, fd_passing.h)
 //
 // See js_api.cc for validation and netns_socket.cc for the syscalls.
 // Man pages relied on: setns(2), socket(2), bind(2), listen(2), connect(2).
 #include <napi.h>
 
+#include "fd_passing.h"
 #include "js_api.h"
 #include "record_pump.h"
 
@@ -22,6 +24,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("startPump", Napi::Function::New(env, jumper::StartPumpJs, "startPump"));
   exports.Set("cancelPump", Napi::Function::New(env, jumper::CancelPumpJs, "cancelPump"));
   exports.Set("dupFd", Napi::Function::New(env, jumper::DupFdJs, "dupFd"));
+  // Hand-off (fd_passing.cc).
+  exports.Set("sendFd", Napi::Function::New(env, jumper::SendFdJs, "sendFd"));
+  exports.Set("recvFd", Napi::Function::New(env, jumper::RecvFdJs, "recvFd"));
   return exports;
 }
 

@@ -1,0 +1,118 @@
+/**
+ * Connection hand-off over a Unix socket (SCM_RIGHTS) to receivers that live
+ * in a network namespace with no network (unshare -n), through a shared
+ * temp directory.
+ */
+import test from 'ava';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createForward, createServer, createClient, deriveKey, nativeHandoffAvailable } from '../src/index.js';
+import { cliBuilt, JUMPER } from './helpers/cli.js';
+import { killAtTeardown } from './helpers/netns.js';
+import { exchange, randomBytes, sha256 } from './helpers/providers.js';
+
+const SHIM = fileURLToPath(new URL('../native/preload/libjumper_preload.so', import.meta.url));
+const reason =
+  process.getuid?.() !== 0 ? 'needs root for unshare -n' : !cliBuilt ? 'dist/ is not built' : !nativeHandoffAvailable() ? 'native addon unavailable' : undefined;
+const handoffTest = reason ? test.skip : test;
+if (reason) console.log(`skipping hand-off tests: ${reason}`);
+
+function tempDir(t: import('ava').ExecutionContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'jumper-handoff-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Start a process in a fresh network namespace (only lo, down). */
+function inEmptyNetns(t: import('ava').ExecutionContext, argv: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  const child = spawn('unshare', ['-n', ...argv], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+  killAtTeardown(t, child);
+  return child;
+}
+
+async function waitForFile(path: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(path)) {
+    if (Date.now() > deadline) throw new Error(`${path} never appeared`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+handoffTest('forward hand-off: `jumper accept` in unshare -n serves a connection it received, and holds the original TCP socket', async (t) => {
+  const dir = tempDir(t);
+  const sock = join(dir, 'handoff.sock');
+  // The command prints the peer address of its stdin: the consumer's own address if the fd is the original socket.
+  inEmptyNetns(t, [process.execPath, JUMPER, 'accept', '--from', sock, '--exec', `python3 -c "import socket; s=socket.socket(fileno=0); print('%s:%d' % s.getpeername()[:2], flush=True)"`]);
+  await waitForFile(sock);
+  const fwd = createForward({ listen: '127.0.0.1:0', connect: `handoff:${sock}` });
+  await fwd.listen();
+  t.teardown(() => fwd.close({ drainTimeoutMs: 0 }));
+  const consumer = net.connect({ port: fwd.port()!, host: '127.0.0.1' });
+  await new Promise((r) => consumer.once('connect', r));
+  const line = await new Promise<string>((resolve) => consumer.once('data', (c: Buffer) => resolve(c.toString().trim())));
+  t.is(line, `127.0.0.1:${consumer.localPort}`);
+  consumer.destroy();
+  t.is(fwd.stats().failures.handed_off, undefined);
+  t.is(fwd.stats().total, 1);
+});
+
+handoffTest('server hand-off: decrypted bytes reach a receiver with no network, 4 MiB echoed hash-equal', async (t) => {
+  const dir = tempDir(t);
+  const sock = join(dir, 'handoff.sock');
+  inEmptyNetns(t, [process.execPath, JUMPER, 'accept', '--from', sock, '--exec', 'exec cat']);
+  await waitForFile(sock);
+  const key = await deriveKey(randomBytes(32));
+  const server = createServer({ listen: '127.0.0.1:0', connect: `handoff:${sock}`, key });
+  await server.listen();
+  t.teardown(() => server.close({ drainTimeoutMs: 0 }));
+  const client = createClient({ listen: '127.0.0.1:0', connect: `127.0.0.1:${server.port()}`, key });
+  await client.listen();
+  t.teardown(() => client.close({ drainTimeoutMs: 0 }));
+  const body = randomBytes(4 * 1024 * 1024);
+  const result = await exchange({ port: client.port()! }, body);
+  t.is(sha256(result.received), sha256(body));
+});
+
+handoffTest('an unmodified python3 http.server under the LD_PRELOAD shim in unshare -n answers a request that came through jumper forward', async (t) => {
+  if (!existsSync(SHIM)) return t.fail(`${SHIM} was not built`);
+  const dir = tempDir(t);
+  const sock = join(dir, 'handoff.sock');
+  const content = randomBytes(16).toString('hex');
+  writeFileSync(join(dir, 'hello.txt'), content);
+  const daemon = spawn('unshare', ['-n', 'python3', '-m', 'http.server', '8000', '--bind', '0.0.0.0'], {
+    cwd: dir,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, LD_PRELOAD: SHIM, JUMPER_PRELOAD_PORT: '8000', JUMPER_PRELOAD_SOCKET: sock },
+  });
+  killAtTeardown(t, daemon);
+  await waitForFile(sock);
+  const fwd = createForward({ listen: '127.0.0.1:0', connect: `handoff:${sock}` });
+  await fwd.listen();
+  t.teardown(() => fwd.close({ drainTimeoutMs: 0 }));
+  const body = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port: fwd.port()!, path: '/hello.txt', agent: false }, (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      })
+      .on('error', reject);
+  });
+  t.is(body.status, 200);
+  t.is(body.text, content);
+});
+
+handoffTest('no receiver: the connection fails with target_refused, the jumper keeps serving', async (t) => {
+  const dir = tempDir(t);
+  const fwd = createForward({ listen: '127.0.0.1:0', connect: `handoff:${join(dir, 'nobody.sock')}` });
+  await fwd.listen();
+  t.teardown(() => fwd.close({ drainTimeoutMs: 0 }));
+  const result = await exchange({ port: fwd.port()! }, Buffer.from('x'), { keepOpen: true });
+  t.is(result.ending, 'reset');
+  t.is(fwd.stats().failures.target_refused, 1);
+});

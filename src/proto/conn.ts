@@ -329,6 +329,23 @@ function readExactly(
   });
 }
 
+/**
+ * The client-side prelude every protocol shares: adopt the consumer, dial the
+ * server, and give up quietly if the consumer left meanwhile. The wire's
+ * errors stay with the caller's handshake until it calls conn.watchWire().
+ * @returns the wire socket, or undefined when the connection is already over.
+ */
+export async function dialForClient(conn: Conn, local: Socket, dial: Dialer): Promise<Socket | undefined> {
+  conn.adoptPlain(local);
+  const wire = await dial();
+  if (conn.closed) {
+    wire.destroy();
+    return undefined;
+  }
+  conn.adoptWire(wire, false);
+  return wire;
+}
+
 export interface ClientConnOptions extends ConnTimeouts {
   key: TunnelKey;
   dial: Dialer;
@@ -339,14 +356,9 @@ export interface ClientConnOptions extends ConnTimeouts {
  * handshake, prove liveness, then pump both ways.
  */
 export async function runClientConn(conn: Conn, local: Socket, options: ClientConnOptions): Promise<void> {
-  conn.adoptPlain(local);
   try {
-    const wire = await options.dial();
-    if (conn.closed) {
-      wire.destroy();
-      return;
-    }
-    conn.adoptWire(wire, false);
+    const wire = await dialForClient(conn, local, options.dial);
+    if (!wire) return;
     conn.armTimer(options.handshakeTimeoutMs, () => new HandshakeTimeoutError('server jumper did not complete the handshake in time'));
     const handshake = startClientHandshake(options.key);
     wire.write(handshake.hello);

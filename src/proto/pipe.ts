@@ -50,12 +50,13 @@ function writeAll(dst: Socket, buffers: Buffer[]): boolean {
  * net.Socket still emits 'end' when EOF arrives on an empty buffer, which
  * can happen before a pipe is attached (e.g. while the provider is dialled).
  */
-function onEnded(stream: Socket, fn: () => void): void {
+export function onEnded(stream: Socket, fn: () => void): void {
   if (stream.readableEnded) process.nextTick(fn);
   else stream.once('end', fn);
 }
 
-function waitForDrain(src: Socket, dst: Socket): void {
+/** Pause `src` until `dst` drains: the whole of the backpressure rule. */
+export function waitForDrain(src: Socket, dst: Socket): void {
   src.pause();
   dst.once('drain', () => src.resume());
 }

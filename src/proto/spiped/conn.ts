@@ -13,7 +13,7 @@ import type { Socket } from 'node:net';
 import type { Dialer } from '../../addr/dial.js';
 import { AuthError, HandshakeTimeoutError, HandshakeTruncatedError } from '../../errors.js';
 import type { TunnelKey } from '../../keys/key-file.js';
-import type { Conn } from '../conn.js';
+import { dialForClient, type Conn } from '../conn.js';
 import { DH_MESSAGE_BYTES, NONCE_BYTES, SpipedHandshake, type PfsMode, type SessionKeys } from './handshake.js';
 import { PacketOpener, PacketSealer } from './packet.js';
 import { openPacketPipe, sealPacketPipe } from './pipe.js';
@@ -123,15 +123,10 @@ function startPipes(conn: Conn, wire: Socket, plain: Socket, keys: SessionKeys, 
  * 'tampered', 'bad_record', 'truncated' (FIN inside a packet), socket errors.
  */
 export async function runSpipedClientConn(conn: Conn, local: Socket, options: SpipedConnOptions): Promise<void> {
-  conn.adoptPlain(local);
   try {
-    const wire = await options.dial();
-    if (conn.closed) {
-      wire.destroy();
-      return;
-    }
     // The reader turns wire errors into handshake failures until the pipes start.
-    conn.adoptWire(wire, false);
+    const wire = await dialForClient(conn, local, options.dial);
+    if (!wire) return;
     conn.armTimer(options.handshakeTimeoutMs, () => new HandshakeTimeoutError('spiped server did not complete the handshake in time'));
     const handshake = new SpipedHandshake('client', options.key.spipedKey, options.pfs);
     const reader = new HandshakeReader(wire);

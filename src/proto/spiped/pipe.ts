@@ -9,19 +9,8 @@
  */
 import type { Socket } from 'node:net';
 import { TruncatedError } from '../../errors.js';
-import type { PipeHooks } from '../pipe.js';
+import { onEnded, waitForDrain, type PipeHooks } from '../pipe.js';
 import type { PacketOpener, PacketSealer } from './packet.js';
-
-/** Run `fn` on 'end', or soon if the stream already ended while paused. */
-function onEnded(stream: Socket, fn: () => void): void {
-  if (stream.readableEnded) process.nextTick(fn);
-  else stream.once('end', fn);
-}
-
-function waitForDrain(src: Socket, dst: Socket): void {
-  src.pause();
-  dst.once('drain', () => src.resume());
-}
 
 /** Plain bytes from `src` become packets on `wire`; src's EOF becomes the wire's FIN. */
 export function sealPacketPipe(src: Socket, wire: Socket, sealer: PacketSealer, hooks: PipeHooks): void {

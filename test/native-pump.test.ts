@@ -308,13 +308,15 @@ serial('bytes after END: bad_record; unknown type and short length too', async (
     const { peer, result } = await rig();
     const end: Buffer[] = [];
     peer.sealer.sealEnd(end);
-    await peer.write([...end, ...peer.seal(Buffer.from('late'))]);
+    // The pump may close as soon as it sees the bad bytes, so our write may
+    // end in EPIPE: what matters is the pump's verdict.
+    void peer.write([...end, ...peer.seal(Buffer.from('late'))]).catch(() => {});
     const r = await result;
     t.is(r.reason, 'bad_record');
   }
   {
     const { peer, result } = await rig();
-    await peer.write([Buffer.from([0x00, 0x05, 1, 2, 3, 4, 5])]);
+    void peer.write([Buffer.from([0x00, 0x05, 1, 2, 3, 4, 5])]).catch(() => {});
     const r = await result;
     t.is(r.reason, 'bad_record');
     t.regex(r.detail ?? '', /below the minimum/);

@@ -419,6 +419,54 @@ serial('wrong counter: the first record fails authentication (tampered)', async 
   t.is(provider.bytes, 0);
 });
 
+serial('idle pauses: buffers given back between messages, a record split across a pause, ABORT after idle', async (t) => {
+  const { provider, peer, pump, result } = await rig();
+  const pause = (): Promise<void> => new Promise((r) => setTimeout(r, 30));
+  for (let i = 0; i < 5; i++) {
+    await peer.write(peer.seal(Buffer.from(`ping ${i}`)));
+    await waitFor(() => provider.data().toString().endsWith(`ping ${i}`));
+    await pause();
+    await provider.send(Buffer.from(`pong ${i}`));
+    await waitFor(() => peer.data().toString().endsWith(`pong ${i}`));
+    await pause();
+  }
+  // A record whose bytes arrive on both sides of an idle pause.
+  const split = Buffer.concat(peer.seal(Buffer.from('split across a pause')));
+  await peer.write([split.subarray(0, 5)]);
+  await pause();
+  await peer.write([split.subarray(5)]);
+  await waitFor(() => provider.data().toString().endsWith('split across a pause'));
+  // A bulk burst after the pauses, then idle again.
+  const bulk = randomBytes(3 * MIB + 17);
+  await provider.send(bulk);
+  await waitFor(() => peer.bytes === 5 * 'pong 0'.length + bulk.length);
+  await pause();
+  t.is(provider.data().toString(), [0, 1, 2, 3, 4].map((i) => `ping ${i}`).join('') + 'split across a pause');
+  t.is(sha256(peer.data().subarray(5 * 'pong 0'.length)), sha256(bulk));
+  pump.cancel('idle_cancel');
+  const r = await result;
+  t.is(r.reason, 'cancelled');
+  await peer.ended;
+  t.is(peer.abort, 'idle_cancel');
+  t.is(peer.recordError, undefined);
+});
+
+serial('wirePending larger than the opening buffer is opened in full', async (t) => {
+  const bodies = Array.from({ length: 5 }, () => randomBytes(60 * KIB));
+  const { provider, peer, result } = await rig({
+    wirePending: (p) => Buffer.concat(bodies.flatMap((b) => p.seal(b))),
+  });
+  const tail = randomBytes(200 * KIB);
+  await peer.send(tail);
+  await peer.sendEnd();
+  await provider.ended;
+  t.is(sha256(provider.data()), sha256(Buffer.concat([...bodies, tail])));
+  provider.socket.end();
+  const r = await result;
+  t.is(r.reason, 'done');
+  t.is(r.bytesDown, 5 * 60 * KIB + tail.length);
+});
+
 serial('no fd leaks: every pump closes both fds and its eventfd', async (t) => {
   // Warm up (lazy loads, libuv internals) before counting.
   {

@@ -10,10 +10,16 @@
 // owns both fds from the moment startPump returns and closes them before it
 // reports. The JS thread only touches the shared cancel state (eventfd).
 //
-// Memory per connection: one sealing buffer (one max record, 65537 bytes)
-// and one opening buffer (one max record + 64 KiB of read-ahead), both
-// allocated once. Backpressure is natural: a source is not read while the
-// previous output to its destination is not fully written.
+// Memory per connection: a direction holds its buffer (sealing: one max
+// record, 65537 bytes; opening: one max record + 64 KiB of read-ahead) only
+// while it has something to move. The buffer is taken when the source is
+// read and given back before the thread blocks in poll(2) once nothing is
+// pending in it (no record in flight, no partial record, no unwritten
+// plaintext), so an idle connection holds none. Given-back buffers go to a
+// small process-wide cache (kPoolMax per size), so bulk transfers do not
+// allocate (or fault in fresh pages) per record. Backpressure is natural: a
+// source is not read while the previous output to its destination is not
+// fully written.
 //
 // Man pages relied on: poll(2), recv(2), send(2), shutdown(2), eventfd(2),
 // fcntl(2), fstat(2), socket(7), pthread_create(3), pthread_sigmask(3).
@@ -40,6 +46,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <string>
 #include <utility>
 #include <vector>
@@ -71,7 +78,11 @@ constexpr uint8_t kTypeAbort = 2;
 // Full-size plain reads handled back to back before looking at the other
 // direction again (fairness vs. fewer poll calls in bulk transfers).
 constexpr int kBurst = 8;
+// Virtual size: only the pages touched count (about 8 KiB: the thread
+// descriptor with static TLS, and a shallow call chain).
 constexpr size_t kThreadStack = 256 * 1024;
+// Buffers kept for reuse per size, process-wide (at most ~3 MiB in all).
+constexpr size_t kPoolMax = 16;
 constexpr auto kTeardownWait = std::chrono::seconds(5);
 
 std::string ErrnoName(int error) {
@@ -91,6 +102,55 @@ std::string SanitizeReason(const char* text, size_t length) {
     out.push_back(ok ? static_cast<char>(c) : '_');
   }
   return out;
+}
+
+// A process-wide cache of same-size buffers, shared by all pump threads.
+// Never destroyed (detached pump threads may outlive static destructors).
+class BufferPool {
+ public:
+  explicit BufferPool(size_t size) : size_(size) { free_.reserve(kPoolMax); }
+
+  size_t size() const { return size_; }
+
+  // nullptr when out of memory.
+  uint8_t* Take() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!free_.empty()) {
+        uint8_t* p = free_.back();
+        free_.pop_back();
+        return p;
+      }
+    }
+    return new (std::nothrow) uint8_t[size_];
+  }
+
+  void Give(uint8_t* p) {
+    if (p == nullptr) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (free_.size() < kPoolMax) {
+        free_.push_back(p);
+        return;
+      }
+    }
+    delete[] p;
+  }
+
+ private:
+  const size_t size_;
+  std::mutex mu_;
+  std::vector<uint8_t*> free_;  // guarded by mu_
+};
+
+BufferPool& SealPool() {
+  static BufferPool* pool = new BufferPool(kMaxRecord);
+  return *pool;
+}
+
+BufferPool& OpenPool() {
+  static BufferPool* pool = new BufferPool(kInCapacity);
+  return *pool;
 }
 
 void MakeNonce(uint64_t counter, uint8_t nonce[kNonceBytes]) {
@@ -170,6 +230,8 @@ class Pump {
       : cfg_(std::move(config)), shared_(std::move(shared)) {}
 
   ~Pump() {
+    ReleaseUpBuffer();
+    ReleaseInBuffer();
     if (send_ctx_ != nullptr) EVP_CIPHER_CTX_free(send_ctx_);
     if (recv_ctx_ != nullptr) EVP_CIPHER_CTX_free(recv_ctx_);
   }
@@ -230,11 +292,17 @@ class Pump {
     send_counter_ = cfg_->send_counter;
     recv_counter_ = cfg_->recv_counter;
     recv_ended_ = cfg_->recv_ended;
-    up_buf_.reset(new uint8_t[kMaxRecord]);
-    in_cap_ = std::max(kInCapacity, cfg_->wire_pending.size());
-    in_buf_.reset(new uint8_t[in_cap_]);
+    ciphers_ready_ = true;
     if (!cfg_->wire_pending.empty()) {
-      std::memcpy(in_buf_.get(), cfg_->wire_pending.data(), cfg_->wire_pending.size());
+      const size_t size = cfg_->wire_pending.size();
+      if (size <= kInCapacity) {
+        if (!TakeInBuffer()) return false;
+      } else {
+        in_buf_ = new (std::nothrow) uint8_t[size];
+        if (in_buf_ == nullptr) return FailNoMemory();
+        in_cap_ = size;
+      }
+      std::memcpy(in_buf_, cfg_->wire_pending.data(), size);
       in_end_ = cfg_->wire_pending.size();
       std::vector<uint8_t>().swap(cfg_->wire_pending);
     }
@@ -246,19 +314,61 @@ class Pump {
     return DownProgress() && (PlainPendingLeft() == 0 || PumpUp());
   }
 
+  // ------------------------------------------------------------ buffers --
+
+  bool FailNoMemory() { return FailErrno(ENOMEM, "local"); }
+
+  bool TakeUpBuffer() {
+    if (up_buf_ != nullptr) return true;
+    up_buf_ = SealPool().Take();
+    return up_buf_ != nullptr || FailNoMemory();
+  }
+
+  void ReleaseUpBuffer() {
+    SealPool().Give(up_buf_);
+    up_buf_ = nullptr;
+  }
+
+  bool TakeInBuffer() {
+    if (in_buf_ != nullptr) return true;
+    in_buf_ = OpenPool().Take();
+    if (in_buf_ == nullptr) return FailNoMemory();
+    in_cap_ = OpenPool().size();
+    return true;
+  }
+
+  void ReleaseInBuffer() {
+    if (in_buf_ == nullptr) return;
+    if (in_cap_ == OpenPool().size()) {
+      OpenPool().Give(in_buf_);
+    } else {
+      delete[] in_buf_;  // the one-off buffer for an oversized wirePending
+    }
+    in_buf_ = nullptr;
+    in_cap_ = 0;
+  }
+
+  // Before blocking: give back each buffer that holds nothing pending.
+  void ReleaseIdleBuffers() {
+    if (up_buf_ != nullptr && up_len_ == 0) ReleaseUpBuffer();
+    if (in_buf_ != nullptr && in_start_ == in_end_ && down_len_ == 0) {
+      in_start_ = in_end_ = 0;
+      ReleaseInBuffer();
+    }
+  }
+
   size_t PlainPendingLeft() const { return cfg_->plain_pending.size() - plain_pending_off_; }
 
   // ------------------------------------------------- plain -> wire (seal) --
 
-  // Seal the body already at up_buf_ + 3 (length n) as one record.
-  bool Seal(uint8_t type, size_t n) {
+  // Seal the body already at p + 3 (length n) as one record at p.
+  bool Seal(uint8_t* p, uint8_t type, size_t n) {
     if (send_counter_ >= kMaxNonce) {
       abort_text_.clear();  // cannot seal an ABORT either
       return Fail("io_error", "nonce_exhausted", "local");
     }
     uint8_t nonce[kNonceBytes];
     MakeNonce(send_counter_++, nonce);
-    uint8_t* p = up_buf_.get();
     const size_t ct = kTypeBytes + n + kTagBytes;
     p[0] = static_cast<uint8_t>(ct >> 8);
     p[1] = static_cast<uint8_t>(ct & 0xff);
@@ -279,7 +389,7 @@ class Pump {
 
   // Write the pending record; on completion of END, half-close the wire.
   bool FlushUp() {
-    uint8_t* p = up_buf_.get();
+    uint8_t* p = up_buf_;
     while (up_off_ < up_len_) {
       const ssize_t n = ::send(cfg_->wire_fd, p + up_off_, up_len_ - up_off_, MSG_NOSIGNAL);
       if (n > 0) {
@@ -308,7 +418,8 @@ class Pump {
   bool PumpUp() {
     for (int burst = 0; burst < kBurst && !failed_; burst++) {
       if (end_sealed_ || up_len_ != 0) return true;
-      uint8_t* body = up_buf_.get() + kLenBytes + kTypeBytes;
+      if (!TakeUpBuffer()) return false;
+      uint8_t* body = up_buf_ + kLenBytes + kTypeBytes;
       size_t n;
       bool full;
       if (PlainPendingLeft() > 0) {
@@ -329,13 +440,13 @@ class Pump {
         }
         if (r == 0) {
           end_sealed_ = true;
-          return Seal(kTypeEnd, 0) && FlushUp();
+          return Seal(up_buf_, kTypeEnd, 0) && FlushUp();
         }
         n = static_cast<size_t>(r);
         full = n == kMaxBody;
       }
       result_.bytes_up += n;
-      if (!Seal(kTypeData, n) || !FlushUp()) return false;
+      if (!Seal(up_buf_, kTypeData, n) || !FlushUp()) return false;
       if (!full) return true;  // short read: the socket is (very likely) drained; poll tells
     }
     return !failed_;
@@ -401,7 +512,7 @@ class Pump {
       if (avail == 0) break;
       if (recv_ended_) return Fail("bad_record", "bytes after the end-of-stream record", "wire");
       if (avail < kLenBytes) break;
-      uint8_t* rec = in_buf_.get() + in_start_;
+      uint8_t* rec = in_buf_ + in_start_;
       const size_t len = (static_cast<size_t>(rec[0]) << 8) | rec[1];
       if (len < kMinCiphertext) {
         return Fail("bad_record", "record length " + std::to_string(len) + " is below the minimum 17", "wire");
@@ -446,13 +557,14 @@ class Pump {
   bool CanReadWire() const { return !wire_eof_ && down_len_ == 0; }
 
   bool ReadWire() {
+    if (!TakeInBuffer()) return false;
     if (in_start_ > 0 && in_cap_ - in_end_ < kMaxRecord) {
-      std::memmove(in_buf_.get(), in_buf_.get() + in_start_, in_end_ - in_start_);
+      std::memmove(in_buf_, in_buf_ + in_start_, in_end_ - in_start_);
       in_end_ -= in_start_;
       in_start_ = 0;
     }
     for (;;) {
-      const ssize_t r = ::recv(cfg_->wire_fd, in_buf_.get() + in_end_, in_cap_ - in_end_, 0);
+      const ssize_t r = ::recv(cfg_->wire_fd, in_buf_ + in_end_, in_cap_ - in_end_, 0);
       if (r > 0) {
         in_end_ += static_cast<size_t>(r);
         return ProcessIn();
@@ -477,6 +589,7 @@ class Pump {
   void Loop() {
     pollfd fds[3];
     while (!failed_ && !(up_done_ && down_done_)) {
+      ReleaseIdleBuffers();
       short plain_events = 0;
       short wire_events = 0;
       if (CanReadPlain()) plain_events |= POLLIN;
@@ -513,22 +626,24 @@ class Pump {
   void TrySendAbort() {
     if (abort_text_.empty() || end_sealed_ || result_.side == "wire") return;
     while (up_off_ < up_len_) {
-      const ssize_t n = ::send(cfg_->wire_fd, up_buf_.get() + up_off_, up_len_ - up_off_, MSG_NOSIGNAL | MSG_DONTWAIT);
+      const ssize_t n = ::send(cfg_->wire_fd, up_buf_ + up_off_, up_len_ - up_off_, MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n <= 0) return;
       up_off_ += static_cast<size_t>(n);
     }
     up_off_ = up_len_ = 0;
+    // Small enough for the stack: the up buffer may have been given back.
+    uint8_t record[kLenBytes + kTypeBytes + kMaxAbortReason + kTagBytes];
     const size_t n = std::min(abort_text_.size(), kMaxAbortReason);
-    std::memcpy(up_buf_.get() + kLenBytes + kTypeBytes, abort_text_.data(), n);
+    std::memcpy(record + kLenBytes + kTypeBytes, abort_text_.data(), n);
     end_sealed_ = true;
-    if (!Seal(kTypeAbort, n)) return;
-    ssize_t ignored = ::send(cfg_->wire_fd, up_buf_.get(), up_len_, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (!Seal(record, kTypeAbort, n)) return;
+    ssize_t ignored = ::send(cfg_->wire_fd, record, up_len_, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)ignored;
   }
 
   void Finish() {
     if (failed_) {
-      if (up_buf_ && send_ctx_ != nullptr) TrySendAbort();
+      if (ciphers_ready_) TrySendAbort();
       // The plain peer must not mistake a failure for a clean EOF: reset.
       const linger reset = {1, 0};
       ::setsockopt(cfg_->plain_fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
@@ -549,8 +664,10 @@ class Pump {
   uint64_t send_counter_ = 0;
   uint64_t recv_counter_ = 0;
 
+  bool ciphers_ready_ = false;  // both contexts keyed (an ABORT can be sealed)
+
   // plain -> wire
-  std::unique_ptr<uint8_t[]> up_buf_;
+  uint8_t* up_buf_ = nullptr;  // from SealPool(), held only while in use
   size_t up_off_ = 0;
   size_t up_len_ = 0;  // bytes of the sealed record in up_buf_ (0 = nothing pending)
   size_t plain_pending_off_ = 0;
@@ -558,7 +675,7 @@ class Pump {
   bool up_done_ = false;     // END written and the wire half-closed
 
   // wire -> plain
-  std::unique_ptr<uint8_t[]> in_buf_;
+  uint8_t* in_buf_ = nullptr;  // from OpenPool() (or one-off), held only while in use
   size_t in_cap_ = 0;
   size_t in_start_ = 0;
   size_t in_end_ = 0;

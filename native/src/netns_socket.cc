@@ -66,17 +66,25 @@ int AwaitConnect(int fd, int timeout_ms) {
   }
 }
 
+// The part both calls share: enter the namespace on this thread, resolve an
+// IPv6 scope name there, and create the socket (which now belongs to it).
+SocketResult OpenSocketInNetns(const std::string& ns_path, SocketAddress* address) {
+  SocketResult entered = EnterNetns(ns_path);
+  if (entered.error != 0) return entered;
+  if (const int error = ResolveScope(address); error != 0) {
+    return SocketResult::Fail(error, "if_nametoindex");
+  }
+  const int fd = ::socket(SocketDomain(address->family), kSocketFlags, 0);
+  if (fd < 0) return SocketResult::Fail(errno, "socket");
+  return SocketResult::Ok(fd);
+}
+
 }  // namespace
 
 SocketResult ListenInNetns(ListenRequest request) {
-  SocketResult entered = EnterNetns(request.ns_path);
-  if (entered.error != 0) return entered;
-  if (const int error = ResolveScope(&request.address); error != 0) {
-    return SocketResult::Fail(error, "if_nametoindex");
-  }
-
-  FdGuard fd(::socket(SocketDomain(request.address.family), kSocketFlags, 0));
-  if (!fd.valid()) return SocketResult::Fail(errno, "socket");
+  SocketResult opened = OpenSocketInNetns(request.ns_path, &request.address);
+  if (opened.error != 0) return opened;
+  FdGuard fd(opened.fd);
 
   if (IsTcp(request.address)) {
     // Allow an immediate re-listen on a port with connections in TIME_WAIT.
@@ -94,14 +102,9 @@ SocketResult ListenInNetns(ListenRequest request) {
 }
 
 SocketResult ConnectInNetns(ConnectRequest request) {
-  SocketResult entered = EnterNetns(request.ns_path);
-  if (entered.error != 0) return entered;
-  if (const int error = ResolveScope(&request.address); error != 0) {
-    return SocketResult::Fail(error, "if_nametoindex");
-  }
-
-  FdGuard fd(::socket(SocketDomain(request.address.family), kSocketFlags, 0));
-  if (!fd.valid()) return SocketResult::Fail(errno, "socket");
+  SocketResult opened = OpenSocketInNetns(request.ns_path, &request.address);
+  if (opened.error != 0) return opened;
+  FdGuard fd(opened.fd);
 
   const auto* address = reinterpret_cast<const sockaddr*>(&request.address.storage);
   if (::connect(fd.get(), address, request.address.length) == 0) {

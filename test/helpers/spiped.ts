@@ -9,11 +9,11 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { createDialer } from '../../src/addr/dial.js';
+import { createDialer, type Dialer } from '../../src/addr/dial.js';
 import { parseAddress } from '../../src/addr/address.js';
 import { readKeyFile, type TunnelKey } from '../../src/keys/key-file.js';
 import { Conn, type ConnSummary } from '../../src/proto/conn.js';
-import { runSpipedClientConn, runSpipedServerConn } from '../../src/proto/spiped/conn.js';
+import { runSpipedClientConn, runSpipedServerConn, type SpipedConnOptions } from '../../src/proto/spiped/conn.js';
 import type { PfsMode } from '../../src/proto/spiped/handshake.js';
 
 export const SPIPED = '/usr/bin/spiped';
@@ -162,30 +162,24 @@ export interface JumperSpipedOptions {
   keepAlive?: boolean;
 }
 
+function connOptions(options: JumperSpipedOptions, dial: Dialer): SpipedConnOptions {
+  return {
+    key: options.key,
+    dial,
+    handshakeTimeoutMs: options.handshakeTimeoutMs ?? 5000,
+    pfs: options.pfs ?? 'default',
+    keepAlive: options.keepAlive ?? true,
+  };
+}
+
 /** jumper as `spiped -d`: decrypts toward the provider at `target`. */
 export function startJumperSpipedServer(t: ExecutionContext, options: JumperSpipedOptions): Promise<JumperSide> {
   const dial = createDialer(parseAddress(`127.0.0.1:${options.target}`), { ...DIAL_OPTIONS, label: 'provider' });
-  return startJumperSide(t, (conn, socket) =>
-    runSpipedServerConn(conn, socket, {
-      key: options.key,
-      dial,
-      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 5000,
-      pfs: options.pfs ?? 'default',
-      keepAlive: options.keepAlive ?? true,
-    }),
-  );
+  return startJumperSide(t, (conn, socket) => runSpipedServerConn(conn, socket, connOptions(options, dial)));
 }
 
 /** jumper as `spiped -e`: encrypts toward the spiped server at `target`. */
 export function startJumperSpipedClient(t: ExecutionContext, options: JumperSpipedOptions): Promise<JumperSide> {
   const dial = createDialer(parseAddress(`127.0.0.1:${options.target}`), { ...DIAL_OPTIONS, label: 'server' });
-  return startJumperSide(t, (conn, socket) =>
-    runSpipedClientConn(conn, socket, {
-      key: options.key,
-      dial,
-      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 5000,
-      pfs: options.pfs ?? 'default',
-      keepAlive: options.keepAlive ?? true,
-    }),
-  );
+  return startJumperSide(t, (conn, socket) => runSpipedClientConn(conn, socket, connOptions(options, dial)));
 }

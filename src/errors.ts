@@ -56,6 +56,7 @@ export const KeyFileError = defineError('KeyFileError', 'JUMPER_ERR_KEY_FILE', '
 export const KeyPermissionsError = defineError('KeyPermissionsError', 'JUMPER_ERR_KEY_PERMISSIONS', 'key_permissions');
 export const KeyExistsError = defineError('KeyExistsError', 'JUMPER_ERR_KEY_EXISTS', 'key_exists');
 export const ListenError = defineError('ListenError', 'JUMPER_ERR_LISTEN', 'listen_failed');
+export const ConfigError = defineError('ConfigError', 'JUMPER_ERR_CONFIG', 'config_invalid');
 
 // Handshake: each is a distinct reason in the logs, never one generic "failed".
 export const BadMagicError = defineError('BadMagicError', 'JUMPER_ERR_BAD_MAGIC', 'bad_magic');
@@ -83,6 +84,11 @@ export const DrainTimeoutError = defineError('DrainTimeoutError', 'JUMPER_ERR_DR
 export const NativeUnavailableError = defineError('NativeUnavailableError', 'JUMPER_ERR_NATIVE_UNAVAILABLE', 'native_unavailable');
 export const NamespaceError = defineError('NamespaceError', 'JUMPER_ERR_NETNS', 'netns_error');
 export const PermissionError = defineError('PermissionError', 'JUMPER_ERR_PERMISSION', 'permission_denied');
+
+// Balancing and discovery.
+export const NoBackendError = defineError('NoBackendError', 'JUMPER_ERR_NO_BACKEND', 'no_backend');
+export const BackendsFailedError = defineError('BackendsFailedError', 'JUMPER_ERR_BACKENDS_FAILED', 'backends_failed');
+export const DiscoveryError = defineError('DiscoveryError', 'JUMPER_ERR_DISCOVERY', 'discovery_failed');
 
 /** Re-label an error's log reason (e.g. connect_refused -> provider_refused), keeping its class and code. */
 export function withReason<E extends JumperError>(err: E, reason: string): E {

@@ -5,7 +5,23 @@ export { createClient, ClientJumper, type ClientOptions, type TunnelProtocol } f
 export type { PfsMode } from './proto/spiped/handshake.js';
 export { createServer, ServerJumper, type ServerOptions } from './roles/server.js';
 export { createForward, ForwardJumper, type ForwardOptions } from './roles/forward.js';
-export { Jumper, type CommonOptions, type ConnSummary, type JumperStats, type JumperEvents, type RoleName } from './roles/jumper.js';
+export { createBalancer, BalanceJumper, type BalancerOptions } from './roles/balancer.js';
+export {
+  Jumper,
+  type CommonOptions,
+  type ConnSummary,
+  type JumperStats,
+  type JumperEvents,
+  type RoleName,
+  type BalanceOptions,
+  type RegisterOptions,
+} from './roles/jumper.js';
+export { parseBackendSpec, type BackendSpec, type BackendStatus } from './balance/backend.js';
+export { STRATEGIES, type StrategyName } from './balance/strategy.js';
+export { EtcdDiscovery, type EtcdDiscoveryOptions } from './discovery/etcd-discovery.js';
+export { EtcdRegistration, type EtcdRegistrationOptions } from './discovery/etcd-registration.js';
+export { parseEtcdUrl, type EtcdLocation } from './discovery/etcd-url.js';
+export { RECORD_VERSION, encodeRecord, decodeRecord, type RegistrationRecord } from './discovery/registration-record.js';
 export {
   readKeyFile,
   writeNewKeyFile,

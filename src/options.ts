@@ -17,6 +17,16 @@ export const DEFAULTS = {
   startTimeoutMs: 10_000,
   /** Kernel accept queue; large so a burst of connections waits rather than being refused. */
   backlog: 4096,
+  /** Balancing: connect failures in a row that eject a backend from rotation. */
+  ejectAfter: 3,
+  /** Balancing: the first ejection's length; it doubles per ejection in a row. */
+  ejectBaseMs: 1_000,
+  /** Balancing: the longest ejection. */
+  ejectMaxMs: 30_000,
+  /** --register: etcd lease TTL; a crashed jumper's key disappears after it. */
+  leaseTtlSeconds: 10,
+  /** --register: on stop, how long to keep accepting after deregistering, so balancers see the removal first. */
+  deregisterDelayMs: 1_000,
 } as const;
 
 export type Defaults = typeof DEFAULTS;

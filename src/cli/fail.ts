@@ -13,6 +13,7 @@ const USAGE_CODES = new Set([
   'JUMPER_ERR_KEY_FILE',
   'JUMPER_ERR_KEY_PERMISSIONS',
   'JUMPER_ERR_KEY_EXISTS',
+  'JUMPER_ERR_CONFIG',
 ]);
 
 export function errorLine(program: string, err: unknown): string {

@@ -16,6 +16,8 @@ import { addSpipedCommand } from './spiped-command.js';
 import { createForward } from '../roles/forward.js';
 import type { CommonOptions } from '../roles/jumper.js';
 import { createServer } from '../roles/server.js';
+import { STRATEGIES, type StrategyName } from '../balance/strategy.js';
+import { createBalancer } from '../roles/balancer.js';
 import { die } from './fail.js';
 import { createLogger, LOG_LEVELS, type LogFormat } from './logger.js';
 import { collect, parseDuration, parsePositiveInt } from './parse.js';
@@ -26,7 +28,11 @@ const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.me
 
 interface CommonFlags {
   listen: string;
-  connect: string;
+  connect?: string[];
+  discover?: string;
+  strategy: StrategyName;
+  ejectAfter: number;
+  healthInterval?: number;
   maxConnections: number;
   connectTimeout: number;
   keepalive: boolean;
@@ -35,6 +41,14 @@ interface CommonFlags {
   logFormat?: LogFormat;
   listenNetns?: string;
   connectNetns?: string;
+}
+
+interface RegisterFlags {
+  register?: string;
+  advertise?: string;
+  weight?: number;
+  leaseTtl: number;
+  deregisterDelay: number;
 }
 
 interface StartFlags {
@@ -57,10 +71,23 @@ function durationOption(flags: string, description: string, defaultMs: number): 
   return new Option(flags, description).argParser(parseDuration).default(defaultMs, `${defaultMs / 1000}s`);
 }
 
-function addCommonOptions(cmd: Command): Command {
+/** Options of every role; `targets` adds --connect (the balancer has --backend instead). */
+function addCommonOptions(cmd: Command, targets: 'connect' | 'backend' = 'connect'): Command {
+  cmd.requiredOption('-l, --listen <addr>', 'where to accept: host:port, [v6addr]:port, /absolute/path.sock, systemd, systemd:NAME or fd:N');
+  if (targets === 'connect') {
+    cmd.option(
+      '-c, --connect <addr>',
+      'where to connect for each stream (a host name is resolved per connection), or exec:COMMAND (stdin/stdout of a fresh COMMAND per stream), or handoff:/path.sock (pass the connection to that receiver); repeat to balance over several (ADDR or ADDR,weight=W)',
+      collect,
+    );
+  } else {
+    cmd.option('-b, --backend <addr>', 'a backend (host:port, [v6]:port or /path.sock, optionally ADDR,weight=W); repeat for several', collect);
+  }
   return cmd
-    .requiredOption('-l, --listen <addr>', 'where to accept: host:port, [v6addr]:port, /absolute/path.sock, systemd, systemd:NAME or fd:N')
-    .requiredOption('-c, --connect <addr>', 'where to connect for each stream (a host name is resolved per connection), or exec:COMMAND (stdin/stdout of a fresh COMMAND per stream), or handoff:/path.sock (pass the connection to that receiver)')
+    .option('--discover <url>', `balance over the backends registered in etcd: etcd://HOST:PORT[,HOST:PORT]/PREFIX (instead of --${targets})`)
+    .addOption(new Option('--strategy <name>', `with several --${targets} or --discover: how new streams are spread`).choices(STRATEGIES).default('round-robin'))
+    .option('--eject-after <n>', 'balancing: connect failures in a row that take a backend out of rotation (back-off 1s, doubling to 30s)', parsePositiveInt, DEFAULTS.ejectAfter)
+    .addOption(new Option('--health-interval <duration>', 'balancing: TCP-connect every backend this often; failing ones get no new streams').argParser(parseDuration))
     .option('--listen-netns <ns>', 'create the listening socket inside this network namespace: NAME (ip netns), /path, or pid:N')
     .option('--connect-netns <ns>', 'open outgoing connections from inside this network namespace (address must be an IP or a path)')
     .option('-n, --max-connections <n>', 'streams served at once; more wait, unread, until one closes', parsePositiveInt, DEFAULTS.maxConnections)
@@ -116,10 +143,39 @@ function protocolLabel(p: { protocol: TunnelProtocol; pfs: PfsMode }): string {
   return p.protocol === 'jumper' ? 'jumper/1' : `spiped/1.6${p.pfs === 'off' ? ' (no PFS)' : p.pfs === 'require' ? ' (PFS required)' : ''}`;
 }
 
+/** --register and friends: on server (and any role that should be discoverable). */
+function addRegisterOptions(cmd: Command): Command {
+  return cmd
+    .option('--register <url>', 'register in etcd while listening: etcd://HOST:PORT[,HOST:PORT]/PREFIX (needs --advertise)')
+    .option('--advertise <addr>', 'with --register: the address balancers and clients should connect to (host:port)')
+    .option('--weight <n>', 'with --register: relative share of streams (1-1000)', parsePositiveInt)
+    .addOption(durationOption('--lease-ttl <duration>', 'with --register: etcd lease TTL; a crashed jumper disappears after it', DEFAULTS.leaseTtlSeconds * 1000))
+    .addOption(durationOption('--deregister-delay <duration>', 'with --register: on SIGTERM, keep accepting this long after deregistering', DEFAULTS.deregisterDelayMs));
+}
+
+function registerOptions(flags: RegisterFlags): Pick<CommonOptions, 'register'> {
+  if (!flags.register) {
+    if (flags.advertise || flags.weight !== undefined) throw new InvalidArgumentError('--advertise and --weight need --register');
+    return {};
+  }
+  if (!flags.advertise) throw new InvalidArgumentError('--register needs --advertise HOST:PORT (the address others connect to)');
+  if (flags.leaseTtl < 2000) throw new InvalidArgumentError('--lease-ttl must be at least 2s');
+  const register: NonNullable<CommonOptions['register']> = {
+    url: flags.register,
+    advertise: flags.advertise,
+    ttlSeconds: Math.round(flags.leaseTtl / 1000),
+    deregisterDelayMs: flags.deregisterDelay,
+  };
+  if (flags.weight !== undefined) register.weight = flags.weight;
+  return { register };
+}
+
 function commonOptions(flags: CommonFlags, logger: CommonOptions['logger']): CommonOptions {
+  const connect = flags.connect;
   const options: CommonOptions = {
     listen: flags.listen,
-    connect: flags.connect,
+    connect: connect === undefined ? undefined : connect.length === 1 ? connect[0]! : connect,
+    balance: { strategy: flags.strategy, ejectAfter: flags.ejectAfter },
     maxConnections: flags.maxConnections,
     connectTimeoutMs: flags.connectTimeout,
     keepAlive: flags.keepalive,
@@ -127,6 +183,8 @@ function commonOptions(flags: CommonFlags, logger: CommonOptions['logger']): Com
   if (logger) options.logger = logger;
   if (flags.listenNetns) options.listenNetns = flags.listenNetns;
   if (flags.connectNetns) options.connectNetns = flags.connectNetns;
+  if (flags.discover) options.discover = flags.discover;
+  if (flags.healthInterval !== undefined) options.balance!.healthIntervalMs = flags.healthInterval;
   return options;
 }
 
@@ -161,16 +219,23 @@ function buildProgram(): Command {
     .command('server')
     .description('accept encrypted streams, authenticate them, and forward the plaintext to the provider')
     .addHelpText('after', '\nExample:\n  jumper server --listen 0.0.0.0:8025 --connect 127.0.0.1:5432 --key db.key');
-  addStartOptions(addKeyOptions(addCommonOptions(server), true)).action(async (flags: CommonFlags & KeyFlags & StartFlags) => {
+  addRegisterOptions(addStartOptions(addKeyOptions(addCommonOptions(server), true))).action(async (flags: CommonFlags & KeyFlags & StartFlags & RegisterFlags) => {
     const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, name: 'jumper' });
     const keys = await readKeys(flags);
     const proto = protocolOptions(flags);
-    const jumper = createServer({ ...commonOptions(flags, logger), ...startOptions(flags), ...proto, key: keys, handshakeTimeoutMs: flags.handshakeTimeout });
+    const jumper = createServer({
+      ...commonOptions(flags, logger),
+      ...startOptions(flags),
+      ...registerOptions(flags),
+      ...proto,
+      key: keys,
+      handshakeTimeoutMs: flags.handshakeTimeout,
+    });
     await runRole({
       jumper,
       logger,
       drainTimeoutMs: flags.drainTimeout,
-      startFields: { connect: flags.connect, keys: keys.map((k) => k.fingerprint), protocol: protocolLabel(proto) },
+      startFields: { connect: jumper.connectDescription, keys: keys.map((k) => k.fingerprint), protocol: protocolLabel(proto), register: flags.register },
       reloadKey: async () => {
         const fresh = await readKeys(flags);
         jumper.setKey(fresh);
@@ -193,7 +258,7 @@ function buildProgram(): Command {
       jumper,
       logger,
       drainTimeoutMs: flags.drainTimeout,
-      startFields: { connect: flags.connect, key: key!.fingerprint, protocol: protocolLabel(proto) },
+      startFields: { connect: jumper.connectDescription, key: key!.fingerprint, protocol: protocolLabel(proto), strategy: jumper.backends().length > 0 || flags.discover ? flags.strategy : undefined },
       reloadKey: async () => {
         const [fresh] = await readKeys(flags);
         jumper.setKey(fresh!);
@@ -212,7 +277,35 @@ function buildProgram(): Command {
   addStartOptions(addCommonOptions(forward)).action(async (flags: CommonFlags & StartFlags) => {
     const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, name: 'jumper' });
     const jumper = createForward({ ...commonOptions(flags, logger), ...startOptions(flags) });
-    await runRole({ jumper, logger, drainTimeoutMs: flags.drainTimeout, startFields: { connect: flags.connect } });
+    await runRole({ jumper, logger, drainTimeoutMs: flags.drainTimeout, startFields: { connect: jumper.connectDescription } });
+  });
+
+  const balance = program
+    .command('balance')
+    .description('spread streams over several backends (server jumpers) without any key: encrypted streams pass through untouched')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  jumper balance --listen 0.0.0.0:8025 --backend 10.0.0.5:8025 --backend 10.0.0.6:8025,weight=2
+  jumper balance --listen 0.0.0.0:8025 --discover etcd://127.0.0.1:2379/jumper/db --strategy least-connections
+Servers register with: jumper server ... --register etcd://127.0.0.1:2379/jumper/db --advertise 10.0.0.5:8025
+A backend that refuses or times out is skipped before any byte is forwarded; see docs/discovery.md.`,
+    );
+  addRegisterOptions(addCommonOptions(balance, 'backend')).action(async (flags: CommonFlags & RegisterFlags & { backend?: string[] }) => {
+    const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, name: 'jumper' });
+    if (flags.backend === undefined && !flags.discover) throw new InvalidArgumentError('jumper balance needs --backend ADDR (repeatable) or --discover etcd://HOST:PORT/PREFIX');
+    if (flags.backend !== undefined && flags.discover) throw new InvalidArgumentError('give either --backend or --discover, not both');
+    const { connect: _none, ...common } = commonOptions(flags, logger);
+    const options: Parameters<typeof createBalancer>[0] = { ...common, ...registerOptions(flags) };
+    if (flags.backend !== undefined) options.backends = flags.backend;
+    const jumper = createBalancer(options);
+    await runRole({
+      jumper,
+      logger,
+      drainTimeoutMs: flags.drainTimeout,
+      startFields: { backends: jumper.connectDescription, strategy: flags.strategy, register: flags.register },
+    });
   });
 
   addSpipedCommand(program);

@@ -16,6 +16,7 @@
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Dialer } from '../addr/dial.js';
+import { takeLease, type StreamLease } from '../balance/stream-lease.js';
 import {
   AuthError,
   BadRecordError,
@@ -54,6 +55,8 @@ export interface ConnSummary {
   error?: Error;
   /** Fingerprint of the key the peer authenticated with (tunnel roles). */
   keyFingerprint?: string;
+  /** The backend the stream went to, when balancing. */
+  target?: string;
 }
 
 export interface ConnTimeouts {
@@ -109,6 +112,12 @@ function tryNativePump(options: RunNativePumpOptions): NativePump | undefined {
   }
 }
 
+/** Close a freshly dialled socket the connection will not use (it ended meanwhile). */
+export function discardDialed(socket: Socket): void {
+  takeLease(socket)?.release();
+  socket.destroy();
+}
+
 /** Lifecycle shared by every role: two sockets, two directions, one end. */
 export class Conn {
   readonly id: number;
@@ -127,6 +136,8 @@ export class Conn {
   /** When the native pump carries the stream, it owns both sockets. */
   #pump: NativePump | undefined;
   #pumpFailure: Error | undefined;
+  /** A balanced dial's open-stream count, released when the stream ends. */
+  #lease: StreamLease | undefined;
 
   constructor(id: number, accepted: Socket, onClose: (summary: ConnSummary) => void) {
     this.id = id;
@@ -141,6 +152,7 @@ export class Conn {
   /** The socket carrying plaintext (consumer or provider). */
   adoptPlain(socket: Socket): void {
     this.#plain = socket;
+    this.#lease ??= takeLease(socket);
     socket.on('error', (err) => this.fail(err, 'plain'));
   }
 
@@ -151,6 +163,7 @@ export class Conn {
    */
   adoptWire(socket: Socket, watchErrors = true): void {
     this.#wire = socket;
+    this.#lease ??= takeLease(socket);
     if (watchErrors) this.watchWire();
   }
 
@@ -265,6 +278,10 @@ export class Conn {
     };
     if (error) summary.error = error;
     if (this.keyFingerprint) summary.keyFingerprint = this.keyFingerprint;
+    if (this.#lease) {
+      summary.target = this.#lease.target;
+      this.#lease.release();
+    }
     this.#onClose(summary);
   }
 }
@@ -339,7 +356,7 @@ export async function dialForClient(conn: Conn, local: Socket, dial: Dialer): Pr
   conn.adoptPlain(local);
   const wire = await dial();
   if (conn.closed) {
-    wire.destroy();
+    discardDialed(wire);
     return undefined;
   }
   conn.adoptWire(wire, false);
@@ -488,7 +505,7 @@ export async function runServerConn(conn: Conn, wire: Socket, options: ServerCon
     conn.setSealer(sealer);
     const provider = await options.dial();
     if (conn.closed) {
-      provider.destroy();
+      discardDialed(provider);
       return;
     }
     conn.adoptPlain(provider);
@@ -534,7 +551,7 @@ export async function runForwardConn(conn: Conn, local: Socket, options: Forward
   try {
     const remote = await options.dial();
     if (conn.closed) {
-      remote.destroy();
+      discardDialed(remote);
       return;
     }
     conn.adoptWire(remote);

@@ -7,23 +7,44 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { rm } from 'node:fs/promises';
 import { formatAddress, parseAddress, type Address } from '../addr/address.js';
-import { createDialer, createNetnsDialer, tuneSocket, type Dialer } from '../addr/dial.js';
+import { tuneSocket, type Dialer } from '../addr/dial.js';
 import { openListenerInNetns } from '../netns/sockets.js';
 import { OnDemandProvider } from '../activation/on-demand.js';
-import { createExecDialer, EXEC_PREFIX } from '../activation/exec-target.js';
-import { createHandoffDialer, HANDOFF_PREFIX } from '../activation/handoff.js';
+import type { BackendSpec, BackendStatus } from '../balance/backend.js';
+import { HealthChecker } from '../balance/health.js';
+import type { BackendPool } from '../balance/pool.js';
+import { EtcdDiscovery } from '../discovery/etcd-discovery.js';
+import { EtcdRegistration } from '../discovery/etcd-registration.js';
+import { planConnect, type BalanceOptions } from './connect-plan.js';
 import { inheritedFds, parseInheritedSpec, resolveInherited, type InheritedSpec } from '../activation/systemd.js';
-import { Listener, type ListenTarget } from '../addr/listener.js';
-import { DrainTimeoutError, InvalidArgumentError } from '../errors.js';
+import { Listener, type ListenerOptions, type ListenTarget } from '../addr/listener.js';
+import { createAllowList } from '../addr/allow.js';
+import { performance } from 'node:perf_hooks';
+import { DrainTimeoutError, InvalidArgumentError, reasonOf } from '../errors.js';
 import { silentLogger, type Logger } from '../log/logger.js';
 import { DEFAULTS } from '../options.js';
 import { Conn, type ConnSummary } from '../proto/conn.js';
 
 export type { ConnSummary } from '../proto/conn.js';
 
-export type RoleName = 'client' | 'server' | 'forward';
+export type RoleName = 'client' | 'server' | 'forward' | 'balance';
+export type { BalanceOptions } from './connect-plan.js';
 
-/** Options every role takes. Only `listen` and `connect` are required. */
+/** Self-registration in etcd (see docs/discovery.md). */
+export interface RegisterOptions {
+  /** etcd://HOST:PORT[,HOST:PORT]/PREFIX */
+  url: string;
+  /** The address balancers and clients should connect to. */
+  advertise: string;
+  /** Default 1. */
+  weight?: number;
+  /** Lease TTL; default 10 s. */
+  ttlSeconds?: number;
+  /** On close: keep accepting this long after deregistering. Default 1000 ms. */
+  deregisterDelayMs?: number;
+}
+
+/** Options every role takes. `listen` and `connect` (or `discover`) are required. */
 export interface CommonOptions {
   /**
    * Where to accept: `host:port`, `[v6]:port`, `/path.sock`, `systemd` (every
@@ -34,9 +55,16 @@ export interface CommonOptions {
   /**
    * Where to connect for each stream; `exec:COMMAND` runs COMMAND per stream
    * (stdin/stdout); `handoff:/path` passes a connected socket to the process
-   * listening on that Unix socket (SCM_RIGHTS).
+   * listening on that Unix socket (SCM_RIGHTS). Several addresses (each
+   * optionally `ADDR,weight=W`) balance new streams over them.
    */
-  connect: string | Address;
+  connect?: string | Address | readonly string[];
+  /** Balance over the backends registered in etcd: etcd://HOST:PORT[,HOST:PORT]/PREFIX. */
+  discover?: string;
+  /** Strategy, ejection and health checks when balancing. */
+  balance?: BalanceOptions;
+  /** Register this jumper in etcd while it listens. */
+  register?: RegisterOptions;
   /** Streams served at once; more wait until one closes. Default 1000. */
   maxConnections?: number;
   /** Default 5000 ms. */
@@ -58,6 +86,12 @@ export interface CommonOptions {
   listenNetns?: string;
   /** Open outgoing connections from inside this network namespace. Needs the native addon and root. */
   connectNetns?: string;
+  /** Serve only peers in these CIDRs/addresses; others are reset at accept (reason not_allowed). */
+  allow?: readonly string[];
+  /** Unix listener: socket file mode, e.g. 0o660. */
+  listenMode?: number;
+  /** Unix listener: socket file owner (numeric; see resolveOwner). */
+  listenOwner?: { uid: number; gid: number };
 }
 
 /** Counters since start. */
@@ -83,6 +117,8 @@ export interface Resolved {
 export interface JumperEvents {
   connection: [info: { id: number; peer: string }];
   close: [summary: ConnSummary];
+  /** Each outgoing connect: how long it took, and the failure reason if any (metrics). */
+  dial: [info: { durationMs: number; error?: string }];
 }
 
 export abstract class Jumper extends EventEmitter<JumperEvents> {
@@ -95,12 +131,20 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
   #listeners: Listener[] = [];
   readonly #listenTarget: ListenTarget | InheritedSpec;
   readonly #listenNetns: string | undefined;
+  readonly #listenerExtras: Pick<ListenerOptions, 'allow' | 'unixMode' | 'unixOwner'>;
   /** A Unix socket bound through the addon is not unlinked by Node on close. */
   #unixPathToRemove: string | undefined;
 
   #onDemand: OnDemandProvider | undefined;
   readonly #conns = new Set<Conn>();
-  readonly #connectTarget: Address;
+  readonly #connectTarget: Address | undefined;
+  /** Where streams go, for the start-up line: an address, a list, or an etcd URL. */
+  readonly connectDescription: string;
+  readonly #pool: BackendPool | undefined;
+  #discovery: EtcdDiscovery | undefined;
+  #health: HealthChecker | undefined;
+  #registration: EtcdRegistration | undefined;
+  #deregisterDelayMs = 0;
   #nextId = 1;
   #drainWaiters: (() => void)[] = [];
   readonly #stats: JumperStats = { active: 0, waiting: 0, total: 0, failed: 0, bytesUp: 0, bytesDown: 0, failures: {} };
@@ -118,43 +162,53 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
     this.#listenTarget =
       typeof options.listen === 'string' ? parseInheritedSpec(options.listen) ?? parseAddress(options.listen) : options.listen;
     this.#listenNetns = options.listenNetns;
-    const connect = options.connect;
-    this.handoffPath = typeof connect === 'string' && connect.startsWith(HANDOFF_PREFIX) ? connect.slice(HANDOFF_PREFIX.length) : undefined;
-    if (this.handoffPath !== undefined && !this.handoffPath.startsWith('/')) {
-      throw new InvalidArgumentError('handoff: needs an absolute Unix socket path, e.g. handoff:/run/app/handoff.sock');
-    }
-    const exec = typeof connect === 'string' && connect.startsWith(EXEC_PREFIX) ? connect.slice(EXEC_PREFIX.length) : undefined;
-    if (exec !== undefined && !exec.trim()) throw new InvalidArgumentError('exec: needs a command, e.g. exec:cat');
-    // The exec target has no address; the placeholder only names it in logs.
-    this.#connectTarget =
-      exec !== undefined
-        ? { kind: 'unix', path: `exec:${exec}` }
-        : this.handoffPath !== undefined
-          ? { kind: 'unix', path: this.handoffPath }
-          : typeof connect === 'string'
-            ? parseAddress(connect)
-            : connect;
-    if (this.handoffPath !== undefined && options.connectNetns) {
-      throw new InvalidArgumentError('--connect-netns does not apply to handoff: (the path is reached through the file system)');
-    }
+    this.#listenerExtras = {
+      ...(options.allow ? { allow: createAllowList(options.allow) } : {}),
+      ...(options.listenMode !== undefined ? { unixMode: options.listenMode } : {}),
+      ...(options.listenOwner ? { unixOwner: options.listenOwner } : {}),
+    };
     const dialOptions = {
       connectTimeoutMs: this.settings.connectTimeoutMs,
       keepAlive: this.settings.keepAlive,
       keepAliveInitialDelayMs: DEFAULTS.keepAliveInitialDelayMs,
       label: dialLabel,
     };
-    let execDial: Dialer | undefined;
-    if (exec !== undefined && !options.dialer) {
-      if (options.connectNetns) throw new InvalidArgumentError('--connect-netns does not apply to exec: targets');
-      execDial = createExecDialer(exec, { logger: this.logger, label: dialLabel });
+    const plan = planConnect(
+      {
+        connect: options.connect,
+        discover: options.discover,
+        balance: options.balance,
+        connectNetns: options.connectNetns,
+        dialer: options.dialer,
+        hasStart: options.start !== undefined,
+        // A balancer keeps a pool even for one backend (ejection, health, status).
+        alwaysPool: role === 'balance',
+      },
+      dialOptions,
+      this.logger,
+    );
+    this.handoffPath = plan.handoffPath;
+    this.#connectTarget = plan.target;
+    this.connectDescription = plan.description;
+    this.#pool = plan.pool;
+    if (plan.pool && plan.discover !== undefined) {
+      const pool = plan.pool;
+      this.#discovery = new EtcdDiscovery({ url: plan.discover, logger: this.logger, onUpdate: (backends) => pool.update(backends) });
     }
-    const dial =
-      options.dialer ??
-      execDial ??
-      (this.handoffPath !== undefined ? createHandoffDialer(this.handoffPath, dialLabel) : undefined) ??
-      (options.connectNetns
-        ? createNetnsDialer(options.connectNetns, this.#connectTarget, dialOptions)
-        : createDialer(this.#connectTarget, dialOptions));
+    if (plan.pool && options.balance?.healthIntervalMs) this.#health = new HealthChecker(plan.pool, options.balance.healthIntervalMs);
+    if (options.register) {
+      const r = options.register;
+      this.#registration = new EtcdRegistration({
+        url: r.url,
+        advertise: r.advertise,
+        weight: r.weight ?? 1,
+        ttlSeconds: r.ttlSeconds ?? DEFAULTS.leaseTtlSeconds,
+        role: role,
+        logger: this.logger,
+      });
+      this.#deregisterDelayMs = r.deregisterDelayMs ?? DEFAULTS.deregisterDelayMs;
+    }
+    const dial = plan.dial;
     if (options.start) {
       const onDemand = new OnDemandProvider({
         command: options.start.command,
@@ -165,12 +219,36 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
       });
       this.#onDemand = onDemand;
     }
-    this.dial = this.#onDemand?.dial ?? dial;
+    this.dial = this.#timed(this.#onDemand?.dial ?? dial);
   }
 
-  /** The address streams are forwarded to. */
-  get connectAddress(): Address {
+  /** The address streams are forwarded to; undefined when balancing over several. */
+  get connectAddress(): Address | undefined {
     return this.#connectTarget;
+  }
+
+  /** Backends and their live counters when balancing (else empty). */
+  backends(): BackendStatus[] {
+    return this.#pool?.status() ?? [];
+  }
+
+  /**
+   * Replace the backend set of a balancing role (what etcd discovery does):
+   * new backends take streams at once, missing ones drain.
+   */
+  updateBackends(backends: readonly BackendSpec[]): void {
+    if (!this.#pool) throw new InvalidArgumentError('this jumper does not balance (give several connect addresses, backends or discover)');
+    this.#pool.update(backends);
+  }
+
+  /** The etcd registration, when `register` was given. */
+  get registration(): EtcdRegistration | undefined {
+    return this.#registration;
+  }
+
+  /** The etcd discovery, when `discover` was given. */
+  get discovery(): EtcdDiscovery | undefined {
+    return this.#discovery;
   }
 
   /**
@@ -187,10 +265,16 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
         backlog: this.settings.backlog,
         logger: this.logger,
         onConnection: (socket, release) => this.#onConnection(socket, release),
+        onRefused: (peer) => this.#onRefused(peer),
+        ...this.#listenerExtras,
       });
       this.#listeners.push(listener);
       await listener.listen();
     }
+    // Backends first (a balancer with an empty set refuses streams), then announce ourselves.
+    await this.#discovery?.start();
+    this.#health?.start();
+    await this.#registration?.start();
     return this;
   }
 
@@ -236,10 +320,17 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
    */
   async close(options: { drainTimeoutMs?: number } = {}): Promise<void> {
     const drainTimeoutMs = options.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs;
+    if (this.#registration) {
+      // Leave the rotation first, and keep accepting until balancers have seen it.
+      await this.#registration.stop();
+      if (this.#deregisterDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.#deregisterDelayMs));
+    }
     await Promise.all(this.#listeners.map((l) => l.close()));
     if (this.#unixPathToRemove) await rm(this.#unixPathToRemove, { force: true });
     this.#unixPathToRemove = undefined;
     if (this.#conns.size > 0) await this.#drain(drainTimeoutMs);
+    this.#health?.stop();
+    await this.#discovery?.close();
     await this.#onDemand?.close();
   }
 
@@ -280,6 +371,29 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
     void this.serve(conn, socket);
   }
 
+  /** Report each connect's duration ('dial' event) without changing its outcome. */
+  #timed(dial: Dialer): Dialer {
+    return async () => {
+      const started = performance.now();
+      try {
+        const socket = await dial();
+        this.emit('dial', { durationMs: performance.now() - started });
+        return socket;
+      } catch (err) {
+        this.emit('dial', { durationMs: performance.now() - started, error: reasonOf(err) });
+        throw err;
+      }
+    };
+  }
+
+  /** A peer outside --allow: counted and logged like a failed connection, never served. */
+  #onRefused(peer: string): void {
+    this.#stats.total++;
+    const id = this.#nextId++;
+    this.emit('connection', { id, peer });
+    this.#record({ id, peer, bytesUp: 0, bytesDown: 0, durationMs: 0, reason: 'not_allowed' });
+  }
+
   #record(summary: ConnSummary): void {
     const s = this.#stats;
     s.bytesUp += summary.bytesUp;
@@ -291,6 +405,7 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
       bytesDown: summary.bytesDown,
       durationMs: summary.durationMs,
       reason: summary.reason,
+      ...(summary.target !== undefined ? { target: summary.target } : {}),
     };
     if (summary.reason === 'done' || summary.reason === 'handed_off') {
       this.logger.info(line, 'connection closed');

@@ -13,7 +13,7 @@ import type { Socket } from 'node:net';
 import type { Dialer } from '../../addr/dial.js';
 import { AuthError, HandshakeTimeoutError, HandshakeTruncatedError } from '../../errors.js';
 import type { TunnelKey } from '../../keys/key-file.js';
-import { dialForClient, type Conn } from '../conn.js';
+import { dialForClient, discardDialed, type Conn } from '../conn.js';
 import { DH_MESSAGE_BYTES, NONCE_BYTES, SpipedHandshake, type PfsMode, type SessionKeys } from './handshake.js';
 import { PacketOpener, PacketSealer } from './packet.js';
 import { openPacketPipe, sealPacketPipe } from './pipe.js';
@@ -192,7 +192,7 @@ export async function runSpipedServerConn(conn: Conn, wire: Socket, options: Spi
     conn.keyFingerprint = options.key.fingerprint;
     const provider = await options.dial();
     if (conn.closed) {
-      provider.destroy();
+      discardDialed(provider);
       return;
     }
     conn.adoptPlain(provider);

@@ -1,0 +1,52 @@
+/**
+ * Optional active health checks: every interval, a plain TCP (or Unix)
+ * connect to each configured backend, closed at once. A failed check takes
+ * the backend out of rotation until a check succeeds again.
+ */
+import type { BackendPool } from './pool.js';
+
+export class HealthChecker {
+  readonly #pool: BackendPool;
+  readonly #intervalMs: number;
+  #timer: NodeJS.Timeout | undefined;
+  #running = false;
+
+  constructor(pool: BackendPool, intervalMs: number) {
+    this.#pool = pool;
+    this.#intervalMs = intervalMs;
+  }
+
+  start(): void {
+    if (this.#timer) return;
+    this.#timer = setInterval(() => void this.checkAll(), this.#intervalMs);
+    this.#timer.unref();
+    void this.checkAll();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** One round over every configured backend (skipped if the last is still running). */
+  async checkAll(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    try {
+      await Promise.all(
+        this.#pool.configured().map(async (backend) => {
+          try {
+            const socket = await backend.dial();
+            socket.end();
+            socket.destroySoon();
+            this.#pool.setHealth(backend, true);
+          } catch (err) {
+            this.#pool.setHealth(backend, false, err);
+          }
+        }),
+      );
+    } finally {
+      this.#running = false;
+    }
+  }
+}

@@ -1,0 +1,27 @@
+/**
+ * A balanced dial hands out a socket; the stream on it may outlive the JS
+ * socket object (the native pump takes the fd over). So the dialer attaches
+ * a lease to the socket and the connection releases it when the stream ends,
+ * which keeps per-backend open-stream counts exact.
+ */
+import type { Socket } from 'node:net';
+
+export interface StreamLease {
+  /** The backend the stream went to, for the connection's log line. */
+  readonly target: string;
+  /** Called once when the stream has ended. */
+  release(): void;
+}
+
+const leases = new WeakMap<Socket, StreamLease>();
+
+export function attachLease(socket: Socket, lease: StreamLease): void {
+  leases.set(socket, lease);
+}
+
+/** The socket's lease, removed so it is released only once. */
+export function takeLease(socket: Socket): StreamLease | undefined {
+  const lease = leases.get(socket);
+  if (lease) leases.delete(socket);
+  return lease;
+}

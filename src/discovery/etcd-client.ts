@@ -1,0 +1,25 @@
+/**
+ * One etcd3 client configured for a proxy's needs: fail fast while etcd is
+ * down (the data path must never wait on etcd) and reconnect watches with a
+ * short, capped back-off so membership changes are seen soon after etcd
+ * returns.
+ */
+import { Etcd3, isRecoverableError } from 'etcd3';
+import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, retry, type IBackoff } from 'cockatiel';
+import type { EtcdLocation } from './etcd-url.js';
+
+/** Longest wait between watch reconnects while etcd is unreachable. */
+export const ETCD_MAX_BACKOFF_MS = 2_000;
+
+export function createEtcdClient(location: EtcdLocation): Etcd3 {
+  return new Etcd3({
+    hosts: location.hosts,
+    dialTimeout: 2_000,
+    faultHandling: {
+      host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1_000, breaker: new ConsecutiveBreaker(3) }),
+      global: retry(handleWhen(isRecoverableError), { maxAttempts: 2 }),
+      // etcd3 calls .next() on this factory itself; its typings name the state type instead.
+      watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: ETCD_MAX_BACKOFF_MS }) as unknown as IBackoff<unknown>,
+    },
+  });
+}

@@ -1,0 +1,149 @@
+/**
+ * Backends from etcd: reads every key under the prefix, then watches it from
+ * the next revision. The set it reports is always complete (never a delta),
+ * so a consumer simply replaces its membership.
+ *
+ * While etcd is unreachable the last known set stays in force; the watch
+ * reconnects with back-off and resumes from the last revision it saw, and a
+ * watch that cannot resume (e.g. compacted) is replaced by a fresh read.
+ */
+import type { Etcd3, Watcher } from 'etcd3';
+import type { BackendSpec } from '../balance/backend.js';
+import { reasonOf } from '../errors.js';
+import { silentLogger, type Logger } from '../log/logger.js';
+import { Backoff } from './backoff.js';
+import { createEtcdClient, ETCD_MAX_BACKOFF_MS } from './etcd-client.js';
+import { parseEtcdUrl, type EtcdLocation } from './etcd-url.js';
+import { decodeRecord } from './registration-record.js';
+
+export interface EtcdDiscoveryOptions {
+  /** etcd://HOST:PORT[,HOST:PORT]/PREFIX */
+  url: string;
+  /** Called with the whole current set after every change. */
+  onUpdate(backends: BackendSpec[]): void;
+  logger?: Logger;
+}
+
+export class EtcdDiscovery {
+  readonly location: EtcdLocation;
+  readonly #client: Etcd3;
+  readonly #onUpdate: (backends: BackendSpec[]) => void;
+  readonly #logger: Logger;
+  /** etcd key -> backend. */
+  readonly #known = new Map<string, BackendSpec>();
+  readonly #backoff = new Backoff(200, ETCD_MAX_BACKOFF_MS);
+  #watcher: Watcher | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+  #unreachable = false;
+  #synced = false;
+
+  constructor(options: EtcdDiscoveryOptions) {
+    this.location = parseEtcdUrl(options.url);
+    this.#client = createEtcdClient(this.location);
+    this.#onUpdate = options.onUpdate;
+    this.#logger = options.logger ?? silentLogger;
+  }
+
+  /** Has the set been read from etcd at least once? */
+  get synced(): boolean {
+    return this.#synced;
+  }
+
+  /**
+   * Read the prefix and start watching. Resolves after the first read, or
+   * after the first failure (the loop keeps trying in the background: a
+   * balancer starts even while etcd is down).
+   */
+  async start(): Promise<void> {
+    await this.#sync();
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    const watcher = this.#watcher;
+    this.#watcher = undefined;
+    await watcher?.cancel().catch(() => undefined);
+    this.#client.close();
+  }
+
+  async #sync(): Promise<void> {
+    if (this.#closed) return;
+    const { prefix } = this.location;
+    try {
+      const response = await this.#client.getAll().prefix(prefix).exec();
+      if (this.#closed) return;
+      this.#known.clear();
+      for (const kv of response.kvs) this.#apply(kv.key.toString(), kv.value.toString());
+      this.#synced = true;
+      this.#publish();
+      const watcher = await this.#client
+        .watch()
+        .prefix(prefix)
+        .startRevision((BigInt(response.header.revision) + 1n).toString())
+        .create();
+      if (this.#closed) {
+        await watcher.cancel();
+        return;
+      }
+      this.#watch(watcher);
+      this.#reachable();
+    } catch (err) {
+      this.#unreachableNow(err);
+      this.#retryTimer = setTimeout(() => void this.#sync(), this.#backoff.next());
+      this.#retryTimer.unref();
+    }
+  }
+
+  #watch(watcher: Watcher): void {
+    this.#watcher = watcher;
+    watcher.on('put', (kv) => {
+      this.#apply(kv.key.toString(), kv.value.toString());
+      this.#publish();
+    });
+    watcher.on('delete', (kv) => {
+      if (this.#known.delete(kv.key.toString())) this.#publish();
+    });
+    watcher.on('disconnected', (err) => this.#unreachableNow(err));
+    watcher.on('connected', () => this.#reachable());
+    watcher.on('error', (err) => {
+      // The watch cannot resume (e.g. its revision was compacted): read afresh.
+      this.#logger.warn({ etcd: this.location.url, reason: reasonOf(err), err: err.message }, 'etcd watch failed; re-reading the prefix');
+      if (this.#watcher === watcher) this.#watcher = undefined;
+      void watcher.cancel().catch(() => undefined);
+      this.#retryTimer = setTimeout(() => void this.#sync(), this.#backoff.next());
+      this.#retryTimer.unref();
+    });
+  }
+
+  #apply(key: string, value: string): void {
+    const spec = decodeRecord(value);
+    if ('invalid' in spec) {
+      this.#known.delete(key);
+      this.#logger.warn({ etcd: this.location.url, key, problem: spec.invalid }, 'ignoring an unusable registration');
+      return;
+    }
+    this.#known.set(key, spec);
+  }
+
+  #publish(): void {
+    this.#onUpdate([...this.#known.values()]);
+  }
+
+  #unreachableNow(err: unknown): void {
+    if (this.#unreachable || this.#closed) return;
+    this.#unreachable = true;
+    this.#logger.warn(
+      { etcd: this.location.url, err: err instanceof Error ? err.message : String(err), backends: this.#known.size },
+      'etcd unreachable: serving the last known backends, reconnecting',
+    );
+  }
+
+  #reachable(): void {
+    this.#backoff.reset();
+    if (!this.#unreachable) return;
+    this.#unreachable = false;
+    this.#logger.info({ etcd: this.location.url, backends: this.#known.size }, 'etcd reachable again');
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * Balancing without etcd: strategies, weights, failover before the first
+ * byte, passive ejection, health checks, draining removed backends, and the
+ * same logic inside a client jumper with several --connect addresses.
+ */
+import test, { type ExecutionContext } from 'ava';
+import net from 'node:net';
+import { createBalancer, createClient, createServer, type BalanceJumper, type ConnSummary, type TunnelKey } from '../src/index.js';
+import { freePort } from './helpers/cli.js';
+import { exchange, randomBytes, sha256, startEchoProvider, type Provider } from './helpers/providers.js';
+import { makeKey } from './helpers/tunnel.js';
+
+interface Backend {
+  provider: Provider;
+  /** The server jumper's address. */
+  address: string;
+}
+
+/** `n` server jumpers, each in front of its own echo provider. */
+async function startServers(t: ExecutionContext, key: TunnelKey, n: number): Promise<Backend[]> {
+  const out: Backend[] = [];
+  for (let i = 0; i < n; i++) {
+    const provider = await startEchoProvider(t);
+    const server = createServer({ listen: '127.0.0.1:0', connect: provider.address, key });
+    await server.listen();
+    t.teardown(() => server.close({ drainTimeoutMs: 100 }));
+    out.push({ provider, address: `127.0.0.1:${server.port()}` });
+  }
+  return out;
+}
+
+async function startBalancer(t: ExecutionContext, options: Parameters<typeof createBalancer>[0]): Promise<BalanceJumper & { closed: ConnSummary[] }> {
+  const balancer = Object.assign(createBalancer(options), { closed: [] as ConnSummary[] });
+  balancer.on('close', (s) => balancer.closed.push(s));
+  await balancer.listen();
+  t.teardown(() => balancer.close({ drainTimeoutMs: 100 }));
+  return balancer;
+}
+
+async function startClient(t: ExecutionContext, key: TunnelKey, connect: string | string[], extra: Partial<Parameters<typeof createClient>[0]> = {}) {
+  const client = createClient({ listen: '127.0.0.1:0', connect, key, ...extra });
+  await client.listen();
+  t.teardown(() => client.close({ drainTimeoutMs: 100 }));
+  return client;
+}
+
+/** Send a distinct payload on each of `n` sequential streams; every echo must hash-equal its payload. */
+async function streams(t: ExecutionContext, port: number, n: number, bytes = 1024): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const payload = randomBytes(bytes);
+    const { received, ending } = await exchange({ port }, payload);
+    t.is(ending, 'end');
+    if (sha256(received) !== sha256(payload)) t.fail(`stream ${i}: echo differs`);
+  }
+}
+
+test('round-robin through a balancer: 300 streams, 100 to each of three servers, every stream hash-equal', async (t) => {
+  const key = await makeKey();
+  const servers = await startServers(t, key, 3);
+  const balancer = await startBalancer(t, { listen: '127.0.0.1:0', backends: servers.map((s) => s.address) });
+  const client = await startClient(t, key, `127.0.0.1:${balancer.port()}`);
+  await streams(t, client.port()!, 300);
+  t.deepEqual(
+    servers.map((s) => s.provider.connections),
+    [100, 100, 100],
+  );
+  // The balancer logged where each stream went and holds no key.
+  t.deepEqual(
+    servers.map((s) => balancer.closed.filter((c) => c.target === s.address && c.reason === 'done').length),
+    [100, 100, 100],
+  );
+  t.deepEqual(
+    balancer.backends().map((b) => [b.total, b.active, b.state]),
+    [
+      [100, 0, 'up'],
+      [100, 0, 'up'],
+      [100, 0, 'up'],
+    ],
+  );
+});
+
+test('weights: a weight-3 backend gets three times the streams of a weight-1 backend', async (t) => {
+  const key = await makeKey();
+  const [a, b] = await startServers(t, key, 2);
+  const balancer = await startBalancer(t, { listen: '127.0.0.1:0', backends: [a!.address, `${b!.address},weight=3`] });
+  const client = await startClient(t, key, `127.0.0.1:${balancer.port()}`);
+  await streams(t, client.port()!, 100, 16);
+  t.deepEqual([a!.provider.connections, b!.provider.connections], [25, 75]);
+});
+
+test('failover: a refusing backend is skipped before any byte flows, then ejected; no stream fails', async (t) => {
+  const key = await makeKey();
+  const [live] = await startServers(t, key, 1);
+  const dead = `127.0.0.1:${await freePort()}`;
+  const balancer = await startBalancer(t, { listen: '127.0.0.1:0', backends: [dead, live!.address], balance: { ejectAfter: 2 } });
+  const client = await startClient(t, key, `127.0.0.1:${balancer.port()}`);
+  await streams(t, client.port()!, 20, 64);
+  t.is(live!.provider.connections, 20);
+  t.true(balancer.closed.every((c) => c.reason === 'done' && c.target === live!.address));
+  const deadStatus = balancer.backends().find((b) => b.address === dead)!;
+  t.is(deadStatus.state, 'ejected');
+  // Ejected after 2 failures: the dead backend was not retried for every stream.
+  t.is(deadStatus.failures, 2);
+});
+
+test('all backends down: the stream is refused with reason backend_refused and nothing hangs', async (t) => {
+  const balancer = await startBalancer(t, { listen: '127.0.0.1:0', backends: [`127.0.0.1:${await freePort()}`, `127.0.0.1:${await freePort()}`] });
+  const { received, ending } = await exchange({ port: balancer.port()! }, Buffer.from('x'));
+  t.is(received.length, 0);
+  t.true(ending === 'reset' || ending === 'end');
+  t.is(balancer.closed[0]?.reason, 'backend_refused');
+  t.is((balancer.closed[0]?.error as { code?: string }).code, 'JUMPER_ERR_BACKENDS_FAILED');
+});
+
+test('least-connections: a new stream goes to the backend with fewer open streams', async (t) => {
+  const key = await makeKey();
+  const [a, b] = await startServers(t, key, 2);
+  const balancer = await startBalancer(t, { listen: '127.0.0.1:0', backends: [a!.address, b!.address], balance: { strategy: 'least-connections' } });
+  const client = await startClient(t, key, `127.0.0.1:${balancer.port()}`);
+  // Hold three streams open; they spread 2/1 or 1/2.
+  const held: net.Socket[] = [];
+  for (let i = 0; i < 3; i++) {
+    const socket = net.connect({ port: client.port()!, host: '127.0.0.1' });
+    t.teardown(() => socket.destroy());
+    await new Promise<void>((resolve) => {
+      socket.once('data', () => resolve());
+      socket.write('hold');
+    });
+    held.push(socket);
+  }
+  const before = balancer.backends().map((s) => s.active);
+  t.deepEqual([...before].sort(), [1, 2]);
+  const emptier = before[0]! < before[1]! ? a! : b!;
+  const connectionsBefore = emptier.provider.connections;
+  await streams(t, client.port()!, 1, 16);
+  t.is(emptier.provider.connections, connectionsBefore + 1);
+});
+
+test('health checks take a dead backend out of rotation and bring it back when it listens again', async (t) => {
+  const provider = await startEchoProvider(t);
+  const port = await freePort();
+  const balancer = await startBalancer(t, {
+    listen: '127.0.0.1:0',
+    backends: [`127.0.0.1:${port}`, provider.address],
+    balance: { healthIntervalMs: 100 },
+  });
+  const waitState = async (address: string, state: string) => {
+    for (let i = 0; i < 100; i++) {
+      if (balancer.backends().find((b) => b.address === address)?.state === state) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    t.fail(`backend ${address} never became ${state}: ${JSON.stringify(balancer.backends())}`);
+  };
+  await waitState(`127.0.0.1:${port}`, 'down');
+  // While down it gets no stream at all: not even a failed connect.
+  await streams(t, balancer.port()!, 6, 16);
+  t.is(balancer.backends().find((b) => b.address === `127.0.0.1:${port}`)?.failures, 0);
+  const late = net.createServer((s) => s.pipe(s));
+  await new Promise<void>((resolve) => late.listen(port, '127.0.0.1', resolve));
+  t.teardown(() => late.close());
+  await waitState(`127.0.0.1:${port}`, 'up');
+  await streams(t, balancer.port()!, 4, 16);
+  t.is(balancer.backends().find((b) => b.address === `127.0.0.1:${port}`)?.total, 2);
+});
+
+test('a client jumper with several --connect addresses balances itself (no extra hop)', async (t) => {
+  const key = await makeKey();
+  const servers = await startServers(t, key, 3);
+  const client = await startClient(t, key, servers.map((s) => s.address));
+  await streams(t, client.port()!, 30, 256);
+  t.deepEqual(
+    servers.map((s) => s.provider.connections),
+    [10, 10, 10],
+  );
+  t.is(client.backends().length, 3);
+});
+
+test('a stream open on a backend keeps flowing after the backend is removed; new streams avoid it', async (t) => {
+  const key = await makeKey();
+  const [a, b] = await startServers(t, key, 2);
+  const balancer = await startBalancer(t, { listen: '127.0.0.1:0', backends: [a!.address, b!.address] });
+  const client = await startClient(t, key, `127.0.0.1:${balancer.port()}`);
+  // The first stream goes to a (round-robin starts with the first).
+  const socket = net.connect({ port: client.port()!, host: '127.0.0.1', allowHalfOpen: true });
+  t.teardown(() => socket.destroy());
+  const chunks: Buffer[] = [];
+  socket.on('data', (c: Buffer) => chunks.push(c));
+  const first = randomBytes(4096);
+  socket.write(first);
+  while (Buffer.concat(chunks).length < first.length) await new Promise((r) => setTimeout(r, 10));
+  t.is(a!.provider.connections, 1);
+  // Remove a the way discovery would.
+  t.is(balancer.backends().length, 2);
+  balancer.updateBackends([{ address: b!.address, weight: 1 }]);
+  t.is(balancer.backends().find((s) => s.address === a!.address)?.state, 'draining');
+  await streams(t, client.port()!, 5, 16);
+  t.is(a!.provider.connections, 1);
+  t.is(b!.provider.connections, 5);
+  const second = randomBytes(4096);
+  const ended = new Promise<void>((resolve) => socket.once('end', () => resolve()));
+  socket.end(second);
+  await ended;
+  t.is(sha256(Buffer.concat(chunks)), sha256(Buffer.concat([first, second])));
+  // Drained and forgotten once its last stream ended.
+  for (let i = 0; i < 50 && balancer.backends().length > 1; i++) await new Promise((r) => setTimeout(r, 20));
+  t.deepEqual(
+    balancer.backends().map((s) => s.address),
+    [b!.address],
+  );
+});

@@ -3,7 +3,7 @@
 # dependencies, the TypeScript build and the native addon. Idempotent and
 # quick when everything is already in place.
 #   scripts/setup.sh           what the demo needs
-#   scripts/setup.sh --test    + iproute2, util-linux, spiped, python3, systemd (test peers)
+#   scripts/setup.sh --test    + iproute2, util-linux, spiped, python3, systemd, etcd-server (test peers)
 #   scripts/setup.sh --bench   + spiped, stunnel4, socat, openssl (benchmark rivals)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,9 @@ want() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 case "$mode" in
   --test)
     want ip iproute2; want unshare util-linux; want setpriv util-linux; want spiped spiped
-    want python3 python3; want systemd-socket-activate systemd ;;
+    want python3 python3; want systemd-socket-activate systemd; want etcd etcd-server ;;
+  --demo-balance)
+    want etcd etcd-server ;;
   --bench)
     want spiped spiped; want stunnel4 stunnel4; want socat socat; want openssl openssl
     want systemd-socket-activate systemd ;;

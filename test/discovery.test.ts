@@ -1,0 +1,233 @@
+/**
+ * Balancing with a real etcd (Debian etcd-server on loopback): server
+ * jumpers register themselves, a balancer discovers them, a client jumper
+ * sits in front. Every jumper is the real CLI in its own process, so
+ * SIGKILL and SIGTERM are the real thing.
+ */
+import test, { type ExecutionContext } from 'ava';
+import net from 'node:net';
+import { cliBuilt, freePort, startJumper, type RunningCli } from './helpers/cli.js';
+import { etcdUnavailableReason, startEtcd, type TestEtcd } from './helpers/etcd.js';
+import { exchange, randomBytes, sha256, startEchoProvider, type Provider } from './helpers/providers.js';
+import { makeKeyFile } from './helpers/spiped.js';
+
+const skipReason = etcdUnavailableReason() ?? (cliBuilt ? undefined : 'dist/ is not built (npm run build)');
+const maybe = skipReason ? test.skip : test.serial;
+if (skipReason) console.log(`# discovery tests skipped: ${skipReason}`);
+
+const PREFIX = '/jumper/echo';
+
+interface Server {
+  cli: RunningCli;
+  provider: Provider;
+  address: string;
+}
+
+async function startServer(t: ExecutionContext, etcd: TestEtcd, keyPath: string, extra: string[] = []): Promise<Server> {
+  const provider = await startEchoProvider(t);
+  const port = await freePort();
+  const address = `127.0.0.1:${port}`;
+  const cli = startJumper(t, [
+    'server', '--listen', address, '--connect', provider.address, '--key', keyPath,
+    '--register', etcd.url(PREFIX), '--advertise', address, '--lease-ttl', '2s', '--deregister-delay', '500ms',
+    ...extra,
+  ]);
+  await cli.waitFor((l) => l.msg === 'registered in etcd');
+  return { cli, provider, address };
+}
+
+async function startChain(t: ExecutionContext, etcd: TestEtcd, keyPath: string, expectBackends: number) {
+  const balancerPort = await freePort();
+  const balancer = startJumper(t, ['balance', '--listen', `127.0.0.1:${balancerPort}`, '--discover', etcd.url(PREFIX), '--log-level', 'debug']);
+  await balancer.waitFor((l) => l.msg === 'balance jumper listening');
+  await waitBackends(balancer, expectBackends);
+  const clientPort = await freePort();
+  const client = startJumper(t, ['client', '--listen', `127.0.0.1:${clientPort}`, '--connect', `127.0.0.1:${balancerPort}`, '--key', keyPath]);
+  await client.waitFor((l) => l.msg === 'client jumper listening');
+  return { balancer, client, clientPort };
+}
+
+/** Backends the balancer currently has in rotation, from its log. */
+function inRotation(balancer: RunningCli): Set<string> {
+  const set = new Set<string>();
+  for (const l of balancer.logs) {
+    if (l.msg === 'backend added' || l.msg === 'backend added back') set.add(l.backend as string);
+    if (typeof l.msg === 'string' && l.msg.startsWith('backend removed')) set.delete(l.backend as string);
+  }
+  return set;
+}
+
+async function waitBackends(balancer: RunningCli, n: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (inRotation(balancer).size !== n) {
+    if (Date.now() > deadline) throw new Error(`balancer has ${[...inRotation(balancer)].join(',')} instead of ${n} backends`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** One stream with a fresh payload; true when the echo hash-equals it and ended cleanly. */
+async function oneStream(port: number, bytes = 512): Promise<boolean> {
+  const payload = randomBytes(bytes);
+  try {
+    const { received, ending } = await exchange({ port }, payload);
+    return ending === 'end' && sha256(received) === sha256(payload);
+  } catch {
+    return false;
+  }
+}
+
+async function streams(port: number, n: number): Promise<number> {
+  let failed = 0;
+  for (let i = 0; i < n; i++) if (!(await oneStream(port))) failed++;
+  return failed;
+}
+
+/** A stream held open: send a first part now, the rest later; the echo must be whole. */
+async function openLongStream(port: number) {
+  const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  const chunks: Buffer[] = [];
+  socket.on('data', (c: Buffer) => chunks.push(c));
+  const ended = new Promise<string>((resolve) => {
+    socket.once('end', () => resolve('end'));
+    socket.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+  });
+  const first = randomBytes(64 * 1024);
+  socket.write(first);
+  while (Buffer.concat(chunks).length < first.length) await new Promise((r) => setTimeout(r, 10));
+  return {
+    async finish(): Promise<boolean> {
+      const second = randomBytes(256 * 1024);
+      socket.end(second);
+      const how = await ended;
+      socket.destroy();
+      return how === 'end' && sha256(Buffer.concat(chunks)) === sha256(Buffer.concat([first, second]));
+    },
+  };
+}
+
+async function waitGone(etcd: TestEtcd, key: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (key in (await etcd.keys(PREFIX))) {
+    if (Date.now() > deadline) throw new Error(`${key} still in etcd after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+maybe('three registered servers behind a discovering balancer share 300 streams 100/100/100, every stream hash-equal', async (t) => {
+  const etcd = await startEtcd(t);
+  const key = await makeKeyFile(t);
+  const servers = [];
+  for (let i = 0; i < 3; i++) servers.push(await startServer(t, etcd, key.path));
+  // The registration records, as documented in docs/discovery.md.
+  const records = await etcd.keys(PREFIX);
+  t.deepEqual(Object.keys(records).sort(), servers.map((s) => `${PREFIX}/${s.address}`).sort());
+  for (const s of servers) {
+    t.deepEqual(JSON.parse(records[`${PREFIX}/${s.address}`]!), { address: s.address, weight: 1, version: 1, role: 'server' });
+  }
+  const { clientPort, balancer } = await startChain(t, etcd, key.path, 3);
+  t.is(await streams(clientPort, 300), 0);
+  const counts = servers.map((s) => s.provider.connections);
+  for (const n of counts) t.true(n >= 99 && n <= 101, `uneven spread ${counts.join('/')}`);
+  t.is(counts.reduce((a, b) => a + b, 0), 300);
+  t.false(balancer.stderr().includes('"level":50'));
+});
+
+maybe('kill -9 of a server: new streams keep succeeding, and its key is gone from etcd after the lease TTL', async (t) => {
+  const etcd = await startEtcd(t);
+  const key = await makeKeyFile(t);
+  const servers = [];
+  for (let i = 0; i < 3; i++) servers.push(await startServer(t, etcd, key.path));
+  const { clientPort, balancer } = await startChain(t, etcd, key.path, 3);
+  t.is(await streams(clientPort, 30), 0);
+  const victim = servers[0]!;
+  victim.cli.child.kill('SIGKILL');
+  await victim.cli.exited;
+  // Refused connects fail over before any byte flows: no new stream fails.
+  t.is(await streams(clientPort, 60), 0);
+  // The lease (2 s TTL) expires; etcd deletes the key; the balancer drops it.
+  await waitGone(etcd, `${PREFIX}/${victim.address}`, 8_000);
+  await waitBackends(balancer, 2);
+  const before = servers.map((s) => s.provider.connections);
+  t.is(await streams(clientPort, 30), 0);
+  const after = servers.map((s) => s.provider.connections);
+  t.deepEqual([after[0]! - before[0]!, after[1]! - before[1]!, after[2]! - before[2]!], [0, 15, 15]);
+});
+
+maybe('rolling migration: v2 registers, v1 gets SIGTERM under steady load: zero failed connections, v1 open streams finish intact', async (t) => {
+  const etcd = await startEtcd(t);
+  const key = await makeKeyFile(t);
+  const v1 = [await startServer(t, etcd, key.path), await startServer(t, etcd, key.path)];
+  const { clientPort, balancer } = await startChain(t, etcd, key.path, 2);
+  // Round-robin: one long stream on each v1 server.
+  const long = [await openLongStream(clientPort), await openLongStream(clientPort)];
+  t.deepEqual(
+    v1.map((s) => s.provider.connections),
+    [1, 1],
+  );
+  let failed = 0;
+  let done = 0;
+  let running = true;
+  const load = (async () => {
+    while (running) {
+      if (!(await oneStream(clientPort, 256))) failed++;
+      done++;
+    }
+  })();
+  const v2 = [await startServer(t, etcd, key.path), await startServer(t, etcd, key.path)];
+  await waitBackends(balancer, 4);
+  for (const s of v1) s.cli.child.kill('SIGTERM');
+  await Promise.all(v1.map((s) => s.cli.waitFor((l) => l.msg === 'deregistered from etcd')));
+  await waitBackends(balancer, 2);
+  const v1After = v1.map((s) => s.provider.connections);
+  // More load on v2 only, while v1 still drains its long streams.
+  const until = done + 100;
+  while (done < until) await new Promise((r) => setTimeout(r, 20));
+  t.deepEqual(
+    v1.map((s) => s.provider.connections),
+    v1After,
+  );
+  t.true(await long[0]!.finish());
+  t.true(await long[1]!.finish());
+  running = false;
+  await load;
+  t.is(failed, 0, `${failed} of ${done} connections failed during the migration`);
+  for (const s of v1) t.deepEqual(await s.cli.exited, { code: 0, signal: null });
+  t.deepEqual(Object.keys(await etcd.keys(PREFIX)).sort(), v2.map((s) => `${PREFIX}/${s.address}`).sort());
+  t.true(v2.every((s) => s.provider.connections > 0));
+});
+
+maybe('etcd down: the balancer serves the last known backends; etcd back: membership changes are picked up again', async (t) => {
+  const etcd = await startEtcd(t);
+  const key = await makeKeyFile(t);
+  const servers = [await startServer(t, etcd, key.path, ['--lease-ttl', '10s']), await startServer(t, etcd, key.path, ['--lease-ttl', '10s'])];
+  const { clientPort, balancer } = await startChain(t, etcd, key.path, 2);
+  await etcd.stop();
+  t.is(await streams(clientPort, 20), 0);
+  await balancer.waitFor((l) => l.msg === 'etcd unreachable: serving the last known backends, reconnecting');
+  t.is(await streams(clientPort, 20), 0);
+  t.deepEqual(
+    servers.map((s) => s.provider.connections),
+    [20, 20],
+  );
+  await etcd.start();
+  // A new registration after etcd returned reaches the balancer.
+  const late = await startServer(t, etcd, key.path);
+  await waitBackends(balancer, 3, 15_000);
+  t.is(await streams(clientPort, 30), 0);
+  t.is(late.provider.connections, 10);
+});
+
+maybe('a backend written into etcd by hand is in rotation within 1 s; a bad record is ignored with a warning', async (t) => {
+  const etcd = await startEtcd(t);
+  const key = await makeKeyFile(t);
+  const first = await startServer(t, etcd, key.path);
+  const { balancer } = await startChain(t, etcd, key.path, 1);
+  const second = await startServer(t, etcd, key.path, ['--lease-ttl', '10s']);
+  void second;
+  await etcd.client.put(`${PREFIX}/broken`).value('{"address": 7}');
+  await balancer.waitFor((l) => l.msg === 'ignoring an unusable registration' && l.key === `${PREFIX}/broken`, 1_000);
+  const manual = await startEchoProvider(t);
+  await etcd.client.put(`${PREFIX}/manual`).value(JSON.stringify({ address: manual.address, weight: 2, version: 1 }));
+  await balancer.waitFor((l) => l.msg === 'backend added' && l.backend === manual.address, 1_000);
+  t.deepEqual([...inRotation(balancer)].sort(), [first.address, second.address, manual.address].sort());
+});

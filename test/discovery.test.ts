@@ -178,6 +178,9 @@ maybe('rolling migration: v2 registers, v1 gets SIGTERM under steady load: zero 
   for (const s of v1) s.cli.child.kill('SIGTERM');
   await Promise.all(v1.map((s) => s.cli.waitFor((l) => l.msg === 'deregistered from etcd')));
   await waitBackends(balancer, 2);
+  // A stream dialled just before the removal may still be reaching v1: let it finish.
+  const settled = done + 2;
+  while (done < settled) await new Promise((r) => setTimeout(r, 20));
   const v1After = v1.map((s) => s.provider.connections);
   // More load on v2 only, while v1 still drains its long streams.
   const until = done + 100;

@@ -6,11 +6,12 @@
  * backlog, and nothing is refused or dropped. Each held connection costs a
  * file descriptor and nothing else (the socket is paused on accept).
  */
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { ListenError, type JumperError } from '../errors.js';
 import { silentLogger, type Logger } from '../log/logger.js';
 import { formatAddress, type Address } from './address.js';
+import { isAllowed } from './allow.js';
 
 /** Where to listen: an address to bind, or an already listening descriptor. */
 export type ListenTarget = Address | { kind: 'fd'; fd: number; label?: string };
@@ -22,10 +23,38 @@ export interface ListenerOptions {
   logger?: Logger;
   /** Called for each admitted connection; call `release` exactly once when it is over. */
   onConnection(socket: net.Socket, release: () => void): void;
+  /** Serve only peers in this list (--allow); others are reset at accept. */
+  allow?: net.BlockList;
+  /** Told about each peer refused by `allow` (the socket is already gone). */
+  onRefused?(peer: string): void;
+  /** Unix listener: the socket file's mode and owner (--listen-mode, --listen-owner). */
+  unixMode?: number;
+  unixOwner?: { uid: number; gid: number };
 }
 
 /** At most one accept-failure log line per this interval (EMFILE repeats per connection). */
 const ACCEPT_ERROR_LOG_INTERVAL_MS = 1_000;
+
+/**
+ * The soft RLIMIT_NOFILE, read once (Linux /proc); undefined elsewhere.
+ * libuv sheds connections it cannot accept (EMFILE) with its reserve
+ * descriptor and usually never reports the error, so the listener watches
+ * the descriptor numbers it is handed instead.
+ */
+const FD_LIMIT: number | undefined = (() => {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
+/** The OS descriptor of an accepted socket, when Node exposes it. */
+function socketFd(socket: net.Socket): number | undefined {
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
 
 function describe(target: ListenTarget): string {
   return target.kind === 'fd' ? target.label ?? `fd:${target.fd}` : formatAddress(target);
@@ -68,12 +97,7 @@ export class Listener {
       // Accept failures (EMFILE, ENFILE, ...) must never take the process down;
       // libuv sheds the pending connection with its reserve descriptor and
       // accepting resumes by itself once descriptors free up.
-      this.#acceptErrors++;
-      const now = Date.now();
-      if (now - this.#lastAcceptErrorLog >= ACCEPT_ERROR_LOG_INTERVAL_MS) {
-        this.#lastAcceptErrorLog = now;
-        this.#logger.error({ code: err.code, failures: this.#acceptErrors }, `accept failed: ${err.message}`);
-      }
+      this.#acceptFailed(err.code ?? 'EIO', `accept failed: ${err.message}`);
     });
   }
 
@@ -114,16 +138,26 @@ export class Listener {
     const target = this.#options.target;
     try {
       await this.#listenOnce(target);
+      await this.#applyUnixPermissions(target);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (target.kind === 'unix' && code === 'EADDRINUSE' && (await removeStaleUnixSocket(target.path))) {
         await this.#listenOnce(target).catch((e: unknown) => {
           throw this.#listenError(e);
         });
+        await this.#applyUnixPermissions(target);
         return;
       }
       throw this.#listenError(err);
     }
+  }
+
+  /** --listen-mode/--listen-owner: exact mode and owner once bound (bind itself ran under a tight umask). */
+  async #applyUnixPermissions(target: ListenTarget): Promise<void> {
+    if (target.kind !== 'unix') return;
+    const { unixMode, unixOwner } = this.#options;
+    if (unixOwner) await fs.chown(target.path, unixOwner.uid, unixOwner.gid);
+    if (unixMode !== undefined) await fs.chmod(target.path, unixMode);
   }
 
   #listenOnce(target: ListenTarget): Promise<void> {
@@ -136,7 +170,16 @@ export class Listener {
       };
       const backlog = this.#options.backlog;
       if (target.kind === 'fd') this.#server.listen({ fd: target.fd, backlog }, done);
-      else if (target.kind === 'unix') this.#server.listen({ path: target.path, backlog }, done);
+      else if (target.kind === 'unix') {
+        // bind() is synchronous here: no peer can connect through wider permissions before the chmod.
+        const restrict = this.#options.unixMode !== undefined || this.#options.unixOwner !== undefined;
+        const umask = restrict ? process.umask(0o177) : undefined;
+        try {
+          this.#server.listen({ path: target.path, backlog }, done);
+        } finally {
+          if (umask !== undefined) process.umask(umask);
+        }
+      }
       else this.#server.listen({ host: target.host, port: target.port, backlog }, done);
     });
   }
@@ -149,9 +192,37 @@ export class Listener {
     return new ListenError(`cannot listen on ${where}: ${code}${hint}`, { cause: err, errno: code, syscall: 'listen' });
   }
 
+  /** Count and log (at most once per interval) a failed or shed accept. */
+  #acceptFailed(code: string, message: string, fields: Record<string, unknown> = {}): void {
+    this.#acceptErrors++;
+    const now = Date.now();
+    if (now - this.#lastAcceptErrorLog >= ACCEPT_ERROR_LOG_INTERVAL_MS) {
+      this.#lastAcceptErrorLog = now;
+      this.#logger.error({ code, failures: this.#acceptErrors, ...fields }, message);
+    }
+  }
+
   #accept(socket: net.Socket): void {
+    // Descriptors are allocated lowest-first: this one being the last below the
+    // limit means every lower one is in use, and libuv will now silently drop
+    // new connections (EMFILE) until some close. Say so, once per interval.
+    const fd = socketFd(socket);
+    if (FD_LIMIT !== undefined && fd !== undefined && fd >= FD_LIMIT - 1) {
+      this.#acceptFailed('EMFILE', 'accept failed: too many open files; new connections are dropped until descriptors free up', { fd, limit: FD_LIMIT });
+    }
     if (this.#closing) {
       socket.destroy();
+      return;
+    }
+    if (this.#options.allow && !isAllowed(this.#options.allow, socket)) {
+      const peer = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'unix';
+      socket.on('error', () => {});
+      try {
+        socket.resetAndDestroy();
+      } catch {
+        socket.destroy();
+      }
+      this.#options.onRefused?.(peer);
       return;
     }
     if (this.#active >= this.#options.maxConnections) {

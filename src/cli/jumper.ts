@@ -22,11 +22,14 @@ import { die } from './fail.js';
 import { createLogger, LOG_LEVELS, type LogFormat } from './logger.js';
 import { collect, parseDuration, parsePositiveInt } from './parse.js';
 import { runRole } from './run-role.js';
+import { addOperateOptions, addProxyProtocolOption, operateOptions, proxyProtocolOption, type OperateFlags } from './operate-options.js';
+import { addRunCommand } from './run-command.js';
+import { addStatusCommand } from './status-command.js';
 
 const PROGRAM = 'jumper';
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-interface CommonFlags {
+interface CommonFlags extends OperateFlags {
   listen: string;
   connect?: string[];
   discover?: string;
@@ -83,7 +86,7 @@ function addCommonOptions(cmd: Command, targets: 'connect' | 'backend' = 'connec
   } else {
     cmd.option('-b, --backend <addr>', 'a backend (host:port, [v6]:port or /path.sock, optionally ADDR,weight=W); repeat for several', collect);
   }
-  return cmd
+  return addOperateOptions(cmd)
     .option('--discover <url>', `balance over the backends registered in etcd: etcd://HOST:PORT[,HOST:PORT]/PREFIX (instead of --${targets})`)
     .addOption(new Option('--strategy <name>', `with several --${targets} or --discover: how new streams are spread`).choices(STRATEGIES).default('round-robin'))
     .option('--eject-after <n>', 'balancing: connect failures in a row that take a backend out of rotation (back-off 1s, doubling to 30s)', parsePositiveInt, DEFAULTS.ejectAfter)
@@ -185,6 +188,7 @@ function commonOptions(flags: CommonFlags, logger: CommonOptions['logger']): Com
   if (flags.connectNetns) options.connectNetns = flags.connectNetns;
   if (flags.discover) options.discover = flags.discover;
   if (flags.healthInterval !== undefined) options.balance!.healthIntervalMs = flags.healthInterval;
+  Object.assign(options, operateOptions(flags));
   return options;
 }
 
@@ -204,6 +208,10 @@ Examples:
   # a container with only loopback reaches a host-loopback service (no iptables)
   jumper forward --listen-netns pid:4242 --listen 127.0.0.1:6379 --connect 127.0.0.1:6379
 
+  # many links from one file, with Prometheus metrics; SIGHUP reloads the file
+  jumper run --config /etc/jumper/jumper.yaml --admin 127.0.0.1:9100 --user jumper
+  jumper status --admin 127.0.0.1:9100
+
 Signals: SIGTERM/SIGINT stop accepting and drain open streams (--drain-timeout), then exit 0;
 SIGHUP re-reads the key file(s): new streams use the new key, open streams keep theirs.
 Docs: docs/ in the jumper repository (PROTOCOL, namespaces, systemd, activation, spiped, discovery, performance).`;
@@ -219,7 +227,7 @@ function buildProgram(): Command {
     .command('server')
     .description('accept encrypted streams, authenticate them, and forward the plaintext to the provider')
     .addHelpText('after', '\nExample:\n  jumper server --listen 0.0.0.0:8025 --connect 127.0.0.1:5432 --key db.key');
-  addRegisterOptions(addStartOptions(addKeyOptions(addCommonOptions(server), true))).action(async (flags: CommonFlags & KeyFlags & StartFlags & RegisterFlags) => {
+  addProxyProtocolOption(addRegisterOptions(addStartOptions(addKeyOptions(addCommonOptions(server), true)))).action(async (flags: CommonFlags & KeyFlags & StartFlags & RegisterFlags & { proxyProtocol?: string }) => {
     const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, name: 'jumper' });
     const keys = await readKeys(flags);
     const proto = protocolOptions(flags);
@@ -227,6 +235,7 @@ function buildProgram(): Command {
       ...commonOptions(flags, logger),
       ...startOptions(flags),
       ...registerOptions(flags),
+      ...proxyProtocolOption(flags),
       ...proto,
       key: keys,
       handshakeTimeoutMs: flags.handshakeTimeout,
@@ -234,7 +243,7 @@ function buildProgram(): Command {
     await runRole({
       jumper,
       logger,
-      drainTimeoutMs: flags.drainTimeout,
+      drainTimeoutMs: flags.drainTimeout, operate: flags,
       startFields: { connect: jumper.connectDescription, keys: keys.map((k) => k.fingerprint), protocol: protocolLabel(proto), register: flags.register },
       reloadKey: async () => {
         const fresh = await readKeys(flags);
@@ -257,7 +266,7 @@ function buildProgram(): Command {
     await runRole({
       jumper,
       logger,
-      drainTimeoutMs: flags.drainTimeout,
+      drainTimeoutMs: flags.drainTimeout, operate: flags,
       startFields: { connect: jumper.connectDescription, key: key!.fingerprint, protocol: protocolLabel(proto), strategy: jumper.backends().length > 0 || flags.discover ? flags.strategy : undefined },
       reloadKey: async () => {
         const [fresh] = await readKeys(flags);
@@ -274,10 +283,10 @@ function buildProgram(): Command {
       'after',
       '\nExamples:\n  jumper forward --listen-netns mycontainer --listen 127.0.0.1:80 --connect 127.0.0.1:8080\n  jumper forward --listen 127.0.0.1:9000 --connect-netns pid:4242 --connect 127.0.0.1:9000',
     );
-  addStartOptions(addCommonOptions(forward)).action(async (flags: CommonFlags & StartFlags) => {
+  addProxyProtocolOption(addStartOptions(addCommonOptions(forward))).action(async (flags: CommonFlags & StartFlags & { proxyProtocol?: string }) => {
     const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, name: 'jumper' });
-    const jumper = createForward({ ...commonOptions(flags, logger), ...startOptions(flags) });
-    await runRole({ jumper, logger, drainTimeoutMs: flags.drainTimeout, startFields: { connect: jumper.connectDescription } });
+    const jumper = createForward({ ...commonOptions(flags, logger), ...startOptions(flags), ...proxyProtocolOption(flags) });
+    await runRole({ jumper, logger, drainTimeoutMs: flags.drainTimeout, operate: flags, startFields: { connect: jumper.connectDescription } });
   });
 
   const balance = program
@@ -303,11 +312,13 @@ A backend that refuses or times out is skipped before any byte is forwarded; see
     await runRole({
       jumper,
       logger,
-      drainTimeoutMs: flags.drainTimeout,
+      drainTimeoutMs: flags.drainTimeout, operate: flags,
       startFields: { backends: jumper.connectDescription, strategy: flags.strategy, register: flags.register },
     });
   });
 
+  addRunCommand(program);
+  addStatusCommand(program);
   addSpipedCommand(program);
   addPipeCommand(program);
   addAcceptCommand(program);

@@ -4,6 +4,8 @@
  */
 import type { Logger as PinoLogger } from 'pino';
 import type { Jumper } from '../roles/jumper.js';
+import { checkDroppable } from '../privilege/drop.js';
+import { createMetrics, dropTo, resolveUserFlags, startAdmin, type OperateSetup } from './operate.js';
 
 export interface RunRoleOptions {
   jumper: Jumper;
@@ -13,11 +15,37 @@ export interface RunRoleOptions {
   startFields: Record<string, unknown>;
   /** Re-read key material on SIGHUP; absent for key-less roles. */
   reloadKey?: () => Promise<Record<string, unknown>>;
+  /** --admin, --user, --group; and --connect-netns, which cannot outlive --user. */
+  operate?: OperateSetup & { connectNetns?: string | undefined };
 }
 
 export async function runRole(options: RunRoleOptions): Promise<void> {
   const { jumper, logger } = options;
+  const dropTarget = resolveUserFlags(options.operate ?? {});
+  if (dropTarget) checkDroppable(jumper.role, { connectNetns: options.operate?.connectNetns });
   await jumper.listen();
+  let admin: Awaited<ReturnType<typeof startAdmin>>;
+  if (options.operate?.admin !== undefined) {
+    const metrics = await createMetrics();
+    metrics.attach(jumper.role, jumper);
+    const started = Date.now();
+    const status = () => ({
+      pid: process.pid,
+      uptimeSeconds: Math.round((Date.now() - started) / 1000),
+      links: [
+        {
+          name: jumper.role,
+          role: jumper.role,
+          state: 'running' as const,
+          listen: jumper.address(),
+          connect: jumper.connectDescription,
+          stats: jumper.stats(),
+        },
+      ],
+    });
+    admin = await startAdmin(options.operate.admin, metrics, status, logger);
+  }
+  dropTo(dropTarget, logger);
   logger.info(
     { role: jumper.role, listen: jumper.address(), connect: options.startFields.connect, ...options.startFields },
     `${jumper.role} jumper listening`,
@@ -32,7 +60,7 @@ export async function runRole(options: RunRoleOptions): Promise<void> {
     stopping = true;
     const { active } = jumper.stats();
     logger.info({ signal, open: active, drainTimeoutMs: options.drainTimeoutMs }, 'stopping: no new connections, draining open streams');
-    jumper.close({ drainTimeoutMs: options.drainTimeoutMs }).then(
+    Promise.all([jumper.close({ drainTimeoutMs: options.drainTimeoutMs }), admin?.close()]).then(
       () => {
         logger.info({ ...jumper.stats() }, 'stopped');
         process.exit(0);

@@ -27,6 +27,7 @@ import {
   reasonOf,
 } from '../errors.js';
 import { nativePumpAvailable, runNativePump, type NativePump, type PumpResult, type RunNativePumpOptions } from '../native/pump.js';
+import { nativeSpliceAvailable, runNativeSplice, type NativeSplice } from '../native/splice.js';
 import type { TunnelKey } from '../keys/key-file.js';
 import {
   CLIENT_HELLO_BYTES,
@@ -39,6 +40,8 @@ import {
 import { mustStayInJs } from './js-data-path.js';
 import { openPipe, peerAbort, plainPipe, sealPipe, type PipeHooks } from './pipe.js';
 import { RecordOpener, RecordSealer, type RecordSink } from './record.js';
+import { originBody, proxyHeaderFromOrigin } from './origin.js';
+import { decodeAddressBlock, type ProxyVersion } from './proxy-header.js';
 
 /** How a connection ended; logged as one line and emitted as 'close'. */
 export interface ConnSummary {
@@ -400,9 +403,9 @@ export async function runClientConn(conn: Conn, local: Socket, options: ClientCo
     const sealer = new RecordSealer(keys.sendKey);
     const opener = new RecordOpener(keys.recvKey);
     conn.setSealer(sealer);
-    // Liveness proof first: the server contacts the provider only after it.
+    // Liveness proof first (the ORIGIN record): the server contacts the provider only after it.
     const out: Buffer[] = [];
-    sealer.sealData(EMPTY, out);
+    sealer.sealOrigin(originBody(local), out);
     for (const b of out) wire.write(b);
     const pump = tryNativePump({ plain: local, wire, sendKey: keys.sendKey, recvKey: keys.recvKey, sendCounter: sealer.count, recvCounter: opener.count, wirePending: reply.rest });
     if (pump) {
@@ -421,6 +424,8 @@ export interface ServerConnOptions extends ConnTimeouts {
   /** Accepted keys, tried in order (several during a rotation). */
   keys: readonly TunnelKey[];
   dial: Dialer;
+  /** Write a PROXY header with the client's ORIGIN to the provider before any data. */
+  proxyProtocol?: ProxyVersion;
 }
 
 /** Buffer what arrives before the provider is connected: at most one read chunk. */
@@ -428,9 +433,16 @@ class EarlyRecords implements RecordSink {
   bodies: Buffer[] = [];
   records = 0;
   ended = false;
+  /** The client's ORIGIN body (undefined from a client that sent an empty DATA). */
+  origin: Buffer | undefined;
   onData(body: Buffer): void {
     this.records++;
     if (body.length > 0) this.bodies.push(body);
+  }
+  onOrigin(body: Buffer): void {
+    decodeAddressBlock(body); // a malformed ORIGIN is a bad_record, before the provider is dialled
+    this.records++;
+    this.origin = body;
   }
   onEnd(): void {
     this.records++;
@@ -503,12 +515,14 @@ export async function runServerConn(conn: Conn, wire: Socket, options: ServerCon
     conn.disarmTimer();
     conn.keyFingerprint = result.key.fingerprint;
     conn.setSealer(sealer);
+    const proxyHeader = options.proxyProtocol ? proxyHeaderFromOrigin(options.proxyProtocol, early.origin) : undefined;
     const provider = await options.dial();
     if (conn.closed) {
       discardDialed(provider);
       return;
     }
     conn.adoptPlain(provider);
+    if (proxyHeader) provider.write(proxyHeader); // before any stream byte, JS or native path
     // A partial record may sit in the opener: it goes to whichever path carries on.
     const pendingWire = opener.takePending();
     const pump = tryNativePump({
@@ -555,6 +569,19 @@ export async function runForwardConn(conn: Conn, local: Socket, options: Forward
       return;
     }
     conn.adoptWire(remote);
+    // splice(2) in native code when possible; the JS pipes otherwise.
+    if (nativeSpliceAvailable() && !mustStayInJs(local) && !mustStayInJs(remote)) {
+      let splice: NativeSplice | undefined;
+      try {
+        splice = runNativeSplice(local, remote);
+      } catch {
+        // e.g. a pipe-backed socket: the JS pipes carry everything
+      }
+      if (splice) {
+        conn.adoptPump(splice, true);
+        return;
+      }
+    }
     plainPipe(remote, local, conn.hooks('down', 'wire'));
     plainPipe(local, remote, conn.hooks('up', 'plain'));
   } catch (err) {

@@ -37,6 +37,11 @@ export const enum RecordType {
   End = 1,
   /** The sender gives up on the whole stream; body = ASCII reason (e.g. provider_refused). */
   Abort = 2,
+  /**
+   * Client only, first record only: who connected to the client jumper
+   * (PROXY v2 family byte + address block). Doubles as the liveness proof.
+   */
+  Origin = 3,
 }
 
 /** Longest reason an ABORT record carries. */
@@ -99,6 +104,12 @@ export class RecordSealer {
     this.#seal(RecordType.End, EMPTY, out);
   }
 
+  /** Seal the ORIGIN record (must be this direction's first record). */
+  sealOrigin(body: Buffer, out: Buffer[]): void {
+    if (this.#counter !== 0) throw new BadRecordError('ORIGIN must be the first record');
+    this.#seal(RecordType.Origin, body, out);
+  }
+
   /** Seal an ABORT record carrying a short reason code. */
   sealAbort(reason: string, out: Buffer[]): void {
     const text = Buffer.from(reason.replace(/[^a-z0-9_:.-]/gi, '_').slice(0, MAX_ABORT_REASON), 'ascii');
@@ -128,6 +139,8 @@ export interface RecordSink {
   onEnd(): void;
   /** The authenticated ABORT record with the peer's reason. */
   onAbort(reason: string): void;
+  /** The ORIGIN record (only ever the first record); a sink without this refuses it. */
+  onOrigin?(body: Buffer): void;
 }
 
 /**
@@ -241,8 +254,10 @@ export class RecordOpener {
       const reason = plain.subarray(TYPE_BYTES, TYPE_BYTES + MAX_ABORT_REASON).toString('ascii').replace(/[^a-z0-9_:.-]/gi, '_');
       this.#ended = true;
       sink.onAbort(reason || 'unspecified');
+    } else if (type === RecordType.Origin && this.#counter === 1 && sink.onOrigin) {
+      sink.onOrigin(plain.subarray(TYPE_BYTES));
     } else {
-      throw new BadRecordError(`unknown record type ${type}`);
+      throw new BadRecordError(type === RecordType.Origin ? 'ORIGIN record where it is not allowed' : `unknown record type ${type}`);
     }
   }
 }

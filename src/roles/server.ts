@@ -11,6 +11,7 @@ import { DEFAULTS } from '../options.js';
 import { runServerConn, type Conn } from '../proto/conn.js';
 import { runSpipedServerConn } from '../proto/spiped/conn.js';
 import type { PfsMode } from '../proto/spiped/handshake.js';
+import type { ProxyVersion } from '../proto/proxy-header.js';
 import { Jumper, type CommonOptions } from './jumper.js';
 import type { TunnelProtocol } from './client.js';
 
@@ -23,6 +24,11 @@ export interface ServerOptions extends CommonOptions {
   protocol?: TunnelProtocol;
   /** spiped only: 'off' is spiped's -f (no Diffie-Hellman), 'require' is -g. Default 'default'. */
   pfs?: PfsMode;
+  /**
+   * Write a PROXY header (v1 or v2) to the provider before any data, with the
+   * consumer's address the client jumper sent in its ORIGIN record.
+   */
+  proxyProtocol?: ProxyVersion;
 }
 
 function keyList(key: TunnelKey | readonly TunnelKey[]): readonly TunnelKey[] {
@@ -37,6 +43,7 @@ export class ServerJumper extends Jumper {
   readonly protocol: TunnelProtocol;
   readonly #pfs: PfsMode;
   readonly #keepAlive: boolean;
+  readonly #proxyProtocol: ProxyVersion | undefined;
 
   constructor(options: ServerOptions) {
     super('server', options, 'provider');
@@ -48,6 +55,10 @@ export class ServerJumper extends Jumper {
     if (this.protocol === 'spiped' && this.#keys.length > 1) {
       // spiped's handshake cannot tell which key a client used.
       throw new InvalidArgumentError('--protocol spiped takes exactly one key');
+    }
+    this.#proxyProtocol = options.proxyProtocol;
+    if (this.#proxyProtocol && this.protocol === 'spiped') {
+      throw new InvalidArgumentError('--proxy-protocol needs the jumper protocol: spiped carries no origin address');
     }
   }
 
@@ -72,7 +83,8 @@ export class ServerJumper extends Jumper {
       const options = { key: this.#keys[0]!, dial: this.dial, handshakeTimeoutMs: this.#handshakeTimeoutMs, pfs: this.#pfs, keepAlive: this.#keepAlive };
       return runSpipedServerConn(conn, socket, options);
     }
-    return runServerConn(conn, socket, { keys: this.#keys, dial: this.dial, handshakeTimeoutMs: this.#handshakeTimeoutMs });
+    const options = { keys: this.#keys, dial: this.dial, handshakeTimeoutMs: this.#handshakeTimeoutMs };
+    return runServerConn(conn, socket, this.#proxyProtocol ? { ...options, proxyProtocol: this.#proxyProtocol } : options);
   }
 }
 

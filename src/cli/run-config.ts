@@ -1,0 +1,67 @@
+/**
+ * What `jumper run` does: validate (--check), or start the supervisor, the
+ * admin endpoint and the privilege drop, then serve until a signal.
+ */
+import { buildLink } from '../config/build-link.js';
+import { loadConfig } from '../config/load.js';
+import { Supervisor } from '../config/run.js';
+import { ConfigError } from '../errors.js';
+import { silentLogger } from '../log/logger.js';
+import { createLogger } from './logger.js';
+import { createMetrics, dropTo, resolveUserFlags, startAdmin } from './operate.js';
+import type { RunFlags } from './run-command.js';
+
+/** --check: validate the file and build every link (reads key files, parses addresses) without listening. */
+export async function checkConfig(file: string): Promise<void> {
+  const spec = await loadConfig(file);
+  for (const link of spec.links) {
+    await buildLink(link, silentLogger).catch((err: unknown) => {
+      throw new ConfigError(`${file}: links "${link.name}": ${(err as Error).message}`, { cause: err });
+    });
+  }
+  process.stdout.write(`${file}: ok, ${spec.links.length} link${spec.links.length === 1 ? '' : 's'}\n`);
+}
+
+/** Run every link of the file until SIGTERM/SIGINT; SIGHUP reloads. */
+export async function runConfig(flags: RunFlags): Promise<void> {
+  // The log level may come from the file: peek at it (the supervisor validates it again).
+  const preview = await loadConfig(flags.config);
+  const logger = createLogger({ level: flags.logLevel ?? preview.logLevel ?? 'info', format: flags.logFormat, name: 'jumper' });
+  const user = flags.user ?? preview.user;
+  const group = flags.user !== undefined ? flags.group : (flags.group ?? preview.group);
+  const dropTarget = resolveUserFlags({ user, group });
+  const metrics = await createMetrics();
+  const supervisor = new Supervisor({ file: flags.config, logger, metrics, willDropPrivileges: dropTarget !== undefined });
+  const spec = await supervisor.start();
+  const admin = await startAdmin(flags.admin ?? spec.admin, metrics, () => supervisor.status(), logger);
+  dropTo(dropTarget, logger);
+  supervisor.privilegesDropped = dropTarget !== undefined;
+  logger.info({ config: flags.config, links: spec.links.length }, 'jumper run: all links listening');
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    const drainTimeoutMs = flags.drainTimeout ?? supervisor.spec.drainTimeoutMs;
+    logger.info({ signal, open: supervisor.openStreams(), drainTimeoutMs }, 'stopping: no new connections, draining open streams');
+    Promise.all([supervisor.stop(drainTimeoutMs), admin?.close()]).then(
+      () => {
+        logger.info('stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    logger.info({ config: flags.config }, 'SIGHUP: reloading the configuration');
+    void supervisor.reload();
+  });
+}

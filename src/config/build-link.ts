@@ -1,0 +1,101 @@
+/**
+ * Turn one validated link of a `jumper run` configuration into a jumper
+ * (not yet listening), reading its key files.
+ */
+import { readKeyFile, type TunnelKey } from '../keys/key-file.js';
+import type { Logger } from '../log/logger.js';
+import type { PfsMode } from '../proto/spiped/handshake.js';
+import type { ProxyVersion } from '../proto/proxy-header.js';
+import type { StrategyName } from '../balance/strategy.js';
+import { OWNED_SOCKET_MODE, resolveOwner } from '../privilege/drop.js';
+import { createBalancer } from '../roles/balancer.js';
+import { createClient, type TunnelProtocol } from '../roles/client.js';
+import { createForward } from '../roles/forward.js';
+import type { CommonOptions, Jumper } from '../roles/jumper.js';
+import { createServer } from '../roles/server.js';
+import type { LinkSpec } from './schema.js';
+
+
+/** The key files of a link, as a list (empty for key-less roles). */
+export function keyFiles(spec: LinkSpec): string[] {
+  const key = spec.key as string | string[] | undefined;
+  return key === undefined ? [] : Array.isArray(key) ? key : [key];
+}
+
+/** Read a link's keys. @throws KeyFileError / KeyPermissionsError naming the file. */
+export function readLinkKeys(spec: LinkSpec): Promise<TunnelKey[]> {
+  const allowInsecurePermissions = spec['allow-insecure-key'] === true;
+  return Promise.all(keyFiles(spec).map((file) => readKeyFile(file, { allowInsecurePermissions })));
+}
+
+function commonOptions(spec: LinkSpec, logger: Logger): CommonOptions {
+  const o: CommonOptions = { listen: spec.listen, logger };
+  const connect = spec.connect as string | string[] | undefined;
+  if (connect !== undefined) o.connect = connect;
+  if (spec.discover !== undefined) o.discover = spec.discover as string;
+  if (spec.strategy !== undefined || spec['eject-after'] !== undefined || spec['health-interval'] !== undefined) {
+    o.balance = {};
+    if (spec.strategy !== undefined) o.balance.strategy = spec.strategy as StrategyName;
+    if (spec['eject-after'] !== undefined) o.balance.ejectAfter = spec['eject-after'] as number;
+    if (spec['health-interval'] !== undefined) o.balance.healthIntervalMs = spec['health-interval'] as number;
+  }
+  if (spec['max-connections'] !== undefined) o.maxConnections = spec['max-connections'] as number;
+  if (spec['connect-timeout'] !== undefined) o.connectTimeoutMs = spec['connect-timeout'] as number;
+  if (spec.keepalive !== undefined) o.keepAlive = spec.keepalive as boolean;
+  if (spec.backlog !== undefined) o.backlog = spec.backlog as number;
+  if (spec['listen-netns'] !== undefined) o.listenNetns = spec['listen-netns'] as string;
+  if (spec['connect-netns'] !== undefined) o.connectNetns = spec['connect-netns'] as string;
+  if (spec.allow !== undefined) o.allow = spec.allow as string[];
+  if (spec['listen-owner'] !== undefined) {
+    o.listenOwner = resolveOwner(spec['listen-owner'] as string);
+    o.listenMode = OWNED_SOCKET_MODE;
+  }
+  if (spec['listen-mode'] !== undefined) o.listenMode = spec['listen-mode'] as number;
+  if (spec.start !== undefined) o.start = spec.start as NonNullable<CommonOptions['start']>;
+  return o;
+}
+
+function tunnelOptions(spec: LinkSpec): { handshakeTimeoutMs?: number; protocol?: TunnelProtocol; pfs?: PfsMode } {
+  const o: { handshakeTimeoutMs?: number; protocol?: TunnelProtocol; pfs?: PfsMode } = {};
+  if (spec['handshake-timeout'] !== undefined) o.handshakeTimeoutMs = spec['handshake-timeout'] as number;
+  if (spec.protocol !== undefined) o.protocol = spec.protocol as TunnelProtocol;
+  if (spec.pfs !== undefined) o.pfs = spec.pfs as PfsMode;
+  return o;
+}
+
+/**
+ * Build (not start) the jumper for one link.
+ * @throws the role's own errors (InvalidArgumentError, BadAddressError, key errors).
+ */
+export async function buildLink(spec: LinkSpec, logger: Logger): Promise<Jumper> {
+  const common = commonOptions(spec, logger);
+  const proxy = spec['proxy-protocol'] !== undefined ? { proxyProtocol: spec['proxy-protocol'] as ProxyVersion } : {};
+  switch (spec.role) {
+    case 'client': {
+      const [key] = await readLinkKeys(spec);
+      return createClient({ ...common, ...tunnelOptions(spec), key: key! });
+    }
+    case 'server':
+      return createServer({ ...common, ...tunnelOptions(spec), ...proxy, key: await readLinkKeys(spec) });
+    case 'forward':
+      return createForward({ ...common, ...proxy });
+    case 'balance': {
+      const { connect: _unused, start: _none, ...rest } = common;
+      const backends = spec.backends as string[] | undefined;
+      return createBalancer({ ...rest, ...(backends ? { backends } : {}) });
+    }
+  }
+}
+
+/**
+ * Give a running link the current content of its key files (new streams use
+ * them, open streams keep theirs).
+ * @returns the fingerprints now in use.
+ */
+export async function reloadLinkKeys(spec: LinkSpec, jumper: Jumper): Promise<string[]> {
+  const keys = await readLinkKeys(spec);
+  const target = jumper as unknown as { setKey?: (k: TunnelKey | TunnelKey[]) => void };
+  if (keys.length === 0 || typeof target.setKey !== 'function') return [];
+  target.setKey(spec.role === 'client' ? keys[0]! : keys);
+  return keys.map((k) => k.fingerprint);
+}

@@ -1,0 +1,296 @@
+/**
+ * The `jumper run` supervisor: many links in one process, from one file.
+ *
+ * On reload the new file is validated and every new or changed link is
+ * built (key files read, addresses parsed) before anything running is
+ * touched; any failure refuses the whole reload and the old configuration
+ * keeps running. Then, by link name: removed links stop accepting and drain,
+ * changed links drain their old instance while a new one takes over the
+ * address, added links start, and unchanged links are left alone (they only
+ * pick up new key file contents, for key rotation).
+ */
+import { isDeepStrictEqual } from 'node:util';
+import { parseAddress } from '../addr/address.js';
+import { backendsOf } from '../admin/backends.js';
+import type { JumperMetrics } from '../admin/metrics.js';
+import type { LinkStatus, ProcessStatus } from '../admin/server.js';
+import { ConfigError, JumperError } from '../errors.js';
+import type { TunnelKey } from '../keys/key-file.js';
+import { silentLogger, type Logger } from '../log/logger.js';
+import { DEFAULTS } from '../options.js';
+import { checkDroppable, unprivilegedPortStart } from '../privilege/drop.js';
+import type { Jumper } from '../roles/jumper.js';
+import { buildLink, readLinkKeys } from './build-link.js';
+import { loadConfig } from './load.js';
+import type { LinkSpec, RunSpec } from './schema.js';
+
+interface Link {
+  spec: LinkSpec;
+  jumper: Jumper;
+  state: 'running' | 'failed';
+  error?: string;
+  detach?: () => void;
+}
+
+interface Draining {
+  name: string;
+  jumper: Jumper;
+  spec: LinkSpec;
+}
+
+export interface SupervisorOptions {
+  /** The configuration file; re-read on every reload. */
+  file: string;
+  logger?: Logger;
+  /** Count every link's traffic here (the admin endpoint's registry). */
+  metrics?: JumperMetrics;
+  /** Privileges will be dropped after start (--user), whatever the file says. */
+  willDropPrivileges?: boolean;
+}
+
+/** What a reload did, by link name. */
+export interface ReloadResult {
+  added: string[];
+  removed: string[];
+  changed: string[];
+  unchanged: string[];
+}
+
+function errorText(err: unknown): string {
+  return err instanceof JumperError ? `${err.message} [${err.code}]` : err instanceof Error ? err.message : String(err);
+}
+
+export class Supervisor {
+  readonly #options: SupervisorOptions;
+  readonly #logger: Logger;
+  readonly #links = new Map<string, Link>();
+  readonly #draining = new Set<Draining>();
+  readonly #started = Date.now();
+  #spec: RunSpec = { links: [] };
+  #loadedAt = new Date();
+  #reloads = 0;
+  #lastReloadError: string | undefined;
+  #reloading: Promise<ReloadResult | undefined> | undefined;
+  #stopped = false;
+  /** Set once root was given up: later links must not need it. */
+  privilegesDropped = false;
+
+  constructor(options: SupervisorOptions) {
+    this.#options = options;
+    this.#logger = options.logger ?? silentLogger;
+  }
+
+  /** The configuration in force. */
+  get spec(): RunSpec {
+    return this.#spec;
+  }
+
+  /** Running jumpers by link name. */
+  jumper(name: string): Jumper | undefined {
+    return this.#links.get(name)?.jumper;
+  }
+
+  /**
+   * Load the file and start every link. A link that cannot listen fails the
+   * start (the ones already listening are closed again).
+   * @throws ConfigError (JUMPER_ERR_CONFIG) for an invalid file; the link's error (e.g. ListenError) otherwise.
+   */
+  async start(): Promise<RunSpec> {
+    const spec = await loadConfig(this.#options.file);
+    if (spec.user !== undefined || this.#options.willDropPrivileges) for (const l of spec.links) checkDroppable(`links "${l.name}"`, { connectNetns: l['connect-netns'] as string | undefined });
+    const built = await this.#buildAll(spec.links);
+    try {
+      for (const [spec, jumper] of built) {
+        await jumper.listen();
+        this.#install(spec, jumper);
+        this.#logger.info({ link: spec.name, role: spec.role, listen: jumper.address(), connect: jumper.connectDescription }, 'link started');
+      }
+    } catch (err) {
+      await Promise.all([...this.#links.values()].map((l) => l.jumper.close({ drainTimeoutMs: 0 })));
+      this.#links.clear();
+      throw err;
+    }
+    this.#spec = spec;
+    this.#loadedAt = new Date();
+    return spec;
+  }
+
+  /**
+   * Re-read the file and apply the difference. Never throws: an invalid file
+   * or a link that cannot be built is logged and refused, and everything
+   * keeps running as before. Concurrent calls share one reload.
+   * @returns what changed, or undefined when the reload was refused.
+   */
+  reload(): Promise<ReloadResult | undefined> {
+    this.#reloading ??= this.#reload().finally(() => (this.#reloading = undefined));
+    return this.#reloading;
+  }
+
+  async #reload(): Promise<ReloadResult | undefined> {
+    if (this.#stopped) return undefined;
+    let next: RunSpec;
+    const prepared = new Map<string, Jumper>();
+    const freshKeys = new Map<string, TunnelKey[]>();
+    let diff: ReloadResult;
+    try {
+      next = await loadConfig(this.#options.file);
+      diff = this.#diff(next);
+      const startNew = [...diff.added, ...diff.changed].map((n) => next.links.find((l) => l.name === n)!);
+      if (this.privilegesDropped) for (const l of startNew) this.#checkUnprivileged(l);
+      for (const [spec, jumper] of await this.#buildAll(startNew)) prepared.set(spec.name, jumper);
+      // Unchanged links re-read their key files now, so a bad key refuses the reload too.
+      for (const name of diff.unchanged) freshKeys.set(name, await readLinkKeys(this.#links.get(name)!.spec));
+    } catch (err) {
+      this.#lastReloadError = errorText(err);
+      this.#logger.error({ err: this.#lastReloadError, code: (err as { code?: string }).code, file: this.#options.file }, 'reload refused: keeping the running configuration');
+      return undefined;
+    }
+    for (const key of ['admin', 'user', 'group'] as const) {
+      if (next[key] !== this.#spec[key]) this.#logger.warn({ key, running: this.#spec[key], file: next[key] }, `reload: "${key}" changes only on restart`);
+    }
+    const drainFor = (s: LinkSpec) => (s['drain-timeout'] as number | undefined) ?? next.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs;
+    // Stop first, so an added or changed link may take over a freed address.
+    for (const name of [...diff.removed, ...diff.changed]) this.#retire(name, drainFor(this.#links.get(name)!.spec));
+    // One tick: the retired listeners' sockets are closed synchronously, let their close callbacks run.
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const name of [...diff.changed, ...diff.added]) {
+      const spec = next.links.find((l) => l.name === name)!;
+      const jumper = prepared.get(name)!;
+      try {
+        await jumper.listen();
+        this.#install(spec, jumper);
+        this.#logger.info({ link: name, role: spec.role, listen: jumper.address(), change: diff.added.includes(name) ? 'added' : 'changed' }, 'link started');
+      } catch (err) {
+        this.#install(spec, jumper, errorText(err));
+        this.#logger.error({ link: name, err: errorText(err) }, 'link failed to start');
+      }
+    }
+    for (const [name, keys] of freshKeys) {
+      const link = this.#links.get(name)!;
+      link.spec = next.links.find((l) => l.name === name)!;
+      if (keys.length === 0) continue;
+      const target = link.jumper as unknown as { setKey?: (k: TunnelKey | TunnelKey[]) => void };
+      target.setKey?.(link.spec.role === 'client' ? keys[0]! : keys);
+    }
+    this.#spec = next;
+    this.#loadedAt = new Date();
+    this.#reloads++;
+    this.#lastReloadError = undefined;
+    this.#logger.info({ ...diff }, 'configuration reloaded');
+    return diff;
+  }
+
+  #diff(next: RunSpec): ReloadResult {
+    const names = new Set(next.links.map((l) => l.name));
+    const result: ReloadResult = { added: [], removed: [], changed: [], unchanged: [] };
+    for (const name of this.#links.keys()) if (!names.has(name)) result.removed.push(name);
+    for (const spec of next.links) {
+      const old = this.#links.get(spec.name);
+      if (!old) result.added.push(spec.name);
+      // A failed link is retried on every reload.
+      else if (old.state === 'failed' || !isDeepStrictEqual(old.spec, spec)) result.changed.push(spec.name);
+      else result.unchanged.push(spec.name);
+    }
+    return result;
+  }
+
+  /** After the privilege drop, refuse what would need root again. */
+  #checkUnprivileged(spec: LinkSpec): void {
+    const where = `links "${spec.name}"`;
+    const refuse = (what: string) => {
+      throw new ConfigError(`${where}: ${what} needs root, and privileges were dropped (user: ${this.#spec.user}); restart to apply it`);
+    };
+    if (spec['listen-netns'] !== undefined) refuse('listen-netns');
+    if (spec['listen-owner'] !== undefined) refuse('listen-owner');
+    checkDroppable(where, { connectNetns: spec['connect-netns'] as string | undefined });
+    if (!spec.listen.startsWith('/') && !spec.listen.startsWith('systemd') && !spec.listen.startsWith('fd:')) {
+      const a = parseAddress(spec.listen);
+      if (a.kind === 'tcp' && a.port !== 0 && a.port < unprivilegedPortStart()) refuse(`listening on port ${a.port}`);
+    }
+  }
+
+  async #buildAll(specs: LinkSpec[]): Promise<[LinkSpec, Jumper][]> {
+    const out: [LinkSpec, Jumper][] = [];
+    for (const spec of specs) {
+      try {
+        out.push([spec, await buildLink(spec, (this.#logger.child?.({ link: spec.name }) ?? this.#logger) as Logger)]);
+      } catch (err) {
+        throw new ConfigError(`links "${spec.name}": ${errorText(err)}`, { cause: err });
+      }
+    }
+    return out;
+  }
+
+  #install(spec: LinkSpec, jumper: Jumper, error?: string): void {
+    const link: Link = { spec, jumper, state: error ? 'failed' : 'running' };
+    if (error) link.error = error;
+    else if (this.#options.metrics) link.detach = this.#options.metrics.attach(spec.name, jumper);
+    this.#options.metrics?.setLinkUp(spec.name, spec.role, !error);
+    this.#links.set(spec.name, link);
+  }
+
+  /** Stop accepting on a link and let its streams finish in the background. */
+  #retire(name: string, drainTimeoutMs: number): void {
+    const link = this.#links.get(name)!;
+    this.#links.delete(name);
+    if (link.state === 'failed') return;
+    const entry: Draining = { name, jumper: link.jumper, spec: link.spec };
+    this.#draining.add(entry);
+    const { active } = link.jumper.stats();
+    this.#logger.info({ link: name, open: active, drainTimeoutMs }, 'link stopping: no new connections, draining open streams');
+    void link.jumper.close({ drainTimeoutMs }).then(
+      () => {
+        this.#draining.delete(entry);
+        link.detach?.();
+        if (!this.#links.has(name)) this.#options.metrics?.forgetLink(name);
+        this.#logger.info({ link: name, ...link.jumper.stats() }, 'link stopped');
+      },
+      (err: unknown) => {
+        this.#draining.delete(entry);
+        link.detach?.();
+        this.#logger.error({ link: name, err: errorText(err) }, 'error while stopping link');
+      },
+    );
+  }
+
+  /** Stop every link and wait for their streams (up to `drainTimeoutMs`). */
+  async stop(drainTimeoutMs = this.#spec.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs): Promise<void> {
+    this.#stopped = true;
+    await this.#reloading;
+    const all = [...[...this.#links.values()].filter((l) => l.state === 'running').map((l) => l.jumper), ...[...this.#draining].map((d) => d.jumper)];
+    this.#links.clear();
+    await Promise.all(all.map((j) => j.close({ drainTimeoutMs })));
+  }
+
+  /** Open streams over all links, draining ones included. */
+  openStreams(): number {
+    let n = 0;
+    for (const l of this.#links.values()) n += l.jumper.stats().active;
+    for (const d of this.#draining) n += d.jumper.stats().active;
+    return n;
+  }
+
+  /** What /status shows. */
+  status(): ProcessStatus {
+    const linkStatus = (name: string, spec: LinkSpec, jumper: Jumper, state: LinkStatus['state'], error?: string): LinkStatus => {
+      const s: LinkStatus = { name, role: spec.role, state, listen: jumper.address(), connect: jumper.connectDescription, stats: jumper.stats() };
+      if (error) s.error = error;
+      const backends = backendsOf(jumper);
+      if (backends.length > 0) s.backends = backends;
+      return s;
+    };
+    const links = [
+      ...[...this.#links.entries()].map(([name, l]) => linkStatus(name, l.spec, l.jumper, l.state, l.error)),
+      ...[...this.#draining].map((d) => linkStatus(d.name, d.spec, d.jumper, 'draining')),
+    ];
+    const status: ProcessStatus = {
+      pid: process.pid,
+      uptimeSeconds: Math.round((Date.now() - this.#started) / 1000),
+      config: { file: this.#options.file, loadedAt: this.#loadedAt.toISOString(), reloads: this.#reloads },
+      links,
+    };
+    if (this.#lastReloadError) status.config!.lastReloadError = this.#lastReloadError;
+    if (process.getuid && process.getgid) status.user = { uid: process.getuid(), gid: process.getgid() };
+    return status;
+  }
+}

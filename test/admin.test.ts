@@ -1,0 +1,151 @@
+/**
+ * The admin endpoint: /metrics parses as Prometheus text and its counters
+ * equal what the test sent; /healthz, /status, and `jumper status`.
+ */
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { JumperMetrics } from '../src/admin/metrics.js';
+import { startAdminServer, type ProcessStatus } from '../src/admin/server.js';
+import { createClient, createServer, type Jumper } from '../src/index.js';
+import { exchange, randomBytes, sha256, startEchoProvider } from './helpers/providers.js';
+import { parsePromText } from './helpers/prom-text.js';
+import { adminGet, JUMPER_SRC } from './helpers/run-cli.js';
+import { makeKey } from './helpers/tunnel.js';
+
+const execFileAsync = promisify(execFile);
+
+/** Wait until `jumper` reported `n` closed connections. */
+function closed(jumper: Jumper, n: number): Promise<void> {
+  let seen = 0;
+  return new Promise((resolve) => {
+    const on = () => {
+      if (++seen >= n) {
+        jumper.off('close', on);
+        resolve();
+      }
+    };
+    jumper.on('close', on);
+  });
+}
+
+async function setup(t: import('ava').ExecutionContext) {
+  const provider = await startEchoProvider(t);
+  const key = await makeKey();
+  const server = createServer({ listen: '127.0.0.1:0', connect: provider.address, key });
+  await server.listen();
+  t.teardown(() => server.close({ drainTimeoutMs: 0 }));
+  const client = createClient({ listen: '127.0.0.1:0', connect: `127.0.0.1:${server.port()}`, key });
+  await client.listen();
+  t.teardown(() => client.close({ drainTimeoutMs: 0 }));
+  const metrics = new JumperMetrics();
+  metrics.attach('db-client', client);
+  metrics.attach('db-server', server);
+  const status = (): ProcessStatus => ({
+    pid: process.pid,
+    uptimeSeconds: 0,
+    links: [
+      { name: 'db-client', role: 'client', state: 'running', listen: client.address(), connect: client.connectDescription, stats: client.stats() },
+      { name: 'db-server', role: 'server', state: 'running', listen: server.address(), connect: server.connectDescription, stats: server.stats() },
+    ],
+  });
+  const admin = await startAdminServer({ listen: '127.0.0.1:0', metrics, status });
+  t.teardown(() => admin.close());
+  return { provider, key, server, client, admin: admin.address };
+}
+
+test('/metrics parses as Prometheus text and counts exactly what was sent, failures by reason', async (t) => {
+  const { server, client, admin } = await setup(t);
+  const sizes = [1, 70_000, 1 << 20];
+  const clientDone = closed(client, sizes.length + 1);
+  const serverDone = closed(server, sizes.length + 2);
+  for (const size of sizes) {
+    const data = randomBytes(size);
+    const r = await exchange({ port: client.port()! }, data);
+    t.is(sha256(r.received), sha256(data));
+  }
+  // A client with the wrong key: the server logs bad_key, this client handshake_rejected.
+  const stranger = createClient({ listen: '127.0.0.1:0', connect: `127.0.0.1:${server.port()}`, key: await makeKey() });
+  await stranger.listen();
+  t.teardown(() => stranger.close({ drainTimeoutMs: 0 }));
+  await exchange({ port: stranger.port()! }, Buffer.from('hello'));
+  // Garbage straight at the server: bad_magic.
+  await exchange({ port: server.port()! }, Buffer.from('GET / HTTP/1.1\r\n\r\n'));
+  // A consumer that leaves at once through the good client: counted, bytes 0.
+  await exchange({ port: client.port()! }, Buffer.alloc(0));
+  await Promise.all([clientDone, serverDone]);
+
+  const res = await adminGet(admin, '/metrics');
+  t.is(res.status, 200);
+  t.regex(res.type ?? '', /^text\/plain; version=0\.0\.4/);
+  const m = parsePromText(res.body);
+  const total = sizes.reduce((a, b) => a + b, 0);
+  t.is(m.types.get('jumper_connections_total'), 'counter');
+  t.is(m.types.get('jumper_connect_duration_seconds'), 'histogram');
+  t.is(m.get('jumper_connections_total', { link: 'db-client', role: 'client' }), sizes.length + 1);
+  t.is(m.get('jumper_connections_total', { link: 'db-server', role: 'server' }), sizes.length + 3);
+  t.is(m.get('jumper_bytes_total', { link: 'db-client', direction: 'up' }), total);
+  t.is(m.get('jumper_bytes_total', { link: 'db-client', direction: 'down' }), total);
+  t.is(m.get('jumper_bytes_total', { link: 'db-server', direction: 'up' }), total);
+  t.is(m.get('jumper_bytes_total', { link: 'db-server', direction: 'down' }), total);
+  t.is(m.get('jumper_handshake_failures_total', { link: 'db-server', reason: 'bad_key' }), 1);
+  t.is(m.get('jumper_handshake_failures_total', { link: 'db-server', reason: 'bad_magic' }), 1);
+  t.is(m.get('jumper_connection_failures_total', { link: 'db-server', reason: 'bad_key' }), 1);
+  t.is(m.get('jumper_connection_failures_total', { link: 'db-client' }), undefined, 'the good client had no failure');
+  // Provider dials: one per authenticated stream (the empty one included).
+  t.is(m.get('jumper_connect_duration_seconds_count', { link: 'db-server' }), sizes.length + 1);
+  t.is(m.get('jumper_connect_duration_seconds_count', { link: 'db-client' }), sizes.length + 1);
+  t.true(m.get('jumper_connect_duration_seconds_sum', { link: 'db-server' })! > 0);
+  t.is(m.get('jumper_connections_open', { link: 'db-server' }), 0);
+  t.is(m.get('jumper_link_up', { link: 'db-client' }), 1);
+  t.true(m.get('process_resident_memory_bytes')! > 0, 'process metrics are there too');
+});
+
+test('/metrics shows open streams while they are open', async (t) => {
+  const { client, server, admin } = await setup(t);
+  const net = await import('node:net');
+  const socket = net.connect({ port: client.port()!, host: '127.0.0.1' });
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+  socket.write('ping');
+  await new Promise<void>((resolve) => socket.once('data', () => resolve()));
+  const m = parsePromText((await adminGet(admin, '/metrics')).body);
+  t.is(m.get('jumper_connections_open', { link: 'db-client' }), 1);
+  t.is(m.get('jumper_connections_open', { link: 'db-server' }), 1);
+  const done = closed(server, 1);
+  socket.end();
+  await done;
+  const after = parsePromText((await adminGet(admin, '/metrics')).body);
+  t.is(after.get('jumper_connections_open', { link: 'db-server' }), 0);
+});
+
+test('/healthz, /status and unknown paths', async (t) => {
+  const { admin, client } = await setup(t);
+  const health = await adminGet(admin, '/healthz');
+  t.is(health.status, 200);
+  t.is(health.body, 'ok\n');
+  const status = await adminGet(admin, '/status');
+  t.is(status.type, 'application/json');
+  const body = JSON.parse(status.body) as ProcessStatus;
+  t.deepEqual(body.links.map((l) => [l.name, l.role, l.state, l.listen]), [
+    ['db-client', 'client', 'running', client.address()],
+    ['db-server', 'server', 'running', body.links[1]!.listen],
+  ]);
+  t.is((await adminGet(admin, '/nope')).status, 404);
+  const post = await fetch(`http://${admin}/metrics`, { method: 'POST' });
+  t.is(post.status, 405);
+});
+
+test('jumper status --admin prints a table of links and live counters', async (t) => {
+  const { admin, client } = await setup(t);
+  const done = closed(client, 1);
+  await exchange({ port: client.port()! }, randomBytes(2048));
+  await done;
+  const { stdout } = await execFileAsync(process.execPath, ['--import', 'tsx', JUMPER_SRC, 'status', '--admin', admin]);
+  const lines = stdout.trim().split('\n');
+  t.regex(lines[1]!, /^LINK\s+ROLE\s+STATE\s+LISTEN\s+CONNECT\s+OPEN\s+WAIT\s+TOTAL\s+FAILED\s+UP\s+DOWN$/);
+  const row = lines.find((l) => l.startsWith('db-client'))!;
+  t.regex(row, /^db-client\s+client\s+running\s+127\.0\.0\.1:\d+\s+127\.0\.0\.1:\d+\s+0\s+0\s+1\s+0\s+2\.0 KiB\s+2\.0 KiB$/);
+  const unreachable = await execFileAsync(process.execPath, ['--import', 'tsx', JUMPER_SRC, 'status', '--admin', '127.0.0.1:1']).catch((e: unknown) => e as { code: number; stderr: string });
+  t.is((unreachable as { code: number }).code, 1);
+  t.regex((unreachable as { stderr: string }).stderr, /cannot reach the admin endpoint 127\.0\.0\.1:1: ECONNREFUSED/);
+});

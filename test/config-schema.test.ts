@@ -1,0 +1,104 @@
+/**
+ * The configuration validator: normalized values, and one precise message
+ * per problem with the key's path and line.
+ */
+import test from 'ava';
+import { parseConfig } from '../src/config/load.js';
+
+const ok = (text: string) => parseConfig(text, 'j.yaml');
+const problems = (text: string): string[] => {
+  try {
+    parseConfig(text, 'j.yaml');
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'JUMPER_ERR_CONFIG') throw err;
+    return (err as Error).message.split('\n').slice(1);
+  }
+  throw new Error('expected the configuration to be refused');
+};
+
+test('YAML and JSON give the same normalized spec', (t) => {
+  const yaml = ok(`
+admin: 127.0.0.1:9100
+user: 65534
+drain-timeout: 2m
+links:
+  - name: a
+    role: server
+    listen: /run/a.sock
+    connect: 127.0.0.1:80
+    key: [k1, k2]
+    connect-timeout: 250ms
+    handshake-timeout: 3
+    listen-mode: "0660"
+    proxy-protocol: v2
+    start: { command: "sleep 1", idle-stop: 1m }
+`);
+  const json = ok(
+    JSON.stringify({
+      admin: '127.0.0.1:9100',
+      user: 65534,
+      'drain-timeout': '2m',
+      links: [
+        {
+          name: 'a',
+          role: 'server',
+          listen: '/run/a.sock',
+          connect: '127.0.0.1:80',
+          key: ['k1', 'k2'],
+          'connect-timeout': '250ms',
+          'handshake-timeout': 3,
+          'listen-mode': '0660',
+          'proxy-protocol': 'v2',
+          start: { command: 'sleep 1', 'idle-stop': '1m' },
+        },
+      ],
+    }),
+  );
+  t.deepEqual(yaml, json);
+  t.is(yaml.user, '65534');
+  t.is(yaml.drainTimeoutMs, 120_000);
+  const link = yaml.links[0]!;
+  t.is(link['connect-timeout'], 250);
+  t.is(link['handshake-timeout'], 3000);
+  t.is(link['listen-mode'], 0o660);
+  t.deepEqual(link.start, { command: 'sleep 1', idleStopMs: 60_000 });
+});
+
+test('each problem names its key path and line', (t) => {
+  t.deepEqual(
+    problems(`links:
+  - name: c
+    role: client
+    listen: 127.0.0.1:1
+    connect: 127.0.0.1:2
+    key: [a, b]
+    proxy-protocol: v2
+  - name: c
+    role: forward
+    listen: 127.0.0.1:3
+`),
+    [
+      'j.yaml:7: links[0].proxy-protocol: does not apply to role client (only server, forward)',
+      'j.yaml:6: links[0].key: a client takes exactly one key',
+      'j.yaml:8: links[1].connect: required (or discover)', // a missing key: the line where its link starts
+      'j.yaml:8: links[1].name: "c" is already the name of links[0]',
+    ],
+  );
+});
+
+test('top-level mistakes, types and YAML syntax errors', (t) => {
+  t.deepEqual(problems('link: []\n'), ['j.yaml:1: link: unknown key (did you mean "links"?)', 'j.yaml:1: links: required']);
+  t.deepEqual(problems('links: {}\n'), ['j.yaml:1: links: expected a list of links, got a mapping']);
+  t.deepEqual(problems('links:\n  - name: x\n    role: forward\n    listen: 127.0.0.1:0\n    connect: 127.0.0.1:1\n    maxConnections: 5\n'), [
+    'j.yaml:6: links[0].maxConnections: unknown key (did you mean "max-connections"?)',
+  ]);
+  t.deepEqual(problems('links:\n  - name: x\n    role: forward\n    listen: 127.0.0.1:0\n    connect: 127.0.0.1:1\n    keepalive: "yes"\n'), [
+    'j.yaml:6: links[0].keepalive: expected true or false, got string "yes"',
+  ]);
+  t.regex(problems('links: [\n')[0]!, /^j\.yaml:\d+: /);
+  t.regex(problems('a: 1\na: 2\nlinks: []\n')[0]!, /^j\.yaml:2: .*[Mm]ap keys must be unique/);
+});
+
+test('an empty link list is valid (an idle process with only the admin endpoint)', (t) => {
+  t.deepEqual(ok('links: []\n').links, []);
+});

@@ -102,3 +102,19 @@ test('top-level mistakes, types and YAML syntax errors', (t) => {
 test('an empty link list is valid (an idle process with only the admin endpoint)', (t) => {
   t.deepEqual(ok('links: []\n').links, []);
 });
+
+test('register: advertise is required, the registration keys need register, the TTL has a floor', (t) => {
+  const spec = ok(`
+links:
+  - { name: s, role: server, listen: 127.0.0.1:7000, connect: 127.0.0.1:80, key: k, register: etcd://127.0.0.1:2379/jumper/db, advertise: 10.0.0.5:7000, weight: 2, lease-ttl: 5s }
+`);
+  t.like(spec.links[0], { register: 'etcd://127.0.0.1:2379/jumper/db', advertise: '10.0.0.5:7000', weight: 2, 'lease-ttl': 5000 });
+  const bad = problems(`
+links:
+  - { name: a, role: server, listen: 127.0.0.1:7000, connect: 127.0.0.1:80, key: k, register: etcd://127.0.0.1:2379/x, lease-ttl: 1s }
+  - { name: b, role: server, listen: 127.0.0.1:7001, connect: 127.0.0.1:80, key: k, weight: 3 }
+`);
+  t.true(bad.some((l) => l.includes('links[0].advertise: required with register')), bad.join('\n'));
+  t.true(bad.some((l) => l.includes('links[0].lease-ttl: must be at least 2s')), bad.join('\n'));
+  t.true(bad.some((l) => l.includes('links[1].weight: only applies with register')), bad.join('\n'));
+});

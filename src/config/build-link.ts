@@ -52,6 +52,11 @@ function commonOptions(spec: LinkSpec, logger: Logger): CommonOptions {
   }
   if (spec['listen-mode'] !== undefined) o.listenMode = spec['listen-mode'] as number;
   if (spec.start !== undefined) o.start = spec.start as NonNullable<CommonOptions['start']>;
+  if (spec.register !== undefined) {
+    o.register = { url: spec.register as string, advertise: spec.advertise as string };
+    if (spec.weight !== undefined) o.register.weight = spec.weight as number;
+    if (spec['lease-ttl'] !== undefined) o.register.ttlSeconds = Math.round((spec['lease-ttl'] as number) / 1000);
+  }
   return o;
 }
 

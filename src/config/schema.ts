@@ -63,6 +63,10 @@ export const LINK_FIELDS: Record<string, Field> = {
   strategy: { kind: { type: 'enum', values: STRATEGIES }, doc: 'with several backends: how one is picked (see jumper balance --help)' },
   'eject-after': { kind: { type: 'int', min: 1 }, doc: 'with several backends: connect failures in a row that eject one (default 3)' },
   'health-interval': { kind: { type: 'duration' }, doc: 'with several backends: TCP health check period (off by default)' },
+  register: { kind: { type: 'string' }, doc: 'etcd://HOST:PORT/PREFIX: register this link there while it runs (needs advertise; docs/discovery.md)' },
+  advertise: { kind: { type: 'string' }, doc: 'with register: the host:port balancers and clients connect to' },
+  weight: { kind: { type: 'int', min: 1 }, doc: 'with register: relative share of streams (1-1000, default 1)' },
+  'lease-ttl': { kind: { type: 'duration' }, doc: 'with register: etcd lease TTL, at least 2s (default 10s)' },
   'max-connections': { kind: { type: 'int', min: 1 }, doc: 'streams served at once (default 1000)' },
   'connect-timeout': { kind: { type: 'duration' }, doc: 'time allowed to connect onward (default 5s)' },
   keepalive: { kind: { type: 'bool' }, doc: 'TCP keep-alive (default true)' },
@@ -246,6 +250,13 @@ function checkLink(raw: unknown, index: number, issues: ConfigIssue[]): LinkSpec
   if (role === 'balance' && link.backends === undefined && link.discover === undefined) {
     issues.push({ path: [...base, 'backends'], message: 'a balance link needs backends (or discover)' });
   }
+  if (link.register !== undefined && link.advertise === undefined) {
+    issues.push({ path: [...base, 'advertise'], message: 'required with register (the host:port others connect to)' });
+  }
+  for (const k of ['advertise', 'weight', 'lease-ttl']) {
+    if (link[k] !== undefined && link.register === undefined) issues.push({ path: [...base, k], message: 'only applies with register' });
+  }
+  if (typeof out['lease-ttl'] === 'number' && out['lease-ttl'] < 2000) issues.push({ path: [...base, 'lease-ttl'], message: 'must be at least 2s' });
   if (role && role !== 'balance' && link.connect === undefined && link.discover === undefined) {
     issues.push({ path: [...base, 'connect'], message: 'required (or discover)' });
   }

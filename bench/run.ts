@@ -13,7 +13,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FULL, GB, QUICK, RUN_TIMEOUT_MS, type Profile } from './lib/config.js';
+import { FULL, GB, NOFILE_LIMIT, QUICK, RUN_TIMEOUT_MS, type Profile } from './lib/config.js';
+import { raiseFdLimit } from './lib/fd-limit.js';
+import { measureBurst } from './lib/measure-burst.js';
 import { measureBulk, type Direction } from './lib/measure-throughput.js';
 import { measureMemory } from './lib/measure-memory.js';
 import { measureRtt } from './lib/measure-rtt.js';
@@ -208,6 +210,15 @@ async function measureSystem(sys: RunningSystem, profile: Profile, result: Syste
       );
     });
   }
+
+  await phase(result, 'burst', async () => {
+    const burst = await measureBurst(port, profile.burstConnections, profile.burstTimeoutMs);
+    result.burst = burst;
+    if (burst.served < burst.requested) {
+      result.phaseErrors.push(`burst: served ${burst.served}/${burst.requested} (${burst.firstError})`);
+    }
+    log(`  ${result.name}: burst ${burst.served}/${burst.requested} served, last echo after ${burst.seconds.toFixed(2)} s`);
+  });
 }
 
 async function benchSystem(spec: SystemSpec, ctx: SystemContext, profile: Profile): Promise<SystemResult> {
@@ -262,6 +273,8 @@ async function main(): Promise<void> {
   const loadAverageAtStart = os.loadavg();
   const workDir = mkdtempSync(path.join(os.tmpdir(), 'jumper-bench-'));
   log(`profile ${profile.name}; systems: ${selected.map((s) => s.name).join(', ')}`);
+  const nofile = raiseFdLimit(NOFILE_LIMIT);
+  if (nofile < NOFILE_LIMIT) log(`open files limited to ${nofile}: the burst figure may be capped by it`);
 
   const results: SystemResult[] = [];
   const provider = await startProvider();
@@ -271,7 +284,7 @@ async function main(): Promise<void> {
       repoRoot: REPO_ROOT,
       workDir,
       providerPort: provider.port,
-      maxConnections: profile.idleConnections,
+      maxConnections: Math.max(profile.idleConnections, profile.burstConnections),
       jumperFromSource: opts.jumperFromSource,
     };
     for (const spec of selected) results.push(await benchSystem(spec, ctx, profile));

@@ -16,10 +16,15 @@
         "src/socket_address.cc",
         "src/errno_error.cc",
         "src/fd_passing.cc",
+        # Shared epoll reactor threads under the native data paths.
+        "src/reactor.cc",
+        "src/stream_args.cc",
         # Native record pump; its ChaCha20-Poly1305 is OpenSSL EVP from the
         # node binary itself (headers in <nodedir>/include/node/openssl,
         # symbols exported by node): no extra library is linked.
-        "src/record_pump.cc"
+        "src/record_pump.cc",
+        # Plain forwarder: splice(2) through pipes.
+        "src/splice_pump.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

@@ -467,7 +467,7 @@ serial('wirePending larger than the opening buffer is opened in full', async (t)
   t.is(r.bytesDown, 5 * 60 * KIB + tail.length);
 });
 
-serial('no fd leaks: every pump closes both fds and its eventfd', async (t) => {
+serial('no fd leaks: every pump closes both fds (the reactor keeps none per pump)', async (t) => {
   // Warm up (lazy loads, libuv internals) before counting.
   {
     const { peer, provider, result } = await rig();

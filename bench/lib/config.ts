@@ -47,6 +47,10 @@ export interface Profile {
   readonly idleTimeoutMs: number;
   /** Settle time before reading memory (lets allocators and threads settle). */
   readonly memorySettleMs: number;
+  /** Connections opened all at once in the burst figure. */
+  readonly burstConnections: number;
+  /** Time limit for each burst connection (connect + echo). */
+  readonly burstTimeoutMs: number;
 }
 
 export const FULL: Profile = {
@@ -68,6 +72,8 @@ export const FULL: Profile = {
   idleOpenConcurrency: 32,
   idleTimeoutMs: 60_000,
   memorySettleMs: 500,
+  burstConnections: 10_000,
+  burstTimeoutMs: 60_000,
 };
 
 export const QUICK: Profile = {
@@ -89,7 +95,16 @@ export const QUICK: Profile = {
   idleOpenConcurrency: 32,
   idleTimeoutMs: 20_000,
   memorySettleMs: 300,
+  burstConnections: 1_000,
+  burstTimeoutMs: 20_000,
 };
+
+/**
+ * File descriptor limit the runner raises itself (and so every process it
+ * starts) to: a 10,000-connection burst through a proxy pair needs two fds
+ * per stream in each proxy.
+ */
+export const NOFILE_LIMIT = 65_536;
 
 /** Starting a system: how long its listen ports may take to accept. */
 export const STARTUP_TIMEOUT_MS = 15_000;

@@ -4,6 +4,7 @@ import os from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BulkRun } from './measure-throughput.js';
+import type { BurstResult } from './measure-burst.js';
 import type { MemoryResult } from './measure-memory.js';
 import type { RttResult } from './measure-rtt.js';
 import type { SetupResult } from './measure-setup.js';
@@ -43,6 +44,7 @@ export interface SystemResult {
   setup?: SetupResult;
   rtt?: RttResult;
   memory?: MemoryResult;
+  burst?: BurstResult;
   /** Phases that failed while the others still produced figures. */
   phaseErrors: string[];
   wallSeconds?: number;

@@ -176,6 +176,11 @@ async function detectJumper(ctx: SystemContext, subcommand: string): Promise<str
   return null;
 }
 
+/** jumper admits 1000 streams at once by default: the idle and burst figures need more. */
+function jumperLimits(ctx: SystemContext): string[] {
+  return ['--max-connections', String(ctx.maxConnections + 64)];
+}
+
 /** A jumper client + server pair; `protocolArgs` picks the wire protocol. */
 function jumperPair(name: string, description: string, protocolArgs: string[]): SystemSpec {
   return {
@@ -189,7 +194,7 @@ function jumperPair(name: string, description: string, protocolArgs: string[]): 
       const key = ensureKeyFile(ctx.workDir);
       const serverPort = await freePort();
       const clientPort = await freePort();
-      const common = ['--key', key, '--log-level', 'warn', ...protocolArgs];
+      const common = ['--key', key, '--log-level', 'warn', ...jumperLimits(ctx), ...protocolArgs];
       return startChain(name, [
         {
           label: 'server',
@@ -226,7 +231,7 @@ const jumperForward: SystemSpec = {
       {
         label: 'forward',
         command: cmd.command,
-        args: [...cmd.args, 'forward', '--listen', addr(port), '--connect', addr(ctx.providerPort), '--log-level', 'warn'],
+        args: [...cmd.args, 'forward', '--listen', addr(port), '--connect', addr(ctx.providerPort), '--log-level', 'warn', ...jumperLimits(ctx)],
         port,
         cwd: ctx.repoRoot,
       },

@@ -26,6 +26,8 @@ const COLUMNS: readonly Column[] = [
   { header: 'CPU s/GB', better: 'lower', value: (r) => r.cpu?.secondsPerGB, digits: 2, proxyOnly: true },
   { header: 'CPU µs/conn', better: 'lower', value: (r) => r.cpu?.setupMicrosPerConnection, digits: 0, proxyOnly: true },
   { header: 'KiB/conn', better: 'lower', value: (r) => r.memory?.pssKiBPerConnection, digits: 1, proxyOnly: true },
+  { header: 'burst ok %', better: 'higher', value: (r) => (r.burst ? r.burst.successRatio * 100 : undefined), digits: 1 },
+  { header: 'burst s', better: 'lower', value: (r) => r.burst?.seconds, digits: 2 },
 ];
 
 function render(headers: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -63,7 +65,7 @@ export function ratioTable(results: readonly SystemResult[], referenceName: stri
       return `${ratio >= 0.1 || ratio === 0 ? ratio.toFixed(2) : ratio.toPrecision(2)}×`;
     }),
   ]);
-  const headers = ['÷ ' + referenceName, ...COLUMNS.map((c) => `${c.header.replace(/ (MB\/s|µs|conn\/s)$/, '')} ${c.better === 'higher' ? '↑' : '↓'}`)];
+  const headers = ['÷ ' + referenceName, ...COLUMNS.map((c) => `${c.header.replace(/ (MB\/s|µs|conn\/s|%|s)$/, '')} ${c.better === 'higher' ? '↑' : '↓'}`)];
   return render(headers, rows);
 }
 
@@ -71,5 +73,6 @@ export const TABLE_LEGEND =
   'up/down: bulk MB/s (10^6 B/s) over 1 connection, ×8: 8 parallel connections (aggregate); ' +
   'conn/s: sequential connect+1-byte echo+close; RTT: 64-byte request/response on one connection; ' +
   'CPU s/GB: CPU seconds of all proxy processes per 10^9 payload bytes (bulk phase); ' +
-  'CPU µs/conn: proxy CPU per connection in the setup phase; KiB/conn: proxy PSS per idle connection. ' +
+  'CPU µs/conn: proxy CPU per connection in the setup phase; KiB/conn: proxy PSS per idle connection; ' +
+  'burst: N connections opened at once, each a 1-byte echo: % served and seconds until the last echo. ' +
   'Ratios: ↑ higher is better, ↓ lower is better.';

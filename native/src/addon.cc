@@ -4,6 +4,8 @@
 //   connectInNetns(nsPath, family, host, port, timeoutMs) -> Promise<fd>
 //   startPump(opts) -> handle, cancelPump(handle, reason), dupFd(fd) -> fd
 //     (the native record pump, see record_pump.h)
+//   startSplice(opts) -> handle, cancelSplice(handle, reason)
+//     (the splice forwarder, see splice_pump.h; both run on reactor.h)
 //   sendFd(viaFd, fd), recvFd(viaFd) -> fd | -1   (hand-off, fd_passing.h)
 //
 // See js_api.cc for validation and netns_socket.cc for the syscalls.
@@ -13,6 +15,7 @@
 #include "fd_passing.h"
 #include "js_api.h"
 #include "record_pump.h"
+#include "splice_pump.h"
 
 namespace {
 
@@ -24,6 +27,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("startPump", Napi::Function::New(env, jumper::StartPumpJs, "startPump"));
   exports.Set("cancelPump", Napi::Function::New(env, jumper::CancelPumpJs, "cancelPump"));
   exports.Set("dupFd", Napi::Function::New(env, jumper::DupFdJs, "dupFd"));
+  // Splice forwarder (splice_pump.cc).
+  exports.Set("startSplice", Napi::Function::New(env, jumper::StartSpliceJs, "startSplice"));
+  exports.Set("cancelSplice", Napi::Function::New(env, jumper::CancelSpliceJs, "cancelSplice"));
   // Hand-off (fd_passing.cc).
   exports.Set("sendFd", Napi::Function::New(env, jumper::SendFdJs, "sendFd"));
   exports.Set("recvFd", Napi::Function::New(env, jumper::RecvFdJs, "recvFd"));

@@ -6,42 +6,36 @@
 //   nonce      = 4 zero bytes || counter (64-bit little-endian)
 // Types: 0 DATA (empty body allowed, ignored), 1 END (no body), 2 ABORT (ASCII reason).
 //
-// Threading: one pthread per connection (not the libuv pool). The thread
-// owns both fds from the moment startPump returns and closes them before it
-// reports. The JS thread only touches the shared cancel state (eventfd).
+// Threading: a Pump is a Stream of the shared reactor (reactor.h): it runs
+// on one reactor thread, woken by edge-triggered epoll, and owns both fds
+// from the moment startPump returns until its Teardown closes them.
 //
-// Memory per connection: a direction holds its buffer (sealing: one max
-// record, 65537 bytes; opening: one max record + 64 KiB of read-ahead) only
-// while it has something to move. The buffer is taken when the source is
-// read and given back before the thread blocks in poll(2) once nothing is
-// pending in it (no record in flight, no partial record, no unwritten
-// plaintext), so an idle connection holds none. Given-back buffers go to a
-// small process-wide cache (kPoolMax per size), so bulk transfers do not
-// allocate (or fault in fresh pages) per record. Backpressure is natural: a
-// source is not read while the previous output to its destination is not
-// fully written.
+// Memory per connection: the Pump (a few hundred bytes) and two cipher
+// contexts. A direction holds its buffer (sealing: one max record, 65537
+// bytes; opening: one max record + 64 KiB of read-ahead) only while it has
+// something to move; it is given back when the pump goes idle (no record in
+// flight, no partial record, no unwritten plaintext). Given-back buffers go
+// to a small process-wide cache (kPoolMax per size), so bulk transfers do
+// not allocate per record. Backpressure: a source is not read while the
+// previous output to its destination is not fully written, so at most one
+// buffer is in use per direction.
 //
-// Man pages relied on: poll(2), recv(2), send(2), shutdown(2), eventfd(2),
-// fcntl(2), fstat(2), socket(7), pthread_create(3), pthread_sigmask(3).
+// Man pages relied on: recv(2), send(2), shutdown(2), fcntl(2), fstat(2),
+// socket(7) (SO_LINGER), epoll(7) (edge-triggered readiness).
 #include "record_pump.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
-#include <sys/eventfd.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
-#include <chrono>
 #include <cmath>
-#include <condition_variable>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -52,6 +46,8 @@
 #include <vector>
 
 #include "errno_error.h"
+#include "reactor.h"
+#include "stream_args.h"
 
 namespace jumper {
 
@@ -75,20 +71,13 @@ constexpr uint64_t kMaxNonce = (uint64_t{1} << 53) - 1;
 constexpr uint8_t kTypeData = 0;
 constexpr uint8_t kTypeEnd = 1;
 constexpr uint8_t kTypeAbort = 2;
-// Full-size plain reads handled back to back before looking at the other
-// direction again (fairness vs. fewer poll calls in bulk transfers).
-constexpr int kBurst = 8;
-// Virtual size: only the pages touched count (about 8 KiB: the thread
-// descriptor with static TLS, and a shallow call chain).
-constexpr size_t kThreadStack = 256 * 1024;
+// Steps (each at most one read per direction) in one turn before the
+// other streams of the reactor get theirs: about 1 MiB per direction.
+constexpr int kStepsPerTurn = 16;
 // Buffers kept for reuse per size, process-wide (at most ~3 MiB in all).
 constexpr size_t kPoolMax = 16;
-constexpr auto kTeardownWait = std::chrono::seconds(5);
-
-std::string ErrnoName(int error) {
-  const char* name = ::strerrorname_np(error);
-  return name != nullptr ? std::string(name) : "E" + std::to_string(error);
-}
+constexpr int kPlain = 0;
+constexpr int kWire = 1;
 
 // record.ts sealAbort/open: [^a-z0-9_:.-] -> '_', at most 64 characters.
 std::string SanitizeReason(const char* text, size_t length) {
@@ -104,8 +93,8 @@ std::string SanitizeReason(const char* text, size_t length) {
   return out;
 }
 
-// A process-wide cache of same-size buffers, shared by all pump threads.
-// Never destroyed (detached pump threads may outlive static destructors).
+// A process-wide cache of same-size buffers, shared by the reactor threads.
+// Never destroyed (detached reactor threads outlive static destructors).
 class BufferPool {
  public:
   explicit BufferPool(size_t size) : size_(size) { free_.reserve(kPoolMax); }
@@ -158,56 +147,7 @@ void MakeNonce(uint64_t counter, uint8_t nonce[kNonceBytes]) {
   for (int i = 0; i < 8; i++) nonce[4 + i] = static_cast<uint8_t>(counter >> (8 * i));
 }
 
-struct PumpResult {
-  std::string reason = "done";
-  std::string detail;
-  std::string side;  // 'plain' | 'wire' | 'local' ('' when done)
-  uint64_t bytes_up = 0;
-  uint64_t bytes_down = 0;
-};
-
-// State shared between the JS thread (cancel, teardown) and the pump thread.
-struct Shared {
-  int cancel_fd = -1;  // guarded by mu once the thread runs (it only polls it)
-  std::mutex mu;
-  bool cancel_requested = false;  // guarded by mu
-  std::string cancel_reason;      // guarded by mu
-  std::condition_variable cv;
-  bool finished = false;  // guarded by mu; set after the final report was queued
-  // JS thread only: the env cleanup hook's argument while it is registered.
-  std::shared_ptr<Shared>* hook_arg = nullptr;
-
-  ~Shared() {
-    if (cancel_fd >= 0) ::close(cancel_fd);
-  }
-
-  void Cancel(const std::string& reason) {
-    std::lock_guard<std::mutex> lock(mu);
-    if (cancel_requested || cancel_fd < 0) return;
-    cancel_requested = true;
-    cancel_reason = reason;
-    const uint64_t one = 1;
-    ssize_t ignored = ::write(cancel_fd, &one, sizeof one);
-    (void)ignored;
-  }
-
-  // Pump thread, once the loop is over: the eventfd goes with the sockets,
-  // not whenever the JS handle is garbage-collected.
-  void CloseCancelFd() {
-    std::lock_guard<std::mutex> lock(mu);
-    if (cancel_fd >= 0) ::close(cancel_fd);
-    cancel_fd = -1;
-  }
-
-  std::string CancelReason() {
-    std::lock_guard<std::mutex> lock(mu);
-    return cancel_reason;
-  }
-};
-
 struct PumpConfig {
-  int plain_fd = -1;
-  int wire_fd = -1;
   uint8_t send_key[kKeyBytes] = {};
   uint8_t recv_key[kKeyBytes] = {};
   uint64_t send_counter = 0;
@@ -223,40 +163,89 @@ struct PumpConfig {
   }
 };
 
-// The per-connection state machine. Runs entirely on the pump thread.
-class Pump {
- public:
-  Pump(std::unique_ptr<PumpConfig> config, std::shared_ptr<Shared> shared)
-      : cfg_(std::move(config)), shared_(std::move(shared)) {}
+bool SetNonBlocking(int fd) {
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0) return false;
+  return (flags & O_NONBLOCK) != 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
+}
 
-  ~Pump() {
+// The per-connection state machine; fds_[kPlain], fds_[kWire].
+class Pump final : public Stream {
+ public:
+  Pump(int plain_fd, int wire_fd, std::unique_ptr<PumpConfig> config)
+      : Stream(plain_fd, wire_fd), cfg_(std::move(config)) {}
+
+  ~Pump() override {
     ReleaseUpBuffer();
     ReleaseInBuffer();
     if (send_ctx_ != nullptr) EVP_CIPHER_CTX_free(send_ctx_);
     if (recv_ctx_ != nullptr) EVP_CIPHER_CTX_free(recv_ctx_);
   }
 
-  Pump(const Pump&) = delete;
-  Pump& operator=(const Pump&) = delete;
+  void Start() override { Setup(); }
 
-  PumpResult Run() {
-    if (Setup()) Loop();
-    Finish();
-    return result_;
+  void OnEvents(int slot, uint32_t events) override {
+    // A hang-up or error makes the next call on the fd report it.
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) hup_[slot] = true;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable_[slot] = true;
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) writable_[slot] = true;
+  }
+
+  bool Drive() override {
+    for (int step = 0; step < kStepsPerTurn; step++) {
+      if (finished()) return false;
+      bool moved = false;
+      if (up_len_ > 0 && writable_[kWire]) {
+        if (!FlushUp()) return false;
+        moved = true;
+      }
+      if (down_len_ > 0 && writable_[kPlain]) {
+        if (!DownProgress()) return false;
+        moved = true;
+      }
+      if (CanReadPlain() && (readable_[kPlain] || PlainPendingLeft() > 0)) {
+        if (!PumpUp()) return false;
+        moved = true;
+      }
+      if (CanReadWire() && readable_[kWire]) {
+        if (!ReadWire()) return false;
+        moved = true;
+      }
+      if (up_done_ && down_done_) {
+        Done();
+        return false;
+      }
+      if (!moved) {
+        ReleaseIdleBuffers();
+        return false;
+      }
+    }
+    return true;
+  }
+
+  void Cancel(const std::string& reason) override {
+    if (finished()) return;
+    abort_text_ = SanitizeReason(reason.data(), reason.size());
+    Fail("cancelled", reason, "local");
+  }
+
+  void Teardown() override {
+    if (failed_) {
+      if (ciphers_ready_) TrySendAbort();
+      // The plain peer must not mistake a failure for a clean EOF: reset.
+      const linger reset = {1, 0};
+      ::setsockopt(fds_[kPlain], SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    }
+    ::close(fds_[kPlain]);
+    ::close(fds_[kWire]);
+    ReleaseUpBuffer();
+    ReleaseInBuffer();
+    std::vector<uint8_t>().swap(cfg_->opened_pending);
+    std::vector<uint8_t>().swap(cfg_->plain_pending);
   }
 
  private:
   // ------------------------------------------------------------ helpers --
-
-  bool Fail(const char* reason, std::string detail, const char* side) {
-    if (!failed_) {
-      failed_ = true;
-      result_.reason = reason;
-      result_.detail = std::move(detail);
-      result_.side = side;
-    }
-    return false;
-  }
 
   // An errno from a socket call on `side`: what the tunnel peer is told in
   // ABORT follows reasonOf() in src/errors.ts.
@@ -271,15 +260,9 @@ class Pump {
     return Fail("io_error", name, side);
   }
 
-  static bool SetNonBlocking(int fd) {
-    const int flags = ::fcntl(fd, F_GETFL);
-    if (flags < 0) return false;
-    return (flags & O_NONBLOCK) != 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
-  }
-
   bool Setup() {
-    if (!SetNonBlocking(cfg_->plain_fd)) return FailErrno(errno, "plain");
-    if (!SetNonBlocking(cfg_->wire_fd)) return FailErrno(errno, "wire");
+    if (!SetNonBlocking(fds_[kPlain])) return FailErrno(errno, "plain");
+    if (!SetNonBlocking(fds_[kWire])) return FailErrno(errno, "wire");
     send_ctx_ = EVP_CIPHER_CTX_new();
     recv_ctx_ = EVP_CIPHER_CTX_new();
     if (send_ctx_ == nullptr || recv_ctx_ == nullptr ||
@@ -293,6 +276,8 @@ class Pump {
     recv_counter_ = cfg_->recv_counter;
     recv_ended_ = cfg_->recv_ended;
     ciphers_ready_ = true;
+    // Try everything once: edge-triggered epoll only reports changes.
+    for (int slot = 0; slot < kSlots; slot++) readable_[slot] = writable_[slot] = true;
     if (!cfg_->wire_pending.empty()) {
       const size_t size = cfg_->wire_pending.size();
       if (size <= kInCapacity) {
@@ -311,7 +296,7 @@ class Pump {
       down_ptr_ = cfg_->opened_pending.data();
       down_len_ = cfg_->opened_pending.size();
     }
-    return DownProgress() && (PlainPendingLeft() == 0 || PumpUp());
+    return DownProgress();
   }
 
   // ------------------------------------------------------------ buffers --
@@ -348,7 +333,7 @@ class Pump {
     in_cap_ = 0;
   }
 
-  // Before blocking: give back each buffer that holds nothing pending.
+  // Going idle: give back each buffer that holds nothing pending.
   void ReleaseIdleBuffers() {
     if (up_buf_ != nullptr && up_len_ == 0) ReleaseUpBuffer();
     if (in_buf_ != nullptr && in_start_ == in_end_ && down_len_ == 0) {
@@ -391,12 +376,19 @@ class Pump {
   bool FlushUp() {
     uint8_t* p = up_buf_;
     while (up_off_ < up_len_) {
-      const ssize_t n = ::send(cfg_->wire_fd, p + up_off_, up_len_ - up_off_, MSG_NOSIGNAL);
+      const size_t want = up_len_ - up_off_;
+      const ssize_t n = ::send(fds_[kWire], p + up_off_, want, MSG_NOSIGNAL);
       if (n > 0) {
         up_off_ += static_cast<size_t>(n);
+        // A short write means the socket buffer is full: wait for EPOLLOUT.
+        if (static_cast<size_t>(n) < want) {
+          writable_[kWire] = false;
+          return true;
+        }
       } else if (n < 0 && errno == EINTR) {
         continue;
       } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        writable_[kWire] = false;
         return true;
       } else {
         return FailErrno(n < 0 ? errno : EPIPE, "wire");
@@ -404,66 +396,70 @@ class Pump {
     }
     up_off_ = up_len_ = 0;
     if (end_sealed_ && !up_done_) {
-      if (::shutdown(cfg_->wire_fd, SHUT_WR) != 0 && errno != ENOTCONN) return FailErrno(errno, "wire");
+      if (::shutdown(fds_[kWire], SHUT_WR) != 0 && errno != ENOTCONN) return FailErrno(errno, "wire");
       up_done_ = true;
     }
     return true;
   }
 
-  bool CanReadPlain() const {
-    return !end_sealed_ && up_len_ == 0 && PlainPendingLeft() == 0;
-  }
+  bool CanReadPlain() const { return !end_sealed_ && up_len_ == 0; }
 
-  // Read plaintext (or take what JS handed over), seal, send at once.
+  // One read of plaintext (or of what JS handed over), sealed, sent at once.
   bool PumpUp() {
-    for (int burst = 0; burst < kBurst && !failed_; burst++) {
-      if (end_sealed_ || up_len_ != 0) return true;
-      if (!TakeUpBuffer()) return false;
-      uint8_t* body = up_buf_ + kLenBytes + kTypeBytes;
-      size_t n;
-      bool full;
-      if (PlainPendingLeft() > 0) {
-        n = std::min(PlainPendingLeft(), kMaxBody);
-        std::memcpy(body, cfg_->plain_pending.data() + plain_pending_off_, n);
-        plain_pending_off_ += n;
-        if (PlainPendingLeft() == 0) {
-          std::vector<uint8_t>().swap(cfg_->plain_pending);
-          plain_pending_off_ = 0;
-        }
-        full = true;  // then try the fd too
-      } else {
-        const ssize_t r = ::recv(cfg_->plain_fd, body, kMaxBody, 0);
-        if (r < 0) {
-          if (errno == EINTR) continue;
-          if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
-          return FailErrno(errno, "plain");
-        }
-        if (r == 0) {
-          end_sealed_ = true;
-          return Seal(up_buf_, kTypeEnd, 0) && FlushUp();
-        }
-        n = static_cast<size_t>(r);
-        full = n == kMaxBody;
+    if (!TakeUpBuffer()) return false;
+    uint8_t* body = up_buf_ + kLenBytes + kTypeBytes;
+    size_t n;
+    if (PlainPendingLeft() > 0) {
+      n = std::min(PlainPendingLeft(), kMaxBody);
+      std::memcpy(body, cfg_->plain_pending.data() + plain_pending_off_, n);
+      plain_pending_off_ += n;
+      if (PlainPendingLeft() == 0) {
+        std::vector<uint8_t>().swap(cfg_->plain_pending);
+        plain_pending_off_ = 0;
       }
-      result_.bytes_up += n;
-      if (!Seal(up_buf_, kTypeData, n) || !FlushUp()) return false;
-      if (!full) return true;  // short read: the socket is (very likely) drained; poll tells
+    } else {
+      ssize_t r;
+      do {
+        r = ::recv(fds_[kPlain], body, kMaxBody, 0);
+      } while (r < 0 && errno == EINTR);
+      if (r < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          readable_[kPlain] = false;
+          return true;
+        }
+        return FailErrno(errno, "plain");
+      }
+      if (r == 0) {
+        end_sealed_ = true;
+        return Seal(up_buf_, kTypeEnd, 0) && FlushUp();
+      }
+      n = static_cast<size_t>(r);
+      // A short read emptied the socket; new data (or a FIN) raises a new
+      // edge. Unless a hang-up was already reported: read on to see it.
+      if (n < kMaxBody && !hup_[kPlain]) readable_[kPlain] = false;
     }
-    return !failed_;
+    result_.bytes_up += n;
+    if (!Seal(up_buf_, kTypeData, n)) return false;
+    return writable_[kWire] ? FlushUp() : true;
   }
 
   // ------------------------------------------------- wire -> plain (open) --
 
   bool FlushDown() {
     while (down_len_ > 0) {
-      const ssize_t n = ::send(cfg_->plain_fd, down_ptr_, down_len_, MSG_NOSIGNAL);
+      const ssize_t n = ::send(fds_[kPlain], down_ptr_, down_len_, MSG_NOSIGNAL);
       if (n > 0) {
         down_ptr_ += n;
         down_len_ -= static_cast<size_t>(n);
         result_.bytes_down += static_cast<uint64_t>(n);
+        if (down_len_ > 0) {
+          writable_[kPlain] = false;
+          return true;
+        }
       } else if (n < 0 && errno == EINTR) {
         continue;
       } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        writable_[kPlain] = false;
         return true;
       } else {
         return FailErrno(n < 0 ? errno : EPIPE, "plain");
@@ -476,7 +472,7 @@ class Pump {
   // The END was opened and everything before it delivered: half-close plain.
   bool MaybeFinishDown() {
     if (!recv_ended_ || down_done_ || down_len_ != 0) return true;
-    if (::shutdown(cfg_->plain_fd, SHUT_WR) != 0 && errno != ENOTCONN) return FailErrno(errno, "plain");
+    if (::shutdown(fds_[kPlain], SHUT_WR) != 0 && errno != ENOTCONN) return FailErrno(errno, "plain");
     down_done_ = true;
     return true;
   }
@@ -507,7 +503,7 @@ class Pump {
 
   // Open and deliver buffered records until one cannot be delivered at once.
   bool ProcessIn() {
-    while (down_len_ == 0 && !failed_) {
+    while (down_len_ == 0 && !finished()) {
       const size_t avail = in_end_ - in_start_;
       if (avail == 0) break;
       if (recv_ended_) return Fail("bad_record", "bytes after the end-of-stream record", "wire");
@@ -527,7 +523,7 @@ class Pump {
         if (text > kTypeBytes) {
           down_ptr_ = ct + kTypeBytes;
           down_len_ = text - kTypeBytes;
-          if (!FlushDown()) return false;
+          if (writable_[kPlain] && !FlushDown()) return false;
         }
       } else if (type == kTypeEnd) {
         if (text != kTypeBytes) return Fail("bad_record", "end-of-stream record carries a body", "wire");
@@ -563,70 +559,38 @@ class Pump {
       in_end_ -= in_start_;
       in_start_ = 0;
     }
-    for (;;) {
-      const ssize_t r = ::recv(cfg_->wire_fd, in_buf_ + in_end_, in_cap_ - in_end_, 0);
-      if (r > 0) {
-        in_end_ += static_cast<size_t>(r);
-        return ProcessIn();
-      }
-      if (r == 0) {
-        wire_eof_ = true;
-        if (!recv_ended_) {
-          return Fail("truncated",
-                      in_end_ > in_start_ ? "stream cut inside a record" : "stream cut without the end-of-stream record",
-                      "wire");
-        }
-        return true;
-      }
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
-      return FailErrno(errno, "wire");
+    const size_t space = in_cap_ - in_end_;
+    ssize_t r;
+    do {
+      r = ::recv(fds_[kWire], in_buf_ + in_end_, space, 0);
+    } while (r < 0 && errno == EINTR);
+    if (r > 0) {
+      in_end_ += static_cast<size_t>(r);
+      // See PumpUp: a short read emptied the socket.
+      if (static_cast<size_t>(r) < space && !hup_[kWire]) readable_[kWire] = false;
+      return ProcessIn();
     }
-  }
-
-  // ------------------------------------------------------------ the loop --
-
-  void Loop() {
-    pollfd fds[3];
-    while (!failed_ && !(up_done_ && down_done_)) {
-      ReleaseIdleBuffers();
-      short plain_events = 0;
-      short wire_events = 0;
-      if (CanReadPlain()) plain_events |= POLLIN;
-      if (down_len_ > 0) plain_events |= POLLOUT;
-      if (up_len_ > 0) wire_events |= POLLOUT;
-      if (CanReadWire()) wire_events |= POLLIN;
-      // An fd nobody waits on is left out: a HUP on it would spin poll.
-      fds[0] = {plain_events != 0 ? cfg_->plain_fd : -1, plain_events, 0};
-      fds[1] = {wire_events != 0 ? cfg_->wire_fd : -1, wire_events, 0};
-      fds[2] = {shared_->cancel_fd, POLLIN, 0};
-      const int ready = ::poll(fds, 3, -1);
-      if (ready < 0) {
-        if (errno == EINTR) continue;
-        FailErrno(errno, "local");
-        return;
+    if (r == 0) {
+      wire_eof_ = true;
+      if (!recv_ended_) {
+        return Fail("truncated",
+                    in_end_ > in_start_ ? "stream cut inside a record" : "stream cut without the end-of-stream record",
+                    "wire");
       }
-      if (fds[2].revents != 0) {
-        const std::string reason = shared_->CancelReason();
-        abort_text_ = SanitizeReason(reason.data(), reason.size());
-        Fail("cancelled", reason, "local");
-        return;
-      }
-      constexpr short kAny = POLLERR | POLLHUP | POLLNVAL;
-      const short pr = fds[0].revents;
-      const short wr = fds[1].revents;
-      if ((wr & (POLLOUT | kAny)) && up_len_ > 0 && !FlushUp()) return;
-      if ((pr & (POLLOUT | kAny)) && down_len_ > 0 && !DownProgress()) return;
-      if ((pr & (POLLIN | kAny)) && CanReadPlain() && !PumpUp()) return;
-      if ((wr & (POLLIN | kAny)) && CanReadWire() && !ReadWire()) return;
+      return true;
     }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      readable_[kWire] = false;
+      return true;
+    }
+    return FailErrno(errno, "wire");
   }
 
   // Best effort, never blocks: finish the record in flight, then ABORT.
   void TrySendAbort() {
     if (abort_text_.empty() || end_sealed_ || result_.side == "wire") return;
     while (up_off_ < up_len_) {
-      const ssize_t n = ::send(cfg_->wire_fd, up_buf_ + up_off_, up_len_ - up_off_, MSG_NOSIGNAL | MSG_DONTWAIT);
+      const ssize_t n = ::send(fds_[kWire], up_buf_ + up_off_, up_len_ - up_off_, MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n <= 0) return;
       up_off_ += static_cast<size_t>(n);
     }
@@ -636,27 +600,16 @@ class Pump {
     const size_t n = std::min(abort_text_.size(), kMaxAbortReason);
     std::memcpy(record + kLenBytes + kTypeBytes, abort_text_.data(), n);
     end_sealed_ = true;
+    // Seal's own failure paths only matter before Teardown; here it just
+    // must not send a record it could not seal.
+    if (send_counter_ >= kMaxNonce) return;
     if (!Seal(record, kTypeAbort, n)) return;
-    ssize_t ignored = ::send(cfg_->wire_fd, record, up_len_, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t ignored = ::send(fds_[kWire], record, up_len_, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)ignored;
-  }
-
-  void Finish() {
-    if (failed_) {
-      if (ciphers_ready_) TrySendAbort();
-      // The plain peer must not mistake a failure for a clean EOF: reset.
-      const linger reset = {1, 0};
-      ::setsockopt(cfg_->plain_fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
-    }
-    ::close(cfg_->plain_fd);
-    ::close(cfg_->wire_fd);
-    cfg_->plain_fd = cfg_->wire_fd = -1;
+    up_len_ = 0;
   }
 
   std::unique_ptr<PumpConfig> cfg_;
-  std::shared_ptr<Shared> shared_;
-  PumpResult result_;
-  bool failed_ = false;
   std::string abort_text_;  // what the tunnel peer is told on a non-wire failure
 
   EVP_CIPHER_CTX* send_ctx_ = nullptr;
@@ -665,6 +618,11 @@ class Pump {
   uint64_t recv_counter_ = 0;
 
   bool ciphers_ready_ = false;  // both contexts keyed (an ABORT can be sealed)
+
+  // Edge-triggered readiness per fd: set by events, cleared on EAGAIN.
+  bool readable_[kSlots] = {false, false};
+  bool writable_[kSlots] = {false, false};
+  bool hup_[kSlots] = {false, false};  // peer hung up or error reported: read to the end
 
   // plain -> wire
   uint8_t* up_buf_ = nullptr;  // from SealPool(), held only while in use
@@ -688,91 +646,6 @@ class Pump {
 
 // ------------------------------------------------------- JS plumbing --
 
-struct Completion {
-  PumpResult result;
-  std::shared_ptr<Shared> shared;
-};
-
-void CleanupHook(void* arg);
-
-void RemoveHook(Napi::Env env, Shared* shared) {
-  if (shared->hook_arg == nullptr) return;
-  napi_remove_env_cleanup_hook(env, CleanupHook, shared->hook_arg);
-  delete shared->hook_arg;
-  shared->hook_arg = nullptr;
-}
-
-// Environment teardown (process exit, worker termination): stop the thread
-// and wait for it, so it never outlives the JS world it reports to.
-void CleanupHook(void* arg) {
-  auto* holder = static_cast<std::shared_ptr<Shared>*>(arg);
-  std::shared_ptr<Shared> shared = *holder;
-  shared->hook_arg = nullptr;
-  delete holder;
-  shared->Cancel("env_teardown");
-  std::unique_lock<std::mutex> lock(shared->mu);
-  shared->cv.wait_for(lock, kTeardownWait, [&] { return shared->finished; });
-}
-
-void Report(Napi::Env env, Napi::Function on_done, std::nullptr_t* /*context*/, Completion* raw) {
-  std::unique_ptr<Completion> completion(raw);
-  if (env == nullptr || on_done.IsEmpty()) return;
-  RemoveHook(env, completion->shared.get());
-  const PumpResult& r = completion->result;
-  try {
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("reason", Napi::String::New(env, r.reason));
-    if (!r.detail.empty()) out.Set("detail", Napi::String::New(env, r.detail));
-    if (!r.side.empty()) out.Set("side", Napi::String::New(env, r.side));
-    out.Set("bytesUp", Napi::Number::New(env, static_cast<double>(r.bytes_up)));
-    out.Set("bytesDown", Napi::Number::New(env, static_cast<double>(r.bytes_down)));
-    on_done.Call({out});
-  } catch (const Napi::Error& error) {
-    error.ThrowAsJavaScriptException();
-  }
-}
-
-using ReportFunction = Napi::TypedThreadSafeFunction<std::nullptr_t, Completion, Report>;
-
-struct ThreadArgs {
-  std::unique_ptr<Pump> pump;
-  std::shared_ptr<Shared> shared;
-  ReportFunction report;
-};
-
-void* ThreadMain(void* raw) {
-  std::unique_ptr<ThreadArgs> args(static_cast<ThreadArgs*>(raw));
-  auto* completion = new Completion{args->pump->Run(), args->shared};
-  args->pump.reset();  // buffers and cipher contexts go now
-  args->shared->CloseCancelFd();
-  if (args->report.NonBlockingCall(completion) != napi_ok) delete completion;
-  args->report.Release();
-  {
-    std::lock_guard<std::mutex> lock(args->shared->mu);
-    args->shared->finished = true;
-  }
-  args->shared->cv.notify_all();
-  return nullptr;
-}
-
-[[noreturn]] void ThrowType(Napi::Env env, const std::string& message) {
-  throw Napi::TypeError::New(env, message);
-}
-
-int FdField(Napi::Env env, const Napi::Object& opts, const char* name) {
-  const Napi::Value v = opts.Get(name);
-  if (!v.IsNumber()) ThrowType(env, std::string(name) + " must be a number");
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || std::trunc(d) != d || d < 0 || d > 0x7fffffff) {
-    throw Napi::RangeError::New(env, std::string(name) + " must be a file descriptor (integer >= 0)");
-  }
-  const int fd = static_cast<int>(d);
-  struct stat st;
-  if (::fstat(fd, &st) != 0) throw MakeErrnoError(env, errno, "fstat", name);
-  if (!S_ISSOCK(st.st_mode)) ThrowType(env, std::string(name) + " must be a socket");
-  return fd;
-}
-
 uint64_t CounterField(Napi::Env env, const Napi::Object& opts, const char* name) {
   const Napi::Value v = opts.Get(name);
   if (!v.IsNumber()) ThrowType(env, std::string(name) + " must be a number");
@@ -793,32 +666,20 @@ void KeyField(Napi::Env env, const Napi::Object& opts, const char* name, uint8_t
   std::memcpy(out, key.Data(), kKeyBytes);
 }
 
-std::vector<uint8_t> BytesField(Napi::Env env, const Napi::Object& opts, const char* name) {
-  const Napi::Value v = opts.Get(name);
-  if (v.IsUndefined() || v.IsNull()) return {};
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    ThrowType(env, std::string(name) + " must be a Buffer");
-  }
-  const auto bytes = v.As<Napi::Uint8Array>();
-  return std::vector<uint8_t>(bytes.Data(), bytes.Data() + bytes.ElementLength());
-}
-
-void FinalizeHandle(Napi::Env /*env*/, std::shared_ptr<Shared>* handle) { delete handle; }
-
 }  // namespace
 
 // startPump({ plainFd, wireFd, sendKey, recvKey, sendCounter, recvCounter,
 //             wirePending?, plainPending?, openedPending?, recvEnded?, onDone })
 // Throws (TypeError/RangeError/Error) without taking the fds; once it
-// returns, the fds belong to the pump thread.
+// returns, the fds belong to the pump.
 Napi::Value StartPumpJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 1 || !info[0].IsObject()) ThrowType(env, "startPump expects one options object");
   const Napi::Object opts = info[0].As<Napi::Object>();
   auto cfg = std::make_unique<PumpConfig>();
-  cfg->plain_fd = FdField(env, opts, "plainFd");
-  cfg->wire_fd = FdField(env, opts, "wireFd");
-  if (cfg->plain_fd == cfg->wire_fd) ThrowType(env, "plainFd and wireFd must differ");
+  const int plain_fd = SocketFdField(env, opts, "plainFd");
+  const int wire_fd = SocketFdField(env, opts, "wireFd");
+  if (plain_fd == wire_fd) ThrowType(env, "plainFd and wireFd must differ");
   KeyField(env, opts, "sendKey", cfg->send_key);
   KeyField(env, opts, "recvKey", cfg->recv_key);
   cfg->send_counter = CounterField(env, opts, "sendCounter");
@@ -831,53 +692,11 @@ Napi::Value StartPumpJs(const Napi::CallbackInfo& info) {
   cfg->recv_ended = ended.IsBoolean() && ended.As<Napi::Boolean>().Value();
   const Napi::Value on_done = opts.Get("onDone");
   if (!on_done.IsFunction()) ThrowType(env, "onDone must be a function");
-
-  auto shared = std::make_shared<Shared>();
-  shared->cancel_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (shared->cancel_fd < 0) throw MakeErrnoError(env, errno, "eventfd", "startPump");
-
-  ReportFunction report = ReportFunction::New(env, on_done.As<Napi::Function>(), "jumper_native.pump", 0, 1);
-  auto args = std::make_unique<ThreadArgs>();
-  args->pump = std::make_unique<Pump>(std::move(cfg), shared);
-  args->shared = shared;
-  args->report = report;
-
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, kThreadStack);
-  // Signals are never delivered to the pump thread (as with libuv's pool).
-  sigset_t all;
-  sigset_t saved;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &saved);
-  pthread_t thread;
-  const int rc = ::pthread_create(&thread, &attr, ThreadMain, args.get());
-  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
-  pthread_attr_destroy(&attr);
-  if (rc != 0) {
-    report.Release();
-    // Leave the fds to the caller: the pump never started.
-    args->pump.reset();
-    throw MakeErrnoError(env, rc, "pthread_create", "startPump");
-  }
-  args.release();  // the thread owns it now
-
-  shared->hook_arg = new std::shared_ptr<Shared>(shared);
-  napi_add_env_cleanup_hook(env, CleanupHook, shared->hook_arg);
-  return Napi::External<std::shared_ptr<Shared>>::New(env, new std::shared_ptr<Shared>(shared), FinalizeHandle);
+  return StartStream(env, std::make_unique<Pump>(plain_fd, wire_fd, std::move(cfg)), on_done.As<Napi::Function>());
 }
 
 // cancelPump(handle, reason): idempotent; a finished pump ignores it.
-Napi::Value CancelPumpJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsExternal()) ThrowType(env, "cancelPump expects a pump handle");
-  std::string reason = "cancelled";
-  if (info.Length() >= 2 && info[1].IsString()) reason = info[1].As<Napi::String>().Utf8Value();
-  auto* handle = info[0].As<Napi::External<std::shared_ptr<Shared>>>().Data();
-  if (handle != nullptr && *handle) (*handle)->Cancel(reason);
-  return env.Undefined();
-}
+Napi::Value CancelPumpJs(const Napi::CallbackInfo& info) { return CancelStreamJs(info); }
 
 // dupFd(fd): a close-on-exec duplicate (shares the socket's open file description).
 Napi::Value DupFdJs(const Napi::CallbackInfo& info) {

@@ -1,7 +1,9 @@
 /**
  * The native record pump: after the handshake, one connection's transport
- * records (src/proto/record.ts) are sealed and opened on a dedicated native
- * thread (native/src/record_pump.cc) instead of the JS event loop.
+ * records (src/proto/record.ts) are sealed and opened by native code
+ * (native/src/record_pump.cc) instead of the JS event loop, on one of a few
+ * shared reactor threads (native/src/reactor.cc: epoll over every pump's
+ * sockets), not a thread per connection.
  *
  * The pump owns duplicates of both sockets' fds; the JS sockets are
  * destroyed (which closes only Node's copy, without FIN or RST). It ends
@@ -15,6 +17,9 @@
 import { closeSync, fstatSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { loadNative, nativeAvailable, NO_NATIVE_ENV } from './binding.js';
+import { flushed, resetSocket as reset, socketFd, takeReadable } from './handover.js';
+
+export { socketFd } from './handover.js';
 
 /** Set to "1" to keep the record layer in JS even when the addon is built. */
 export const NO_NATIVE_PUMP_ENV = 'JUMPER_NO_NATIVE_PUMP';
@@ -116,16 +121,6 @@ function requireBinding(): PumpBinding {
   return binding;
 }
 
-/** The OS fd under a connected net.Socket (TCP or Unix). */
-export function socketFd(socket: Socket): number {
-  const handle = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle;
-  const fd = handle?.fd;
-  if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0) {
-    throw new Error('socket has no usable file descriptor (destroyed, not connected, or not a stream socket)');
-  }
-  return fd;
-}
-
 /** A close-on-exec duplicate of `fd` (the same socket). */
 export function dupFd(fd: number): number {
   return requireBinding().dupFd(fd);
@@ -158,51 +153,6 @@ export interface NativePump {
 }
 
 const EMPTY = Buffer.alloc(0);
-
-/** Reset a socket (TCP) or just close it (Unix sockets have no reset). */
-function reset(socket: Socket): void {
-  if (socket.destroyed) return;
-  try {
-    socket.resetAndDestroy();
-  } catch {
-    socket.destroy();
-  }
-}
-
-/** Everything Node buffered on a paused socket's readable side. */
-function takeReadable(socket: Socket): Buffer {
-  const chunks: Buffer[] = [];
-  let chunk: unknown;
-  while (socket.readableLength > 0 && (chunk = socket.read()) !== null) {
-    chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
-  }
-  return chunks.length === 0 ? EMPTY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-}
-
-/** Resolves once Node handed every queued byte of `socket` to the kernel. */
-function flushed(socket: Socket): Promise<void> {
-  if (socket.writableLength === 0) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const check = (): void => {
-      if (socket.destroyed) {
-        cleanup();
-        reject(new Error('socket closed before its queued writes were flushed'));
-      } else if (socket.writableLength === 0) {
-        cleanup();
-        resolve();
-      }
-    };
-    const cleanup = (): void => {
-      clearInterval(timer);
-      socket.removeListener('drain', check);
-      socket.removeListener('close', check);
-    };
-    // 'drain' only fires after a write that returned false: poll as well.
-    const timer = setInterval(check, 1);
-    socket.on('drain', check);
-    socket.on('close', check);
-  });
-}
 
 /**
  * Hand a connection's record layer to the native pump.

@@ -1,0 +1,96 @@
+// reactor.h — the shared event loop under the native data paths.
+//
+// A few process-wide native threads (kMaxReactors at most, one per core),
+// each running epoll(7) edge-triggered over the non-blocking sockets of
+// every stream assigned to it. A Stream is one connection's data path (the
+// record pump, the splice forwarder); it owns its two socket fds from the
+// moment StartStream returns until its Teardown closes them, and reports
+// once, on the JS thread, through one thread-safe function per JS
+// environment:
+//   onDone({ reason, detail?, side?, bytesUp, bytesDown })
+//
+// Threads: streams run only on their reactor thread; the JS thread talks
+// to a reactor through a locked command queue plus an eventfd wake-up
+// (start, cancel, cancel-all-of-an-environment at teardown).
+//
+// Man pages relied on: epoll(7), epoll_ctl(2), epoll_wait(2), eventfd(2),
+// pthread_create(3), pthread_sigmask(3).
+#pragma once
+
+#include <napi.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace jumper {
+
+// 'ECONNRESET' etc.; 'E<n>' when glibc has no name.
+std::string ErrnoName(int error);
+
+struct StreamResult {
+  std::string reason = "done";
+  std::string detail;
+  std::string side;  // 'plain' | 'wire' | 'local' ('' when done)
+  uint64_t bytes_up = 0;
+  uint64_t bytes_down = 0;
+};
+
+struct StreamLink;  // reactor bookkeeping (reactor.cc)
+namespace reactor_detail {
+class Reactor;
+}  // namespace reactor_detail
+
+// One connection's data path. Every virtual is called on its reactor thread.
+class Stream {
+ public:
+  static constexpr int kSlots = 2;
+
+  Stream(int fd0, int fd1) : fds_{fd0, fd1} {}
+  virtual ~Stream();
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  // Once, after both fds were registered (edge-triggered, in and out).
+  virtual void Start() = 0;
+  // epoll reported `events` for fds_[slot]: note the readiness.
+  virtual void OnEvents(int slot, uint32_t events) = 0;
+  // Move what can be moved. True: stopped for fairness with work left
+  // (the reactor gives it another turn after the other ready streams).
+  virtual bool Drive() = 0;
+  // Stop promptly with reason 'cancelled' (no-op once finished).
+  virtual void Cancel(const std::string& reason) = 0;
+  // After finished(): the fds are out of epoll; send last words, close them.
+  virtual void Teardown() = 0;
+
+  int fd(int slot) const { return fds_[slot]; }
+  bool finished() const { return finished_; }
+  const StreamResult& result() const { return result_; }
+
+ protected:
+  // The first failure wins; returns false so callers can `return Fail(...)`.
+  bool Fail(const char* reason, std::string detail, const char* side);
+  // Both directions ended cleanly.
+  void Done() { finished_ = true; }
+
+  int fds_[kSlots];
+  bool failed_ = false;
+  StreamResult result_;
+
+ private:
+  friend class reactor_detail::Reactor;
+  friend Napi::Value StartStream(Napi::Env, std::unique_ptr<Stream>, Napi::Function);
+  bool finished_ = false;
+  StreamLink* link_ = nullptr;  // owned; created by StartStream
+};
+
+// Hand `stream` to the least loaded reactor thread; `on_done(result)` runs
+// once on the JS thread. Returns the handle CancelStreamJs takes. Throws
+// (leaving the stream's fds open, i.e. the caller's) if no reactor thread
+// can be started.
+Napi::Value StartStream(Napi::Env env, std::unique_ptr<Stream> stream, Napi::Function on_done);
+
+// cancel(handle, reason): idempotent; a finished stream ignores it.
+Napi::Value CancelStreamJs(const Napi::CallbackInfo& info);
+
+}  // namespace jumper

@@ -1,0 +1,312 @@
+// splice_pump.cc — native plain forwarder (see splice_pump.h).
+//
+// Per direction: src socket -> pipe -> dst socket with splice(2). The pipe
+// is only read from the socket when it is empty, so EAGAIN from that
+// splice always means "the socket has nothing" (never "the pipe is full"),
+// which is what edge-triggered readiness needs. Bytes JS had already read
+// (a paused socket normally has none) are sent first with send(2).
+//
+// Memory: a direction holds a pipe only while bytes sit in it; idle
+// connections hold none. Pipes go back to a small process-wide pool
+// (kPipePoolMax), so a busy stream does not create and close a pipe per
+// burst. The bytes in a pipe are page references (kernel memory, not this
+// process's RSS); at most kPipeBytes per direction.
+//
+// Man pages relied on: splice(2), pipe2(2), fcntl(2) (F_SETPIPE_SZ,
+// F_GETPIPE_SZ), send(2), shutdown(2), socket(7) (SO_LINGER), epoll(7).
+#include "splice_pump.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "reactor.h"
+#include "stream_args.h"
+
+namespace jumper {
+
+namespace {
+
+// Pipe capacity asked for (the kernel rounds to pages; may refuse above
+// /proc/sys/fs/pipe-max-size, then the default 64 KiB stays).
+constexpr int kPipeBytes = 256 * 1024;
+constexpr size_t kPipePoolMax = 16;
+// Steps (each at most one splice in and one out per direction) per turn.
+constexpr int kStepsPerTurn = 16;
+constexpr int kLocal = 0;
+constexpr int kRemote = 1;
+constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+
+struct Pipe {
+  int read_fd = -1;
+  int write_fd = -1;
+  size_t capacity = 0;
+
+  bool valid() const { return read_fd >= 0; }
+  void Close() {
+    if (read_fd >= 0) ::close(read_fd);
+    if (write_fd >= 0) ::close(write_fd);
+    read_fd = write_fd = -1;
+  }
+};
+
+// Empty pipes for reuse, process-wide; never destroyed (see reactor.cc).
+class PipePool {
+ public:
+  // 0 or an errno.
+  int Take(Pipe* out) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!free_.empty()) {
+        *out = free_.back();
+        free_.pop_back();
+        return 0;
+      }
+    }
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) return errno;
+    out->read_fd = fds[0];
+    out->write_fd = fds[1];
+    ::fcntl(fds[1], F_SETPIPE_SZ, kPipeBytes);  // best effort
+    const int size = ::fcntl(fds[1], F_GETPIPE_SZ);
+    out->capacity = size > 0 ? static_cast<size_t>(size) : 65536;
+    return 0;
+  }
+
+  // Only empty pipes come back.
+  void Give(Pipe* pipe) {
+    if (!pipe->valid()) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (free_.size() < kPipePoolMax) {
+        free_.push_back(*pipe);
+        *pipe = Pipe{};
+        return;
+      }
+    }
+    pipe->Close();
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<Pipe> free_;  // guarded by mu_
+};
+
+PipePool& Pipes() {
+  static PipePool* pool = new PipePool();
+  return *pool;
+}
+
+const char* SideOf(int slot) { return slot == kLocal ? "plain" : "wire"; }
+
+bool SetNonBlocking(int fd) {
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0) return false;
+  return (flags & O_NONBLOCK) != 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
+}
+
+class SplicePump final : public Stream {
+ public:
+  SplicePump(int local_fd, int remote_fd, std::vector<uint8_t> local_pending, std::vector<uint8_t> remote_pending)
+      : Stream(local_fd, remote_fd) {
+    up_.src = kLocal;
+    up_.dst = kRemote;
+    up_.pending = std::move(local_pending);
+    up_.bytes = &result_.bytes_up;
+    down_.src = kRemote;
+    down_.dst = kLocal;
+    down_.pending = std::move(remote_pending);
+    down_.bytes = &result_.bytes_down;
+  }
+
+  ~SplicePump() override {
+    up_.pipe.Close();
+    down_.pipe.Close();
+  }
+
+  void Start() override {
+    for (int slot = 0; slot < kSlots; slot++) {
+      if (!SetNonBlocking(fds_[slot])) {
+        FailErrno(errno, SideOf(slot));
+        return;
+      }
+      // Try everything once: edge-triggered epoll only reports changes.
+      readable_[slot] = writable_[slot] = true;
+    }
+  }
+
+  void OnEvents(int slot, uint32_t events) override {
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable_[slot] = true;
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) writable_[slot] = true;
+  }
+
+  bool Drive() override {
+    for (int step = 0; step < kStepsPerTurn; step++) {
+      const int up = Step(up_);
+      if (up < 0) return false;
+      const int down = Step(down_);
+      if (down < 0) return false;
+      if (up_.done && down_.done) {
+        Done();
+        return false;
+      }
+      if (up == 0 && down == 0) {
+        // Idle until the next event: empty pipes go back to the pool.
+        if (up_.in_pipe == 0) Pipes().Give(&up_.pipe);
+        if (down_.in_pipe == 0) Pipes().Give(&down_.pipe);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  void Cancel(const std::string& reason) override { Fail("cancelled", reason, "local"); }
+
+  void Teardown() override {
+    if (failed_) {
+      // Neither peer may mistake a failure for a clean EOF: reset both.
+      const linger reset = {1, 0};
+      ::setsockopt(fds_[kLocal], SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+      ::setsockopt(fds_[kRemote], SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    }
+    ::close(fds_[kLocal]);
+    ::close(fds_[kRemote]);
+    for (Dir* d : {&up_, &down_}) {
+      if (d->in_pipe == 0) {
+        Pipes().Give(&d->pipe);
+      } else {
+        d->pipe.Close();  // undelivered bytes: never reuse
+      }
+      std::vector<uint8_t>().swap(d->pending);
+    }
+  }
+
+ private:
+  struct Dir {
+    int src = kLocal;
+    int dst = kRemote;
+    Pipe pipe;
+    size_t in_pipe = 0;            // bytes spliced in, not yet out
+    std::vector<uint8_t> pending;  // read by JS before the handover: sent first
+    size_t pending_off = 0;
+    bool src_eof = false;
+    bool done = false;  // EOF passed on (dst half-closed)
+    uint64_t* bytes = nullptr;
+  };
+
+  bool FailErrno(int error, const char* side) {
+    const bool reset = error == ECONNRESET || error == EPIPE || error == ENOTCONN;
+    return Fail(reset ? "peer_reset" : "io_error", ErrnoName(error), side);
+  }
+
+  // Step()'s failure value: Fail* only records the result.
+  static int StepFail(bool /*always false*/) { return -1; }
+
+  // Bytes written to d.dst: note them, and a short write means it is full.
+  void Wrote(Dir& d, ssize_t n, size_t wanted) {
+    *d.bytes += static_cast<uint64_t>(n);
+    if (static_cast<size_t>(n) < wanted) writable_[d.dst] = false;
+  }
+
+  // One move in direction d. 1: a call was made; 0: nothing to do until an
+  // event; -1: failed.
+  int Step(Dir& d) {
+    if (d.done) return 0;
+    const int dst = fds_[d.dst];
+    if (d.pending_off < d.pending.size()) {
+      if (!writable_[d.dst]) return 0;
+      const size_t want = d.pending.size() - d.pending_off;
+      const ssize_t n = ::send(dst, d.pending.data() + d.pending_off, want, MSG_NOSIGNAL);
+      if (n < 0) return WriteError(d);
+      d.pending_off += static_cast<size_t>(n);
+      Wrote(d, n, want);
+      if (d.pending_off == d.pending.size()) {
+        std::vector<uint8_t>().swap(d.pending);
+        d.pending_off = 0;
+      }
+      return 1;
+    }
+    if (d.in_pipe > 0) {
+      if (!writable_[d.dst]) return 0;
+      const ssize_t n = ::splice(d.pipe.read_fd, nullptr, dst, nullptr, d.in_pipe, kSpliceFlags);
+      if (n < 0) return WriteError(d);
+      if (n == 0) return StepFail(FailErrno(EIO, "local"));  // a pipe with bytes cannot be empty
+      d.in_pipe -= static_cast<size_t>(n);
+      Wrote(d, n, d.in_pipe + static_cast<size_t>(n));
+      return 1;
+    }
+    if (d.src_eof) {
+      if (::shutdown(dst, SHUT_WR) != 0 && errno != ENOTCONN) return StepFail(FailErrno(errno, SideOf(d.dst)));
+      d.done = true;
+      return 1;
+    }
+    if (!readable_[d.src]) return 0;
+    if (!d.pipe.valid()) {
+      const int error = Pipes().Take(&d.pipe);
+      if (error != 0) return StepFail(FailErrno(error, "local"));
+    }
+    const ssize_t n = ::splice(fds_[d.src], nullptr, d.pipe.write_fd, nullptr, d.pipe.capacity, kSpliceFlags);
+    if (n > 0) {
+      d.in_pipe = static_cast<size_t>(n);
+      return 1;
+    }
+    if (n == 0) {
+      d.src_eof = true;
+      return 1;
+    }
+    if (errno == EINTR) return 1;
+    // The pipe is empty, so EAGAIN is about the socket.
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      readable_[d.src] = false;
+      return 0;
+    }
+    return StepFail(FailErrno(errno, SideOf(d.src)));
+  }
+
+  int WriteError(Dir& d) {
+    if (errno == EINTR) return 1;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      writable_[d.dst] = false;
+      return 0;
+    }
+    return StepFail(FailErrno(errno, SideOf(d.dst)));
+  }
+
+  bool readable_[kSlots] = {false, false};
+  bool writable_[kSlots] = {false, false};
+  Dir up_;    // local -> remote
+  Dir down_;  // remote -> local
+};
+
+}  // namespace
+
+// startSplice({ localFd, remoteFd, localPending?, remotePending?, onDone })
+// Throws without taking the fds; once it returns, the fds belong to the pump.
+Napi::Value StartSpliceJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsObject()) ThrowType(env, "startSplice expects one options object");
+  const Napi::Object opts = info[0].As<Napi::Object>();
+  const int local_fd = SocketFdField(env, opts, "localFd");
+  const int remote_fd = SocketFdField(env, opts, "remoteFd");
+  if (local_fd == remote_fd) ThrowType(env, "localFd and remoteFd must differ");
+  std::vector<uint8_t> local_pending = BytesField(env, opts, "localPending");
+  std::vector<uint8_t> remote_pending = BytesField(env, opts, "remotePending");
+  const Napi::Value on_done = opts.Get("onDone");
+  if (!on_done.IsFunction()) ThrowType(env, "onDone must be a function");
+  return StartStream(env,
+                     std::make_unique<SplicePump>(local_fd, remote_fd, std::move(local_pending),
+                                                  std::move(remote_pending)),
+                     on_done.As<Napi::Function>());
+}
+
+Napi::Value CancelSpliceJs(const Napi::CallbackInfo& info) { return CancelStreamJs(info); }
+
+}  // namespace jumper

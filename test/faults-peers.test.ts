@@ -1,0 +1,107 @@
+/**
+ * Faults of the peers around a tunnel: a provider that resets mid-stream or
+ * never answers the TCP handshake, and a server jumper killed with SIGKILL
+ * mid-stream. The consumer always sees a reset (by the kernel's word, not
+ * just Node's), and each jumper logs one line with the reason.
+ * (tunnel.test.ts covers a provider that refuses.)
+ */
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import { createClient, createServer, type ConnSummary } from '../src/index.js';
+import { captureLogger } from './helpers/capture-logger.js';
+import { makeKeyFile, spawnJumper } from './helpers/child-jumper.js';
+import { killAtTeardown } from './helpers/netns.js';
+import { randomBytes, startProvider } from './helpers/providers.js';
+import { exchangeStrict, tcpEnding } from './helpers/tcp-ending.js';
+import { makeKey } from './helpers/tunnel.js';
+
+async function tunnelTo(t: import('ava').ExecutionContext, provider: string, options: { connectTimeoutMs?: number } = {}) {
+  const key = await makeKey();
+  const serverLog = captureLogger();
+  const clientLog = captureLogger();
+  const server = createServer({ listen: '127.0.0.1:0', connect: provider, key, logger: serverLog, connectTimeoutMs: options.connectTimeoutMs ?? 5000 });
+  await server.listen();
+  t.teardown(() => server.close({ drainTimeoutMs: 0 }));
+  const client = createClient({ listen: '127.0.0.1:0', connect: `127.0.0.1:${server.port()}`, key, logger: clientLog });
+  await client.listen();
+  t.teardown(() => client.close({ drainTimeoutMs: 0 }));
+  const serverClosed = new Promise<ConnSummary>((resolve) => server.once('close', resolve));
+  const clientClosed = new Promise<ConnSummary>((resolve) => client.once('close', resolve));
+  return { server, client, serverLog, clientLog, serverClosed, clientClosed, port: client.port()! };
+}
+
+test('a provider that resets mid-stream: both jumpers log peer_reset, the consumer sees a reset', async (t) => {
+  const provider = await startProvider(t, (socket) => socket.once('data', () => socket.resetAndDestroy()));
+  const tun = await tunnelTo(t, provider.address);
+  const result = await exchangeStrict(tun.port, randomBytes(2 * 1024 * 1024), { keepOpen: true });
+  t.is(result.ending, 'reset');
+  t.is((await tun.serverClosed).reason, 'peer_reset');
+  // The server tells the client why in an authenticated ABORT.
+  t.is((await tun.clientClosed).reason, 'peer_reset');
+  t.deepEqual(tun.serverLog.failures().map((l) => l.reason), ['peer_reset']);
+  t.deepEqual(tun.clientLog.failures().map((l) => l.reason), ['peer_reset']);
+});
+
+test('a provider that never completes the TCP handshake: provider_timeout after --connect-timeout', async (t) => {
+  // A listener that never accepts, with its queue filled: further SYNs are dropped.
+  const python = spawn('python3', ['-c', 'import socket,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(120)'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  killAtTeardown(t, python);
+  const port = await new Promise<number | undefined>((resolve) => {
+    python.once('error', () => resolve(undefined));
+    python.stdout!.once('data', (c: Buffer) => resolve(Number(c.toString().trim())));
+  });
+  if (!port) {
+    t.log('python3 is needed for a listener that never accepts: skipped');
+    t.pass();
+    return;
+  }
+  const fillers = [0, 1, 2].map(() => net.connect({ port, host: '127.0.0.1' }).on('error', () => {}));
+  t.teardown(() => fillers.forEach((s) => s.destroy()));
+  await new Promise((r) => setTimeout(r, 200));
+  const tun = await tunnelTo(t, `127.0.0.1:${port}`, { connectTimeoutMs: 500 });
+  const result = await exchangeStrict(tun.port, Buffer.from('hello?'), { keepOpen: true });
+  t.is(result.ending, 'reset');
+  t.is((await tun.serverClosed).reason, 'provider_timeout');
+  t.is((await tun.clientClosed).reason, 'provider_timeout');
+  t.is(tun.serverLog.failures().length, 1);
+  t.is(tun.clientLog.failures().length, 1);
+});
+
+test('a server jumper killed with SIGKILL mid-stream: the consumer sees a reset, the client logs why', async (t) => {
+  // The provider streams without end; the consumer reads until the tunnel breaks.
+  const provider = await startProvider(t, (socket) => {
+    const chunk = randomBytes(64 * 1024);
+    const pump = () => {
+      while (socket.writable && socket.write(chunk));
+    };
+    socket.on('drain', pump);
+    socket.on('error', () => {});
+    pump();
+  });
+  const { path, key } = await makeKeyFile(t);
+  const server = await spawnJumper(t, ['server', '--listen', '127.0.0.1:0', '--connect', provider.address, '--key', path]);
+  const clientLog = captureLogger();
+  const client = createClient({ listen: '127.0.0.1:0', connect: `127.0.0.1:${server.port}`, key, logger: clientLog });
+  await client.listen();
+  t.teardown(() => client.close({ drainTimeoutMs: 0 }));
+  const clientClosed = new Promise<ConnSummary>((resolve) => client.once('close', resolve));
+  const consumer = net.connect({ port: client.port()!, host: '127.0.0.1', allowHalfOpen: true });
+  const ending = tcpEnding(consumer);
+  let received = 0;
+  await new Promise<void>((resolve) =>
+    consumer.on('data', (c: Buffer) => {
+      received += c.length;
+      if (received >= 4 * 1024 * 1024) resolve();
+    }),
+  );
+  server.child.kill('SIGKILL');
+  t.is(await ending, 'reset', 'a reset, never a clean EOF');
+  const summary = await clientClosed;
+  // The kernel closes a killed process's sockets: RST with unread data, else FIN without END.
+  t.regex(summary.reason, /^(peer_reset|truncated)$/);
+  t.deepEqual(clientLog.failures().map((l) => l.reason), [summary.reason]);
+  consumer.destroy();
+});

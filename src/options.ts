@@ -4,6 +4,8 @@
 export const DEFAULTS = {
   /** Streams served at once; more wait, unread, until a slot frees. */
   maxConnections: 1000,
+  /** Server: connections still proving the key; beyond it they wait unread like maxConnections. */
+  maxHandshakes: 4096,
   /** Time to establish the outgoing TCP/Unix connection. */
   connectTimeoutMs: 5_000,
   /** Time from accept (server) or connect (client) until the peer proved the key and liveness. */

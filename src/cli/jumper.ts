@@ -227,7 +227,13 @@ function buildProgram(): Command {
     .command('server')
     .description('accept encrypted streams, authenticate them, and forward the plaintext to the provider')
     .addHelpText('after', '\nExample:\n  jumper server --listen 0.0.0.0:8025 --connect 127.0.0.1:5432 --key db.key');
-  addProxyProtocolOption(addRegisterOptions(addStartOptions(addKeyOptions(addCommonOptions(server), true)))).action(async (flags: CommonFlags & KeyFlags & StartFlags & RegisterFlags & { proxyProtocol?: string }) => {
+  server.option(
+    '--max-handshakes <n>',
+    'connections still proving the key (each until --handshake-timeout); a stream counts against --max-connections only once authenticated, so stalled handshakes cannot starve clients',
+    parsePositiveInt,
+    DEFAULTS.maxHandshakes,
+  );
+  addProxyProtocolOption(addRegisterOptions(addStartOptions(addKeyOptions(addCommonOptions(server), true)))).action(async (flags: CommonFlags & KeyFlags & StartFlags & RegisterFlags & { proxyProtocol?: string; maxHandshakes: number }) => {
     const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, name: 'jumper' });
     const keys = await readKeys(flags);
     const proto = protocolOptions(flags);
@@ -239,6 +245,7 @@ function buildProgram(): Command {
       ...proto,
       key: keys,
       handshakeTimeoutMs: flags.handshakeTimeout,
+      maxHandshakes: flags.maxHandshakes,
     });
     await runRole({
       jumper,

@@ -40,6 +40,7 @@ function commonOptions(spec: LinkSpec, logger: Logger): CommonOptions {
     if (spec['health-interval'] !== undefined) o.balance.healthIntervalMs = spec['health-interval'] as number;
   }
   if (spec['max-connections'] !== undefined) o.maxConnections = spec['max-connections'] as number;
+  if (spec['max-handshakes'] !== undefined) o.maxHandshakes = spec['max-handshakes'] as number;
   if (spec['connect-timeout'] !== undefined) o.connectTimeoutMs = spec['connect-timeout'] as number;
   if (spec.keepalive !== undefined) o.keepAlive = spec.keepalive as boolean;
   if (spec.backlog !== undefined) o.backlog = spec.backlog as number;

@@ -68,6 +68,7 @@ export const LINK_FIELDS: Record<string, Field> = {
   weight: { kind: { type: 'int', min: 1 }, doc: 'with register: relative share of streams (1-1000, default 1)' },
   'lease-ttl': { kind: { type: 'duration' }, doc: 'with register: etcd lease TTL, at least 2s (default 10s)' },
   'max-connections': { kind: { type: 'int', min: 1 }, doc: 'streams served at once (default 1000)' },
+  'max-handshakes': { kind: { type: 'int', min: 1 }, roles: ['server'], doc: 'server: connections still proving the key (default 4096); streams count against max-connections only once authenticated' },
   'connect-timeout': { kind: { type: 'duration' }, doc: 'time allowed to connect onward (default 5s)' },
   keepalive: { kind: { type: 'bool' }, doc: 'TCP keep-alive (default true)' },
   backlog: { kind: { type: 'int', min: 1 }, doc: 'listen backlog (default 4096)' },

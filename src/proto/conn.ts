@@ -426,6 +426,8 @@ export interface ServerConnOptions extends ConnTimeouts {
   dial: Dialer;
   /** Write a PROXY header with the client's ORIGIN to the provider before any data. */
   proxyProtocol?: ProxyVersion;
+  /** Called once the client proved key and liveness: may wait for a stream slot. */
+  admit?: () => Promise<void>;
 }
 
 /** Buffer what arrives before the provider is connected: at most one read chunk. */
@@ -516,6 +518,10 @@ export async function runServerConn(conn: Conn, wire: Socket, options: ServerCon
     conn.keyFingerprint = result.key.fingerprint;
     conn.setSealer(sealer);
     const proxyHeader = options.proxyProtocol ? proxyHeaderFromOrigin(options.proxyProtocol, early.origin) : undefined;
+    if (options.admit) {
+      await options.admit();
+      if (conn.closed) return;
+    }
     const provider = await options.dial();
     if (conn.closed) {
       discardDialed(provider);

@@ -18,6 +18,7 @@ import { EtcdRegistration } from '../discovery/etcd-registration.js';
 import { planConnect, type BalanceOptions } from './connect-plan.js';
 import { inheritedFds, parseInheritedSpec, resolveInherited, type InheritedSpec } from '../activation/systemd.js';
 import { Listener, type ListenerOptions, type ListenTarget } from '../addr/listener.js';
+import { Slots } from '../addr/slots.js';
 import { createAllowList } from '../addr/allow.js';
 import { performance } from 'node:perf_hooks';
 import { DrainTimeoutError, InvalidArgumentError, reasonOf } from '../errors.js';
@@ -67,6 +68,13 @@ export interface CommonOptions {
   register?: RegisterOptions;
   /** Streams served at once; more wait until one closes. Default 1000. */
   maxConnections?: number;
+  /**
+   * Server jumper: connections still in the handshake, each until it proves
+   * the key or hits the handshake timeout. A server counts a stream against
+   * `maxConnections` only once it is authenticated, so stalled handshakes
+   * (slowloris) cannot starve real clients. Default 4096.
+   */
+  maxHandshakes?: number;
   /** Default 5000 ms. */
   connectTimeoutMs?: number;
   /** TCP keep-alive on every socket. Default true. */
@@ -108,6 +116,8 @@ export interface JumperStats {
 
 export interface Resolved {
   maxConnections: number;
+  /** Accept-stage limit: maxHandshakes on a server, else maxConnections. */
+  acceptLimit: number;
   connectTimeoutMs: number;
   keepAlive: boolean;
   backlog: number;
@@ -137,6 +147,10 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
 
   #onDemand: OnDemandProvider | undefined;
   readonly #conns = new Set<Conn>();
+  /** Server: stream slots (maxConnections), taken once a client authenticated. */
+  readonly #streamSlots: Slots | undefined;
+  readonly #acceptReleases = new Map<Conn, () => void>();
+  readonly #streamHolders = new Set<Conn>();
   readonly #connectTarget: Address | undefined;
   /** Where streams go, for the start-up line: an address, a list, or an etcd URL. */
   readonly connectDescription: string;
@@ -155,6 +169,7 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
     this.logger = options.logger ?? silentLogger;
     this.settings = {
       maxConnections: options.maxConnections ?? DEFAULTS.maxConnections,
+      acceptLimit: role === 'server' ? options.maxHandshakes ?? DEFAULTS.maxHandshakes : options.maxConnections ?? DEFAULTS.maxConnections,
       connectTimeoutMs: options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
       keepAlive: options.keepAlive ?? DEFAULTS.keepAlive,
       backlog: options.backlog ?? DEFAULTS.backlog,
@@ -162,6 +177,7 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
     this.#listenTarget =
       typeof options.listen === 'string' ? parseInheritedSpec(options.listen) ?? parseAddress(options.listen) : options.listen;
     this.#listenNetns = options.listenNetns;
+    this.#streamSlots = role === 'server' ? new Slots(this.settings.maxConnections) : undefined;
     this.#listenerExtras = {
       ...(options.allow ? { allow: createAllowList(options.allow) } : {}),
       ...(options.listenMode !== undefined ? { unixMode: options.listenMode } : {}),
@@ -261,7 +277,7 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
     for (const target of await this.#resolveTargets()) {
       const listener = new Listener({
         target,
-        maxConnections: this.settings.maxConnections,
+        maxConnections: this.settings.acceptLimit,
         backlog: this.settings.backlog,
         logger: this.logger,
         onConnection: (socket, release) => this.#onConnection(socket, release),
@@ -311,7 +327,13 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
 
   stats(): JumperStats {
     const sum = (f: (l: Listener) => number) => this.#listeners.reduce((n, l) => n + f(l), 0);
-    return { ...this.#stats, active: sum((l) => l.active), waiting: sum((l) => l.waiting), failures: { ...this.#stats.failures } };
+    const streams = this.#streamSlots;
+    return {
+      ...this.#stats,
+      active: sum((l) => l.active) + (streams?.inUse ?? 0),
+      waiting: sum((l) => l.waiting) + (streams?.waiting ?? 0),
+      failures: { ...this.#stats.failures },
+    };
   }
 
   /**
@@ -357,15 +379,32 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
   /** Serve one admitted connection; resolve or reject freely, the Conn reports the end. */
   protected abstract serve(conn: Conn, socket: Socket): Promise<void>;
 
+  /**
+   * Second admission stage (server): the connection authenticated, so it
+   * leaves the handshake stage and waits, unread, for a stream slot.
+   */
+  protected async admitStream(conn: Conn): Promise<void> {
+    const slots = this.#streamSlots;
+    if (!slots) return;
+    this.#acceptReleases.get(conn)?.();
+    this.#acceptReleases.delete(conn);
+    await slots.take();
+    if (conn.closed) slots.release();
+    else this.#streamHolders.add(conn);
+  }
+
   #onConnection(socket: Socket, release: () => void): void {
     tuneSocket(socket, { keepAlive: this.settings.keepAlive, keepAliveInitialDelayMs: DEFAULTS.keepAliveInitialDelayMs });
     const conn = new Conn(this.#nextId++, socket, (summary) => {
       this.#conns.delete(conn);
       release();
+      this.#acceptReleases.delete(conn);
+      if (this.#streamHolders.delete(conn)) this.#streamSlots!.release();
       this.#record(summary);
       if (this.#conns.size === 0) for (const wake of this.#drainWaiters.splice(0)) wake();
     });
     this.#conns.add(conn);
+    if (this.#streamSlots) this.#acceptReleases.set(conn, release);
     this.#stats.total++;
     this.emit('connection', { id: conn.id, peer: conn.peer });
     void this.serve(conn, socket);

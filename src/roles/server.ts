@@ -78,12 +78,15 @@ export class ServerJumper extends Jumper {
     await loadSodium();
   }
 
-  protected serve(conn: Conn, socket: Socket): Promise<void> {
+  protected async serve(conn: Conn, socket: Socket): Promise<void> {
     if (this.protocol === 'spiped') {
+      // spiped streams take their slot at accept, handshake included, as in spiped.
+      await this.admitStream(conn);
+      if (conn.closed) return;
       const options = { key: this.#keys[0]!, dial: this.dial, handshakeTimeoutMs: this.#handshakeTimeoutMs, pfs: this.#pfs, keepAlive: this.#keepAlive };
       return runSpipedServerConn(conn, socket, options);
     }
-    const options = { keys: this.#keys, dial: this.dial, handshakeTimeoutMs: this.#handshakeTimeoutMs };
+    const options = { keys: this.#keys, dial: this.dial, handshakeTimeoutMs: this.#handshakeTimeoutMs, admit: () => this.admitStream(conn) };
     return runServerConn(conn, socket, this.#proxyProtocol ? { ...options, proxyProtocol: this.#proxyProtocol } : options);
   }
 }

@@ -214,7 +214,7 @@ Examples:
 
 Signals: SIGTERM/SIGINT stop accepting and drain open streams (--drain-timeout), then exit 0;
 SIGHUP re-reads the key file(s): new streams use the new key, open streams keep theirs.
-Docs: docs/ in the jumper repository (PROTOCOL, namespaces, systemd, activation, spiped, discovery, performance).`;
+Docs: docs/ in the jumper repository (PROTOCOL, namespaces, systemd, activation, spiped, discovery, operations, reliability, performance).`;
 
 function buildProgram(): Command {
   const program = new Command(PROGRAM)

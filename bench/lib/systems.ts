@@ -23,7 +23,7 @@
  * in `notes` and ends up in the JSON results.
  */
 
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import {
@@ -152,13 +152,20 @@ const direct: SystemSpec = {
 
 // ---------------------------------------------------------------- jumper
 
+/** The node flags on the CLI's shebang line, so the bench runs jumper as the installed command does. */
+function shebangFlags(file: string): string[] {
+  const first = readFileSync(file, 'utf8').split('\n', 1)[0] ?? '';
+  const m = /^#!\S*env -S node(.*)$/.exec(first);
+  return m ? m[1]!.trim().split(/\s+/).filter(Boolean) : [];
+}
+
 function jumperCommand(ctx: SystemContext): { command: string; args: string[] } | null {
   const dist = path.join(ctx.repoRoot, 'dist', 'cli', 'jumper.js');
   const src = path.join(ctx.repoRoot, 'src', 'cli', 'jumper.ts');
   if (ctx.jumperFromSource) {
-    return existsSync(src) ? { command: process.execPath, args: ['--import', 'tsx', src] } : null;
+    return existsSync(src) ? { command: process.execPath, args: [...shebangFlags(src), '--import', 'tsx', src] } : null;
   }
-  return existsSync(dist) ? { command: process.execPath, args: [dist] } : null;
+  return existsSync(dist) ? { command: process.execPath, args: [...shebangFlags(dist), dist] } : null;
 }
 
 async function detectJumper(ctx: SystemContext, subcommand: string): Promise<string | null> {

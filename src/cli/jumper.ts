@@ -1,7 +1,11 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1
 /**
  * `jumper`: the command-line front of the library. Parses arguments, builds
  * an options object, runs the role; no tunnel logic lives here.
+ *
+ * The shebang caps V8's young generation at 1 MiB per semi-space: a jumper
+ * holding thousands of streams otherwise grows it to tens of MiB while the
+ * streams open (docs/performance.md, memory per held connection).
  */
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';

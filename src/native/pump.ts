@@ -170,80 +170,93 @@ const EMPTY = Buffer.alloc(0);
  */
 export function runNativePump(options: RunNativePumpOptions): NativePump {
   const binding = requireBinding();
-  const { plain, wire } = options;
-  for (const socket of [plain, wire]) {
+  for (const socket of [options.plain, options.wire]) {
     // e.g. a pipe-backed net.Socket (exec targets): keep the JS pipes.
     if (!fstatSync(socketFd(socket)).isSocket()) throw new Error('native record pump needs stream sockets (TCP or Unix)');
   }
-  plain.pause();
-  wire.pause();
+  options.plain.pause();
+  options.wire.pause();
 
-  let handle: PumpHandle | undefined;
-  let cancelReason: string | undefined;
+  // Only `state` and `settle` outlive the hand-over: a closure that lives as
+  // long as the stream must not capture the sockets or the options, or the
+  // destroyed sockets would stay in memory for every held stream.
+  const state: LaunchState = { handle: undefined, cancelReason: undefined };
   let settle!: (result: PumpResult) => void;
   const done = new Promise<PumpResult>((resolve) => (settle = resolve));
-  const failEarly = (result: Omit<PumpResult, 'bytesUp' | 'bytesDown'>): void => {
-    reset(plain);
-    wire.destroy();
-    settle({ ...result, bytesUp: 0, bytesDown: 0 });
-  };
-
-  const start = (): void => {
-    if (cancelReason !== undefined) {
-      failEarly({ reason: 'cancelled', detail: cancelReason, side: 'local' });
-      return;
-    }
-    let plainFd = -1;
-    let wireFd = -1;
-    try {
-      plainFd = binding.dupFd(socketFd(plain));
-      wireFd = binding.dupFd(socketFd(wire));
-      const pendingWire = takeReadable(wire);
-      const wirePending =
-        options.wirePending && options.wirePending.length > 0
-          ? pendingWire.length > 0
-            ? Buffer.concat([options.wirePending, pendingWire])
-            : options.wirePending
-          : pendingWire;
-      const plainPending = takeReadable(plain);
-      const pumpOptions: NativePumpOptions = {
-        plainFd,
-        wireFd,
-        sendKey: options.sendKey,
-        recvKey: options.recvKey,
-        sendCounter: options.sendCounter,
-        recvCounter: options.recvCounter,
-        wirePending,
-        plainPending,
-        openedPending: options.openedPending ?? EMPTY,
-        recvEnded: options.recvEnded ?? false,
-        onDone: (result) => settle(result),
-      };
-      handle = binding.startPump(pumpOptions);
-    } catch (err) {
-      if (plainFd >= 0) closeSync(plainFd);
-      if (wireFd >= 0) closeSync(wireFd);
-      failEarly({ reason: 'io_error', detail: err instanceof Error ? err.message : String(err), side: 'local' });
-      return;
-    }
-    // Node's copies only: no shutdown, no reset; the pump's dups keep the connections.
-    plain.destroy();
-    wire.destroy();
-  };
-
-  if (plain.writableLength === 0 && wire.writableLength === 0) {
-    start();
+  if (options.plain.writableLength === 0 && options.wire.writableLength === 0) {
+    launch(binding, options, state, settle);
   } else {
-    Promise.all([flushed(plain), flushed(wire)]).then(start, (err: unknown) => {
-      failEarly({ reason: 'io_error', detail: err instanceof Error ? err.message : String(err), side: 'local' });
+    const launchLater = launch.bind(null, binding, options, state, settle);
+    const failLater = failEarly.bind(null, options, settle);
+    Promise.all([flushed(options.plain), flushed(options.wire)]).then(launchLater, (err: unknown) => {
+      failLater({ reason: 'io_error', detail: err instanceof Error ? err.message : String(err), side: 'local' });
     });
   }
-
   return {
     done,
     cancel(reason: string): void {
-      if (handle) binding.cancelPump(handle, reason);
-      else cancelReason ??= reason;
+      if (state.handle) binding.cancelPump(state.handle, reason);
+      else state.cancelReason ??= reason;
     },
   };
+}
+
+interface LaunchState {
+  handle: PumpHandle | undefined;
+  cancelReason: string | undefined;
+}
+
+function failEarly(
+  options: RunNativePumpOptions,
+  settle: (result: PumpResult) => void,
+  result: Omit<PumpResult, 'bytesUp' | 'bytesDown'>,
+): void {
+  reset(options.plain);
+  options.wire.destroy();
+  settle({ ...result, bytesUp: 0, bytesDown: 0 });
+}
+
+/** Dup the fds, take Node's buffered bytes, start the native pump, drop Node's copies. */
+function launch(binding: PumpBinding, options: RunNativePumpOptions, state: LaunchState, settle: (result: PumpResult) => void): void {
+  const { plain, wire } = options;
+  if (state.cancelReason !== undefined) {
+    failEarly(options, settle, { reason: 'cancelled', detail: state.cancelReason, side: 'local' });
+    return;
+  }
+  let plainFd = -1;
+  let wireFd = -1;
+  try {
+    plainFd = binding.dupFd(socketFd(plain));
+    wireFd = binding.dupFd(socketFd(wire));
+    const pendingWire = takeReadable(wire);
+    const wirePending =
+      options.wirePending && options.wirePending.length > 0
+        ? pendingWire.length > 0
+          ? Buffer.concat([options.wirePending, pendingWire])
+          : options.wirePending
+        : pendingWire;
+    const plainPending = takeReadable(plain);
+    const pumpOptions: NativePumpOptions = {
+      plainFd,
+      wireFd,
+      sendKey: options.sendKey,
+      recvKey: options.recvKey,
+      sendCounter: options.sendCounter,
+      recvCounter: options.recvCounter,
+      wirePending,
+      plainPending,
+      openedPending: options.openedPending ?? EMPTY,
+      recvEnded: options.recvEnded ?? false,
+      onDone: settle,
+    };
+    state.handle = binding.startPump(pumpOptions);
+  } catch (err) {
+    if (plainFd >= 0) closeSync(plainFd);
+    if (wireFd >= 0) closeSync(wireFd);
+    failEarly(options, settle, { reason: 'io_error', detail: err instanceof Error ? err.message : String(err), side: 'local' });
+    return;
+  }
+  // Node's copies only: no shutdown, no reset; the pump's dups keep the connections.
+  plain.destroy();
+  wire.destroy();
 }

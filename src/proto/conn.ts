@@ -204,6 +204,11 @@ export class Conn {
    */
   adoptPump(pump: NativePump, plainIsConsumer: boolean): void {
     this.#pump = pump;
+    // The pump owns the fds now: let the destroyed JS sockets and the sealer
+    // be collected while the stream is held (memory per idle stream).
+    this.#plain = undefined;
+    this.#wire = undefined;
+    this.#sealer = undefined;
     void pump.done.then((result) => {
       this.bytesUp += plainIsConsumer ? result.bytesUp : result.bytesDown;
       this.bytesDown += plainIsConsumer ? result.bytesDown : result.bytesUp;
@@ -377,10 +382,12 @@ export interface ClientConnOptions extends ConnTimeouts {
  */
 export async function runClientConn(conn: Conn, local: Socket, options: ClientConnOptions): Promise<void> {
   try {
-    const wire = await dialForClient(conn, local, options.dial);
+    const dialing = dialForClient(conn, local, options.dial);
+    // The hello needs nothing from the server: make it while the connect is in flight.
+    const handshake = startClientHandshake(options.key);
+    const wire = await dialing;
     if (!wire) return;
     conn.armTimer(options.handshakeTimeoutMs, () => new HandshakeTimeoutError('server jumper did not complete the handshake in time'));
-    const handshake = startClientHandshake(options.key);
     wire.write(handshake.hello);
     let reply: { data: Buffer; rest: Buffer };
     try {
@@ -406,7 +413,8 @@ export async function runClientConn(conn: Conn, local: Socket, options: ClientCo
     // Liveness proof first (the ORIGIN record): the server contacts the provider only after it.
     const out: Buffer[] = [];
     sealer.sealOrigin(originBody(local), out);
-    for (const b of out) wire.write(b);
+    // One write: a record split over two segments costs the server a second wake-up.
+    wire.write(Buffer.concat(out));
     const pump = tryNativePump({ plain: local, wire, sendKey: keys.sendKey, recvKey: keys.recvKey, sendCounter: sealer.count, recvCounter: opener.count, wirePending: reply.rest });
     if (pump) {
       conn.adoptPump(pump, true);

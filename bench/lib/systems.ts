@@ -24,6 +24,7 @@
  */
 
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { fdLimit } from './fd-limit.js';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import {
@@ -183,10 +184,20 @@ async function detectJumper(ctx: SystemContext, subcommand: string): Promise<str
   return null;
 }
 
-/** jumper admits 1000 streams at once by default: the idle and burst figures need more. */
+/**
+ * jumper admits 1000 streams at once by default: the idle and burst figures
+ * need more. But a served stream costs a proxy two fds and a waiting one
+ * costs one, so with N connections at once the fds in use are
+ * active + N: the limit keeps that under the fd limit (this VM's hard limit
+ * is 20000), and the rest of a burst waits its turn instead of hitting EMFILE.
+ */
 function jumperLimits(ctx: SystemContext): string[] {
-  return ['--max-connections', String(ctx.maxConnections + 64)];
+  const fitsFds = fdLimit().soft - FD_MARGIN - ctx.maxConnections;
+  return ['--max-connections', String(Math.max(1, Math.min(ctx.maxConnections + 64, fitsFds)))];
 }
+
+/** Descriptors a jumper process needs besides its streams (listeners, libuv, stdio, ...). */
+const FD_MARGIN = 256;
 
 /** A jumper client + server pair; `protocolArgs` picks the wire protocol. */
 function jumperPair(name: string, description: string, protocolArgs: string[]): SystemSpec {

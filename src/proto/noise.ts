@@ -11,9 +11,13 @@
  * (node:crypto): measured 2x and 2.3x faster than the WebAssembly build,
  * which halves handshake CPU and so raises the connection set-up rate; the
  * cacophony vectors check that the output is identical.
+ * Set-up rate: ephemeral key pairs are made ahead of time (PrecomputedPool)
+ * and the psk token's state is computed once per key, so a handshake's
+ * critical path holds only the X25519 agreement and the per-message HKDFs.
  * Section numbers below refer to the Noise specification.
  */
 import { createHmac, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { PrecomputedPool } from '../crypto/precomputed-pool.js';
 import { sodium } from '../crypto/sodium.js';
 import { AuthError, InvalidArgumentError } from '../errors.js';
 
@@ -99,6 +103,13 @@ class CipherState {
     return this.#key !== null;
   }
 
+  clone(): CipherState {
+    const copy = new CipherState();
+    copy.#key = this.#key;
+    copy.#nonce = this.#nonce;
+    return copy;
+  }
+
   encryptWithAd(ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
     if (!this.#key) return plaintext;
     const out = sodium().crypto_aead_chacha20poly1305_ietf_encrypt(plaintext, ad, null, chachaNonce(this.#nonce), this.#key);
@@ -121,19 +132,32 @@ class CipherState {
 
 /** §5.2 SymmetricState. */
 class SymmetricState {
-  readonly cipher = new CipherState();
+  readonly cipher: CipherState;
   chainingKey: Uint8Array;
   h: Uint8Array;
 
-  constructor(protocolName: string) {
+  private constructor(chainingKey: Uint8Array, h: Uint8Array, cipher: CipherState) {
+    this.chainingKey = chainingKey;
+    this.h = h;
+    this.cipher = cipher;
+  }
+
+  /** §5.2 InitializeSymmetric. */
+  static initialize(protocolName: string): SymmetricState {
     const name = new TextEncoder().encode(protocolName);
+    let h: Uint8Array;
     if (name.length <= HASH_LEN) {
-      this.h = new Uint8Array(HASH_LEN);
-      this.h.set(name);
+      h = new Uint8Array(HASH_LEN);
+      h.set(name);
     } else {
-      this.h = hash(name);
+      h = hash(name);
     }
-    this.chainingKey = this.h;
+    return new SymmetricState(h, h, new CipherState());
+  }
+
+  /** An independent copy (split() wipes the chaining key in place). */
+  clone(): SymmetricState {
+    return new SymmetricState(this.chainingKey.slice(), this.h.slice(), this.cipher.clone());
   }
 
   mixKey(ikm: Uint8Array): void {
@@ -179,6 +203,33 @@ export function generateKeyPair(): KeyPair {
   return { privateKey, publicKey: rawPublic(publicKey) };
 }
 
+/** Ephemeral key pairs kept ready; enough for a burst of handshakes in one event-loop turn. */
+const EPHEMERAL_POOL_SIZE = 8;
+const ephemerals = new PrecomputedPool(generateKeyPair, EPHEMERAL_POOL_SIZE);
+
+/** A fresh ephemeral key pair, made ahead of time when possible (each is used once). */
+export function takeEphemeralKeyPair(): KeyPair {
+  return ephemerals.take();
+}
+
+/**
+ * The state after NNpsk0's first token "psk": it depends only on the
+ * prologue and the psk, so it is computed once per key (4 HMACs and 2
+ * hashes fewer per handshake). Keyed by the psk object, which key files
+ * never modify; a different prologue object recomputes.
+ */
+const afterPsk = new WeakMap<Uint8Array, { prologue: Uint8Array; state: SymmetricState }>();
+
+function stateAfterPsk(psk: Uint8Array, prologue: Uint8Array): SymmetricState {
+  const cached = afterPsk.get(psk);
+  if (cached?.prologue === prologue) return cached.state.clone();
+  const state = SymmetricState.initialize(PROTOCOL_NAME);
+  state.mixHash(prologue);
+  state.mixKeyAndHash(psk);
+  afterPsk.set(psk, { prologue, state });
+  return state.clone();
+}
+
 /** The key pair for a given private key (test vectors fix the ephemeral). */
 export function keyPairFromPrivate(privateKey: Uint8Array): KeyPair {
   const publicKey = sodium().crypto_scalarmult_base(privateKey);
@@ -212,8 +263,8 @@ export function message2Length(payloadLen: number): number {
  */
 export class NNpsk0Handshake {
   readonly role: Role;
+  /** Already past the "psk" token (§9.2), which opens message 1 for both roles. */
   #ss: SymmetricState;
-  #psk: Uint8Array;
   #e: KeyPair | undefined;
   #re: Uint8Array | undefined;
   #step = 0;
@@ -221,10 +272,8 @@ export class NNpsk0Handshake {
   constructor(options: HandshakeOptions) {
     if (options.psk.length !== PSK_LEN) throw new InvalidArgumentError(`psk must be ${PSK_LEN} bytes`);
     this.role = options.role;
-    this.#psk = options.psk;
     this.#e = options.ephemeral;
-    this.#ss = new SymmetricState(PROTOCOL_NAME);
-    this.#ss.mixHash(options.prologue);
+    this.#ss = stateAfterPsk(options.psk, options.prologue);
   }
 
   get finished(): boolean {
@@ -235,9 +284,8 @@ export class NNpsk0Handshake {
   writeMessage(payload: Uint8Array = EMPTY): Uint8Array {
     const ss = this.#ss;
     if (this.role === 'initiator' && this.#step === 0) {
-      // -> psk, e
-      ss.mixKeyAndHash(this.#psk);
-      const e = (this.#e ??= generateKeyPair());
+      // -> psk, e (psk was mixed in by the constructor)
+      const e = (this.#e ??= takeEphemeralKeyPair());
       ss.mixHash(e.publicKey);
       ss.mixKey(e.publicKey); // §9.2: psk handshakes mix e into the key too
       this.#step = 1;
@@ -245,7 +293,7 @@ export class NNpsk0Handshake {
     }
     if (this.role === 'responder' && this.#step === 1) {
       // <- e, ee
-      const e = (this.#e ??= generateKeyPair());
+      const e = (this.#e ??= takeEphemeralKeyPair());
       ss.mixHash(e.publicKey);
       ss.mixKey(e.publicKey);
       ss.mixKey(this.#dh(e.privateKey, this.#re!));
@@ -265,7 +313,6 @@ export class NNpsk0Handshake {
     const re = message.slice(0, DH_LEN);
     const rest = message.subarray(DH_LEN);
     if (this.role === 'responder' && this.#step === 0) {
-      ss.mixKeyAndHash(this.#psk);
       this.#re = re;
       ss.mixHash(re);
       ss.mixKey(re);

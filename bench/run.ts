@@ -9,7 +9,7 @@
  * See bench/README.md for what each figure means.
  */
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +24,7 @@ import { cpuSeconds } from './lib/proc-stats.js';
 import { stopAll } from './lib/processes.js';
 import { startProvider } from './lib/providers.js';
 import { machineInfo, writeResults, type BulkFigure, type SystemResult } from './lib/results.js';
+import { renderChart } from './lib/chart.js';
 import { SYSTEMS, type RunningSystem, type SystemContext, type SystemSpec } from './lib/systems.js';
 import { TABLE_LEGEND, absoluteTable, ratioTable } from './lib/table.js';
 import { median } from './lib/stats.js';
@@ -315,6 +316,13 @@ async function main(): Promise<void> {
       systems: results,
     });
     out.push('', `results: ${path.relative(process.cwd(), file)}`);
+    if (profile.name === 'full') {
+      // The README shows the last full run; right of 1x is better for every figure.
+      const chart = path.join(RESULTS_DIR, '..', '..', 'docs', 'bench.svg');
+      const caption = `npm run bench, ${startedAt.toISOString().slice(0, 10)}, ${os.cpus().length} cores, loopback; log scale, right of 1x is better`;
+      writeFileSync(chart, renderChart(results, caption));
+      out.push(`chart: ${path.relative(process.cwd(), chart)}`);
+    }
   }
   process.stdout.write(out.join('\n') + '\n');
   const failed = results.some((r) => r.status === 'failed');

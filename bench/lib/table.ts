@@ -5,7 +5,7 @@
 
 import type { SystemResult } from './results.js';
 
-interface Column {
+export interface Column {
   readonly header: string;
   /** 'higher' or 'lower' is better; used in the ratio tables' legend. */
   readonly better: 'higher' | 'lower';
@@ -15,7 +15,7 @@ interface Column {
   readonly proxyOnly?: boolean;
 }
 
-const COLUMNS: readonly Column[] = [
+export const COLUMNS: readonly Column[] = [
   { header: 'up MB/s', better: 'higher', value: (r) => r.bulk?.upload1?.medianMBps, digits: 0 },
   { header: 'down MB/s', better: 'higher', value: (r) => r.bulk?.download1?.medianMBps, digits: 0 },
   { header: 'up×8 MB/s', better: 'higher', value: (r) => r.bulk?.uploadN?.medianMBps, digits: 0 },

@@ -21,6 +21,8 @@ export interface BurstResult {
   /** From the first connect until the last echo arrived (served ones only). */
   seconds: number;
   failed: number;
+  /** Echoed, then cut (reset or error) before the burst ended: not counted as served. */
+  cutAfterEcho: number;
   firstError?: string;
 }
 
@@ -28,11 +30,20 @@ export async function measureBurst(port: number, connections: number, timeoutMs:
   const started = performance.now();
   let lastEcho = started;
   let failed = 0;
+  let cutAfterEcho = 0;
   let firstError: string | undefined;
+  const cut = new WeakSet<net.Socket>();
   const attempts = Array.from({ length: connections }, () =>
     echoHandshake(port, timeoutMs).then(
       (sock): net.Socket => {
         lastEcho = performance.now();
+        // Held until the whole burst is done: a later reset must not crash the
+        // runner, and the stream does not count as served.
+        sock.once('error', (err: Error) => {
+          cut.add(sock);
+          cutAfterEcho++;
+          firstError ??= `after the echo: ${err.message}`;
+        });
         return sock;
       },
       (err: unknown): null => {
@@ -42,14 +53,16 @@ export async function measureBurst(port: number, connections: number, timeoutMs:
       },
     ),
   );
-  const socks = (await Promise.all(attempts)).filter((s): s is net.Socket => s !== null);
-  await closeAll(socks, timeoutMs);
+  const echoed = (await Promise.all(attempts)).filter((s): s is net.Socket => s !== null);
+  const served = echoed.filter((s) => !cut.has(s) && !s.destroyed).length;
+  await closeAll(echoed, timeoutMs);
   const result: BurstResult = {
     requested: connections,
-    served: socks.length,
-    successRatio: connections > 0 ? socks.length / connections : NaN,
+    served,
+    successRatio: connections > 0 ? served / connections : NaN,
     seconds: (lastEcho - started) / 1000,
     failed,
+    cutAfterEcho,
   };
   if (firstError !== undefined) result.firstError = firstError;
   return result;

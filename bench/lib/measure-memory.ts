@@ -40,7 +40,9 @@ export async function measureMemory(
     while (!stop && next < connections) {
       next++;
       try {
-        socks.push(await echoHandshake(port, timeoutMs));
+        const sock = await echoHandshake(port, timeoutMs);
+        sock.on('error', () => undefined); // held idle: a reset must not crash the runner
+        socks.push(sock);
       } catch (err) {
         firstError ??= err instanceof Error ? err.message : String(err);
         stop = true;

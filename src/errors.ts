@@ -88,7 +88,6 @@ export const PermissionError = defineError('PermissionError', 'JUMPER_ERR_PERMIS
 // Balancing and discovery.
 export const NoBackendError = defineError('NoBackendError', 'JUMPER_ERR_NO_BACKEND', 'no_backend');
 export const BackendsFailedError = defineError('BackendsFailedError', 'JUMPER_ERR_BACKENDS_FAILED', 'backends_failed');
-export const DiscoveryError = defineError('DiscoveryError', 'JUMPER_ERR_DISCOVERY', 'discovery_failed');
 
 /** Re-label an error's log reason (e.g. connect_refused -> provider_refused), keeping its class and code. */
 export function withReason<E extends JumperError>(err: E, reason: string): E {

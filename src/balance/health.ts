@@ -37,8 +37,7 @@ export class HealthChecker {
         this.#pool.configured().map(async (backend) => {
           try {
             const socket = await backend.dial();
-            socket.end();
-            socket.destroySoon();
+            socket.end(); // a clean close: the check only needed the connect
             this.#pool.setHealth(backend, true);
           } catch (err) {
             this.#pool.setHealth(backend, false, err);

@@ -2,6 +2,7 @@
  * What `jumper run` does: validate (--check), or start the supervisor, the
  * admin endpoint and the privilege drop, then serve until a signal.
  */
+import { handleSignals } from './signals.js';
 import { buildLink } from '../config/build-link.js';
 import { loadConfig } from '../config/load.js';
 import { Supervisor } from '../config/run.js';
@@ -38,30 +39,14 @@ export async function runConfig(flags: RunFlags): Promise<void> {
   supervisor.privilegesDropped = dropTarget !== undefined;
   logger.info({ config: flags.config, links: spec.links.length }, 'jumper run: all links listening');
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) {
-      logger.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    stopping = true;
-    const drainTimeoutMs = flags.drainTimeout ?? supervisor.spec.drainTimeoutMs;
-    logger.info({ signal, open: supervisor.openStreams(), drainTimeoutMs }, 'stopping: no new connections, draining open streams');
-    Promise.all([supervisor.stop(drainTimeoutMs), admin?.close()]).then(
-      () => {
-        logger.info('stopped');
-        process.exit(0);
-      },
-      (err: unknown) => {
-        logger.error({ err }, 'error while stopping');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => {
-    logger.info({ config: flags.config }, 'SIGHUP: reloading the configuration');
-    void supervisor.reload();
+  handleSignals({
+    logger,
+    drainTimeoutMs: () => flags.drainTimeout ?? supervisor.spec.drainTimeoutMs,
+    openStreams: () => supervisor.openStreams(),
+    stop: (drainTimeoutMs) => Promise.all([supervisor.stop(drainTimeoutMs), admin?.close()]),
+    reload: () => {
+      logger.info({ config: flags.config }, 'SIGHUP: reloading the configuration');
+      void supervisor.reload();
+    },
   });
 }

@@ -4,6 +4,7 @@
  */
 import type { Logger as PinoLogger } from 'pino';
 import type { Jumper } from '../roles/jumper.js';
+import { handleSignals } from './signals.js';
 import { checkDroppable } from '../privilege/drop.js';
 import { createMetrics, dropTo, resolveUserFlags, startAdmin, type OperateSetup } from './operate.js';
 
@@ -51,36 +52,21 @@ export async function runRole(options: RunRoleOptions): Promise<void> {
     `${jumper.role} jumper listening`,
   );
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) {
-      logger.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    stopping = true;
-    const { active } = jumper.stats();
-    logger.info({ signal, open: active, drainTimeoutMs: options.drainTimeoutMs }, 'stopping: no new connections, draining open streams');
-    Promise.all([jumper.close({ drainTimeoutMs: options.drainTimeoutMs }), admin?.close()]).then(
-      () => {
-        logger.info({ ...jumper.stats() }, 'stopped');
-        process.exit(0);
-      },
-      (err: unknown) => {
-        logger.error({ err }, 'error while stopping');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => {
-    if (!options.reloadKey) {
-      logger.info('SIGHUP: nothing to reload for this role');
-      return;
-    }
-    options.reloadKey().then(
-      (fields) => logger.info(fields, 'SIGHUP: key reloaded; new streams use it, open streams keep theirs'),
-      (err: unknown) => logger.error({ err: (err as Error).message, code: (err as { code?: string }).code }, 'SIGHUP: key reload failed; keeping the old key'),
-    );
+  handleSignals({
+    logger,
+    drainTimeoutMs: () => options.drainTimeoutMs,
+    openStreams: () => jumper.stats().active,
+    stop: (drainTimeoutMs) => Promise.all([jumper.close(drainTimeoutMs === undefined ? {} : { drainTimeoutMs }), admin?.close()]),
+    stoppedFields: () => ({ ...jumper.stats() }),
+    reload: () => {
+      if (!options.reloadKey) {
+        logger.info('SIGHUP: nothing to reload for this role');
+        return;
+      }
+      options.reloadKey().then(
+        (fields) => logger.info(fields, 'SIGHUP: key reloaded; new streams use it, open streams keep theirs'),
+        (err: unknown) => logger.error({ err: (err as Error).message, code: (err as { code?: string }).code }, 'SIGHUP: key reload failed; keeping the old key'),
+      );
+    },
   });
 }

@@ -51,8 +51,6 @@ export interface ConnectPlan {
   pool?: BackendPool;
   /** With discovery: the etcd URL. */
   discover?: string;
-  /** Backends given explicitly (balanced mode without discovery). */
-  staticBackends?: BackendSpec[];
 }
 
 export function planConnect(input: ConnectPlanInput, dialOptions: DialOptions, logger: Logger): ConnectPlan {
@@ -147,6 +145,5 @@ function balanced(
     pool,
   };
   if (discover !== undefined) plan.discover = discover;
-  else plan.staticBackends = backends;
   return plan;
 }

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeNewKeyFile, type TunnelKey } from '../../src/index.js';
+import { watchJsonLog } from './json-log.js';
 import { killAtTeardown } from './netns.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -56,47 +57,7 @@ export async function spawnJumper(t: ExecutionContext, args: string[], options: 
       ? spawn('sh', ['-c', `ulimit -n ${options.nofile} && exec "$0" "$@"`, process.execPath, ...argv], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] })
       : spawn(process.execPath, argv, { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
   killAtTeardown(t, child);
-  const logs: Record<string, unknown>[] = [];
-  let text = '';
-  let partial = '';
-  const listeners = new Set<() => void>();
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-    text += chunk;
-    if (text.length > 1_000_000) text = text.slice(-500_000); // tests may log 10k lines
-    partial += chunk;
-    let nl: number;
-    while ((nl = partial.indexOf('\n')) >= 0) {
-      const line = partial.slice(0, nl);
-      partial = partial.slice(nl + 1);
-      if (!line.startsWith('{')) continue;
-      try {
-        logs.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        /* not a JSON line */
-      }
-    }
-    for (const l of listeners) l();
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const waitFor = (predicate: (line: Record<string, unknown>) => boolean, timeoutMs = 20_000) =>
-    new Promise<Record<string, unknown>>((resolve, reject) => {
-      const check = () => {
-        const hit = logs.find(predicate);
-        if (!hit) return false;
-        listeners.delete(check);
-        clearTimeout(timer);
-        resolve(hit);
-        return true;
-      };
-      const timer = setTimeout(() => {
-        listeners.delete(check);
-        reject(new Error(`no matching log line in ${timeoutMs} ms; stderr: ${text.slice(-2000)}`));
-      }, timeoutMs);
-      listeners.add(check);
-      if (!check()) void exited.then(() => check() || reject(new Error(`jumper exited; stderr: ${text.slice(-2000)}`)));
-    });
+  const { logs, waitFor, exited, stderr } = watchJsonLog(child);
   const started = await waitFor((l) => typeof l.msg === 'string' && l.msg.endsWith('jumper listening'));
   const port = Number(String(started.listen).split(':').pop());
   const pid = child.pid!;
@@ -105,7 +66,7 @@ export async function spawnJumper(t: ExecutionContext, args: string[], options: 
     pid,
     port,
     logs,
-    stderr: () => text,
+    stderr,
     waitFor,
     exited,
     rss: () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024,

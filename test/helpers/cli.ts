@@ -6,6 +6,7 @@ import type { ExecutionContext } from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { watchJsonLog } from './json-log.js';
 import { killAtTeardown } from './netns.js';
 
 export const JUMPER = fileURLToPath(new URL('../../dist/cli/jumper.js', import.meta.url));
@@ -29,48 +30,7 @@ export function startJumper(t: ExecutionContext, args: string[], options: { netn
     ? spawn('ip', ['netns', 'exec', options.netns, process.execPath, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] })
     : spawn(process.execPath, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
   killAtTeardown(t, child);
-  const logs: Record<string, unknown>[] = [];
-  let text = '';
-  const listeners = new Set<() => void>();
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-    text += chunk;
-    for (const line of chunk.split('\n')) {
-      if (!line.startsWith('{')) continue;
-      try {
-        logs.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        /* partial line: pino writes whole lines, so this is not ours */
-      }
-    }
-    for (const l of listeners) l();
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return {
-    child,
-    logs,
-    exited,
-    stderr: () => text,
-    waitFor(predicate, timeoutMs = 10_000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const hit = logs.find(predicate);
-          if (!hit) return false;
-          listeners.delete(check);
-          clearTimeout(timer);
-          resolve(hit);
-          return true;
-        };
-        const timer = setTimeout(() => {
-          listeners.delete(check);
-          reject(new Error(`no matching log line in ${timeoutMs} ms; stderr: ${text.slice(-2000)}`));
-        }, timeoutMs);
-        listeners.add(check);
-        if (!check()) void exited.then(() => check() || reject(new Error(`jumper exited; stderr: ${text.slice(-2000)}`)));
-      });
-    },
-  };
+  return { child, ...watchJsonLog(child, 10_000) };
 }
 
 /** A TCP port that was free a moment ago. */

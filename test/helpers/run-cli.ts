@@ -5,6 +5,7 @@
 import type { ExecutionContext } from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { watchJsonLog } from './json-log.js';
 import { killAtTeardown } from './netns.js';
 import type { RunningCli } from './cli.js';
 
@@ -19,51 +20,7 @@ export function startJumperSrc(t: ExecutionContext, args: string[], options: { u
     ...(options.uid !== undefined ? { uid: options.uid } : {}),
   });
   killAtTeardown(t, child);
-  const logs: Record<string, unknown>[] = [];
-  let text = '';
-  let partial = '';
-  const listeners = new Set<() => void>();
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-    text += chunk;
-    const lines = (partial + chunk).split('\n');
-    partial = lines.pop() ?? '';
-    for (const line of lines) {
-      if (!line.startsWith('{')) continue;
-      try {
-        logs.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        /* not a log line */
-      }
-    }
-    for (const l of [...listeners]) l();
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return {
-    child,
-    logs,
-    exited,
-    stderr: () => text,
-    waitFor(predicate, timeoutMs = 20_000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const hit = logs.find(predicate);
-          if (!hit) return false;
-          listeners.delete(check);
-          clearTimeout(timer);
-          resolve(hit);
-          return true;
-        };
-        const timer = setTimeout(() => {
-          listeners.delete(check);
-          reject(new Error(`no matching log line in ${timeoutMs} ms; stderr: ${text.slice(-3000)}`));
-        }, timeoutMs);
-        listeners.add(check);
-        if (!check()) void exited.then(() => check() || reject(new Error(`jumper exited; stderr: ${text.slice(-3000)}`)));
-      });
-    },
-  };
+  return { child, ...watchJsonLog(child) };
 }
 
 /** GET a path of an admin endpoint (host:port). */

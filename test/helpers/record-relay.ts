@@ -14,7 +14,7 @@ export type Direction = 'up' | 'down';
 
 /**
  * Decide what happens to record `index` (0 = the first record after the
- * handshake; upstream that is the client's empty liveness record).
+ * handshake; upstream that is the client's ORIGIN record, its liveness proof).
  * Call `emit` zero or more times; return 'cut' to end this direction toward
  * the receiver right here (FIN, no more bytes), without the END record.
  */
@@ -190,7 +190,7 @@ export function cutBefore(target: number): RecordRule {
 export function cutAtEnd(): RecordRule {
   return (record, index, emit) => {
     // END is an empty body: ciphertext = type + tag. Record 0 upstream is the
-    // (also empty) liveness DATA record, so only later empty records count.
+    // client's ORIGIN record (the liveness proof), so only later records count.
     if (index > 0 && record.length === LENGTH_BYTES + MIN_CIPHERTEXT) return 'cut';
     emit(record);
     return undefined;

@@ -24,7 +24,9 @@
         # symbols exported by node): no extra library is linked.
         "src/record_pump.cc",
         # Plain forwarder: splice(2) through pipes.
-        "src/splice_pump.cc"
+        "src/splice_pump.cc",
+        # Handshake primitives (X25519, BLAKE2b, HMAC-BLAKE2b HKDF), OpenSSL too.
+        "src/noise_crypto.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

@@ -2,10 +2,12 @@
  * Noise NNpsk0 against the public cacophony vectors, and the OpenSSL record
  * AEAD against the same vectors' transport messages.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadSodium } from '../src/crypto/sodium.js';
+import { allHandshakePrimitives, handshakePrimitives, type HandshakePrimitives } from '../src/crypto/handshake-primitives.js';
+import { nativeAvailable } from '../src/native/binding.js';
 import { keyPairFromPrivate, NNpsk0Handshake, PROTOCOL_NAME } from '../src/proto/noise.js';
 import { sealTransport } from '../src/proto/record.js';
 
@@ -41,19 +43,21 @@ const vector = loadVector();
 const withVector = vector ? test : test.skip;
 if (!vector) console.log(`skipping vector tests: ${vectorsPath} not found`);
 
-withVector('cacophony NNpsk0 ChaChaPoly BLAKE2b: handshake messages and hash match', (t) => {
+function checkVector(t: ExecutionContext, primitives: HandshakePrimitives): void {
   const v = vector!;
   const initiator = new NNpsk0Handshake({
     role: 'initiator',
     psk: hex(v.init_psks[0]!),
     prologue: hex(v.init_prologue),
-    ephemeral: keyPairFromPrivate(hex(v.init_ephemeral)),
+    ephemeral: keyPairFromPrivate(hex(v.init_ephemeral), primitives),
+    primitives,
   });
   const responder = new NNpsk0Handshake({
     role: 'responder',
     psk: hex(v.resp_psks[0]!),
     prologue: hex(v.resp_prologue),
-    ephemeral: keyPairFromPrivate(hex(v.resp_ephemeral)),
+    ephemeral: keyPairFromPrivate(hex(v.resp_ephemeral), primitives),
+    primitives,
   });
   const [m0, m1] = v.messages as [Vector['messages'][0], Vector['messages'][0]];
 
@@ -80,6 +84,48 @@ withVector('cacophony NNpsk0 ChaChaPoly BLAKE2b: handshake messages and hash mat
     const n = fromInitiator ? counters.init++ : counters.resp++;
     t.is(sealTransport(key, n, hex(m.payload)).toString('hex'), m.ciphertext, `transport message ${i}`);
   });
+}
+
+for (const primitives of allHandshakePrimitives()) {
+  withVector(`cacophony NNpsk0 ChaChaPoly BLAKE2b: handshake messages and hash match (${primitives.name} primitives)`, (t) => {
+    checkVector(t, primitives);
+  });
+}
+
+test('the native primitives are the default wherever the addon is built', (t) => {
+  t.is(handshakePrimitives().name, nativeAvailable() ? 'native' : 'node');
+});
+
+test('native and node:crypto primitives interoperate in one handshake, both directions', (t) => {
+  const backends = allHandshakePrimitives();
+  if (backends.length < 2) return t.pass('only one backend here');
+  const psk = Buffer.alloc(32, 3);
+  const prologue = Buffer.from('jumper test');
+  for (const [a, b] of [[backends[0]!, backends[1]!], [backends[1]!, backends[0]!]] as const) {
+    const i = new NNpsk0Handshake({ role: 'initiator', psk, prologue, primitives: a });
+    const r = new NNpsk0Handshake({ role: 'responder', psk, prologue, primitives: b });
+    t.deepEqual(Buffer.from(r.readMessage(i.writeMessage(Buffer.from('hello')))), Buffer.from('hello'));
+    t.deepEqual(Buffer.from(i.readMessage(r.writeMessage(Buffer.from('back')))), Buffer.from('back'));
+    const ik = i.split();
+    const rk = r.split();
+    t.deepEqual(Buffer.from(ik.sendKey), Buffer.from(rk.recvKey));
+    t.deepEqual(Buffer.from(ik.handshakeHash), Buffer.from(rk.handshakeHash));
+  }
+});
+
+test('a low-order ephemeral key from the peer is refused with JUMPER_ERR_AUTH by every backend', (t) => {
+  for (const primitives of allHandshakePrimitives()) {
+    const psk = Buffer.alloc(32, 5);
+    const i = new NNpsk0Handshake({ role: 'initiator', psk, prologue: Buffer.alloc(0), primitives });
+    const r = new NNpsk0Handshake({ role: 'responder', psk, prologue: Buffer.alloc(0), primitives });
+    r.readMessage(i.writeMessage());
+    const reply = Buffer.from(r.writeMessage());
+    reply.fill(0, 0, 32); // the all-zero point has order 1: X25519 gives all zeros
+    const err = t.throws(() => i.readMessage(reply));
+    t.is((err as { code?: string }).code, 'JUMPER_ERR_AUTH', primitives.name);
+    // Refused at the agreement, before the AEAD could fail on its own.
+    t.regex(err!.message, /invalid ephemeral key/, primitives.name);
+  }
 });
 
 withVector('a wrong psk fails at the responder with JUMPER_ERR_AUTH', (t) => {

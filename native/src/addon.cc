@@ -7,6 +7,7 @@
 //   startSplice(opts) -> handle, cancelSplice(handle, reason)
 //     (the splice forwarder, see splice_pump.h; both run on reactor.h)
 //   sendFd(viaFd, fd), recvFd(viaFd) -> fd | -1   (hand-off, fd_passing.h)
+//   x25519KeyPair, x25519Agree, noiseHkdf, blake2b (handshake, noise_crypto.h)
 //
 // See js_api.cc for validation and netns_socket.cc for the syscalls.
 // Man pages relied on: setns(2), socket(2), bind(2), listen(2), connect(2).
@@ -14,6 +15,7 @@
 
 #include "fd_passing.h"
 #include "js_api.h"
+#include "noise_crypto.h"
 #include "record_pump.h"
 #include "splice_pump.h"
 
@@ -33,6 +35,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // Hand-off (fd_passing.cc).
   exports.Set("sendFd", Napi::Function::New(env, jumper::SendFdJs, "sendFd"));
   exports.Set("recvFd", Napi::Function::New(env, jumper::RecvFdJs, "recvFd"));
+  // Handshake primitives (noise_crypto.cc).
+  exports.Set("x25519KeyPair", Napi::Function::New(env, jumper::X25519KeyPairJs, "x25519KeyPair"));
+  exports.Set("x25519Agree", Napi::Function::New(env, jumper::X25519AgreeJs, "x25519Agree"));
+  exports.Set("noiseHkdf", Napi::Function::New(env, jumper::NoiseHkdfJs, "noiseHkdf"));
+  exports.Set("blake2b", Napi::Function::New(env, jumper::Blake2bJs, "blake2b"));
   return exports;
 }
 

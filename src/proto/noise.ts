@@ -6,17 +6,16 @@
  *     <- e, ee
  *
  * Pure Noise: this module knows nothing of sockets or jumper's wire framing
- * (see handshake.ts). BLAKE2b hashing and the handshake's ChaCha20-Poly1305
- * come from libsodium. HMAC-BLAKE2b and the ephemeral X25519 use OpenSSL
- * (node:crypto): measured 2x and 2.3x faster than the WebAssembly build,
- * which halves handshake CPU and so raises the connection set-up rate; the
- * cacophony vectors check that the output is identical.
+ * (see handshake.ts). X25519, BLAKE2b and the HKDF come from
+ * src/crypto/handshake-primitives.ts (the addon's OpenSSL calls, or
+ * node:crypto without it); the handshake's ChaCha20-Poly1305 comes from
+ * libsodium. The cacophony vectors check both backends.
  * Set-up rate: ephemeral key pairs are made ahead of time (PrecomputedPool)
  * and the psk token's state is computed once per key, so a handshake's
  * critical path holds only the X25519 agreement and the per-message HKDFs.
  * Section numbers below refer to the Noise specification.
  */
-import { createHmac, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { handshakePrimitives, type HandshakePrimitives, type KeyPair } from '../crypto/handshake-primitives.js';
 import { PrecomputedPool } from '../crypto/precomputed-pool.js';
 import { sodium } from '../crypto/sodium.js';
 import { AuthError, InvalidArgumentError } from '../errors.js';
@@ -30,11 +29,7 @@ export const TAG_LEN = 16;
 export const NONCE_LEN = 12;
 export const PSK_LEN = 32;
 
-export interface KeyPair {
-  publicKey: Uint8Array;
-  /** OpenSSL key object: it never exists as bytes in the JS heap. */
-  privateKey: KeyObject;
-}
+export type { KeyPair } from '../crypto/handshake-primitives.js';
 
 /** Result of a finished handshake: one key per direction (§5.2 Split). */
 export interface TransportKeys {
@@ -56,29 +51,6 @@ function concat(parts: readonly Uint8Array[]): Uint8Array {
     offset += p.length;
   }
   return out;
-}
-
-function hash(...parts: Uint8Array[]): Uint8Array {
-  return sodium().crypto_generichash(HASH_LEN, concat(parts), null);
-}
-
-/**
- * HMAC (RFC 2104) over BLAKE2b, as §4.3 defines it for Noise. OpenSSL's
- * HMAC uses BLAKE2b's 128-byte block too, so its output is Noise's.
- */
-function hmac(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
-  const mac = createHmac('blake2b512', key);
-  for (const p of parts) mac.update(p);
-  return mac.digest();
-}
-
-/** HKDF as §4.3 defines it, returning two or three HASH_LEN outputs. */
-function hkdf(chainingKey: Uint8Array, ikm: Uint8Array, outputs: 2 | 3): Uint8Array[] {
-  const tempKey = hmac(chainingKey, ikm);
-  const out1 = hmac(tempKey, Uint8Array.of(1));
-  const out2 = hmac(tempKey, out1, Uint8Array.of(2));
-  if (outputs === 2) return [out1, out2];
-  return [out1, out2, hmac(tempKey, out2, Uint8Array.of(3))];
 }
 
 /** ChaChaPoly nonce: 32 bits of zeros then the 64-bit counter little-endian (§12.3). */
@@ -133,45 +105,47 @@ class CipherState {
 /** §5.2 SymmetricState. */
 class SymmetricState {
   readonly cipher: CipherState;
+  readonly #crypto: HandshakePrimitives;
   chainingKey: Uint8Array;
   h: Uint8Array;
 
-  private constructor(chainingKey: Uint8Array, h: Uint8Array, cipher: CipherState) {
+  private constructor(crypto: HandshakePrimitives, chainingKey: Uint8Array, h: Uint8Array, cipher: CipherState) {
+    this.#crypto = crypto;
     this.chainingKey = chainingKey;
     this.h = h;
     this.cipher = cipher;
   }
 
   /** §5.2 InitializeSymmetric. */
-  static initialize(protocolName: string): SymmetricState {
+  static initialize(crypto: HandshakePrimitives, protocolName: string): SymmetricState {
     const name = new TextEncoder().encode(protocolName);
     let h: Uint8Array;
     if (name.length <= HASH_LEN) {
       h = new Uint8Array(HASH_LEN);
       h.set(name);
     } else {
-      h = hash(name);
+      h = crypto.hash(name, EMPTY);
     }
-    return new SymmetricState(h, h, new CipherState());
+    return new SymmetricState(crypto, h, h, new CipherState());
   }
 
   /** An independent copy (split() wipes the chaining key in place). */
   clone(): SymmetricState {
-    return new SymmetricState(this.chainingKey.slice(), this.h.slice(), this.cipher.clone());
+    return new SymmetricState(this.#crypto, this.chainingKey.slice(), this.h.slice(), this.cipher.clone());
   }
 
   mixKey(ikm: Uint8Array): void {
-    const [ck, tempK] = hkdf(this.chainingKey, ikm, 2) as [Uint8Array, Uint8Array];
+    const [ck, tempK] = this.#crypto.hkdf(this.chainingKey, ikm, 2) as [Uint8Array, Uint8Array];
     this.chainingKey = ck;
     this.cipher.initializeKey(tempK.subarray(0, KEY_LEN));
   }
 
   mixHash(data: Uint8Array): void {
-    this.h = hash(this.h, data);
+    this.h = this.#crypto.hash(this.h, data);
   }
 
   mixKeyAndHash(ikm: Uint8Array): void {
-    const [ck, tempH, tempK] = hkdf(this.chainingKey, ikm, 3) as [Uint8Array, Uint8Array, Uint8Array];
+    const [ck, tempH, tempK] = this.#crypto.hkdf(this.chainingKey, ikm, 3) as [Uint8Array, Uint8Array, Uint8Array];
     this.chainingKey = ck;
     this.mixHash(tempH);
     this.cipher.initializeKey(tempK.subarray(0, KEY_LEN));
@@ -190,22 +164,14 @@ class SymmetricState {
   }
 
   split(): [Uint8Array, Uint8Array] {
-    const [k1, k2] = hkdf(this.chainingKey, EMPTY, 2) as [Uint8Array, Uint8Array];
+    const [k1, k2] = this.#crypto.hkdf(this.chainingKey, EMPTY, 2) as [Uint8Array, Uint8Array];
     return [k1.subarray(0, KEY_LEN), k2.subarray(0, KEY_LEN)];
   }
 }
 
-const rawPublic = (key: KeyObject): Uint8Array => Buffer.from(key.export({ format: 'jwk' }).x!, 'base64url');
-
-/** A fresh X25519 key pair (OpenSSL's CSPRNG). */
-export function generateKeyPair(): KeyPair {
-  const { privateKey, publicKey } = generateKeyPairSync('x25519');
-  return { privateKey, publicKey: rawPublic(publicKey) };
-}
-
 /** Ephemeral key pairs kept ready; enough for a burst of handshakes in one event-loop turn. */
 const EPHEMERAL_POOL_SIZE = 8;
-const ephemerals = new PrecomputedPool(generateKeyPair, EPHEMERAL_POOL_SIZE);
+const ephemerals = new PrecomputedPool(() => handshakePrimitives().generateKeyPair(), EPHEMERAL_POOL_SIZE);
 
 /** A fresh ephemeral key pair, made ahead of time when possible (each is used once). */
 export function takeEphemeralKeyPair(): KeyPair {
@@ -218,23 +184,21 @@ export function takeEphemeralKeyPair(): KeyPair {
  * hashes fewer per handshake). Keyed by the psk object, which key files
  * never modify; a different prologue object recomputes.
  */
-const afterPsk = new WeakMap<Uint8Array, { prologue: Uint8Array; state: SymmetricState }>();
+const afterPsk = new WeakMap<Uint8Array, { prologue: Uint8Array; crypto: HandshakePrimitives; state: SymmetricState }>();
 
-function stateAfterPsk(psk: Uint8Array, prologue: Uint8Array): SymmetricState {
+function stateAfterPsk(crypto: HandshakePrimitives, psk: Uint8Array, prologue: Uint8Array): SymmetricState {
   const cached = afterPsk.get(psk);
-  if (cached?.prologue === prologue) return cached.state.clone();
-  const state = SymmetricState.initialize(PROTOCOL_NAME);
+  if (cached?.prologue === prologue && cached.crypto === crypto) return cached.state.clone();
+  const state = SymmetricState.initialize(crypto, PROTOCOL_NAME);
   state.mixHash(prologue);
   state.mixKeyAndHash(psk);
-  afterPsk.set(psk, { prologue, state });
+  afterPsk.set(psk, { prologue, crypto, state });
   return state.clone();
 }
 
 /** The key pair for a given private key (test vectors fix the ephemeral). */
-export function keyPairFromPrivate(privateKey: Uint8Array): KeyPair {
-  const publicKey = sodium().crypto_scalarmult_base(privateKey);
-  const jwk = { kty: 'OKP', crv: 'X25519', d: Buffer.from(privateKey).toString('base64url'), x: Buffer.from(publicKey).toString('base64url') };
-  return { privateKey: createPrivateKey({ key: jwk, format: 'jwk' }), publicKey };
+export function keyPairFromPrivate(privateKey: Uint8Array, crypto: HandshakePrimitives = handshakePrimitives()): KeyPair {
+  return crypto.keyPairFromPrivate(privateKey);
 }
 
 export type Role = 'initiator' | 'responder';
@@ -245,6 +209,8 @@ export interface HandshakeOptions {
   prologue: Uint8Array;
   /** Fixed ephemeral key pair; only test vectors should set this. */
   ephemeral?: KeyPair;
+  /** Primitives backend (default: handshakePrimitives()); tests run both. */
+  primitives?: HandshakePrimitives;
 }
 
 /** Bytes of message 1 for a payload of `payloadLen`: e, then the sealed payload. */
@@ -265,6 +231,7 @@ export class NNpsk0Handshake {
   readonly role: Role;
   /** Already past the "psk" token (§9.2), which opens message 1 for both roles. */
   #ss: SymmetricState;
+  readonly #crypto: HandshakePrimitives;
   #e: KeyPair | undefined;
   #re: Uint8Array | undefined;
   #step = 0;
@@ -273,7 +240,8 @@ export class NNpsk0Handshake {
     if (options.psk.length !== PSK_LEN) throw new InvalidArgumentError(`psk must be ${PSK_LEN} bytes`);
     this.role = options.role;
     this.#e = options.ephemeral;
-    this.#ss = stateAfterPsk(options.psk, options.prologue);
+    this.#crypto = options.primitives ?? handshakePrimitives();
+    this.#ss = stateAfterPsk(this.#crypto, options.psk, options.prologue);
   }
 
   get finished(): boolean {
@@ -285,7 +253,7 @@ export class NNpsk0Handshake {
     const ss = this.#ss;
     if (this.role === 'initiator' && this.#step === 0) {
       // -> psk, e (psk was mixed in by the constructor)
-      const e = (this.#e ??= takeEphemeralKeyPair());
+      const e = (this.#e ??= this.#ephemeral());
       ss.mixHash(e.publicKey);
       ss.mixKey(e.publicKey); // §9.2: psk handshakes mix e into the key too
       this.#step = 1;
@@ -293,10 +261,10 @@ export class NNpsk0Handshake {
     }
     if (this.role === 'responder' && this.#step === 1) {
       // <- e, ee
-      const e = (this.#e ??= takeEphemeralKeyPair());
+      const e = (this.#e ??= this.#ephemeral());
       ss.mixHash(e.publicKey);
       ss.mixKey(e.publicKey);
-      ss.mixKey(this.#dh(e.privateKey, this.#re!));
+      ss.mixKey(this.#crypto.agree(e.privateKey, this.#re!));
       this.#step = 2;
       return concat([e.publicKey, ss.encryptAndHash(payload)]);
     }
@@ -324,7 +292,7 @@ export class NNpsk0Handshake {
       this.#re = re;
       ss.mixHash(re);
       ss.mixKey(re);
-      ss.mixKey(this.#dh(this.#e!.privateKey, re));
+      ss.mixKey(this.#crypto.agree(this.#e!.privateKey, re));
       const payload = ss.decryptAndHash(rest);
       this.#step = 2;
       return payload;
@@ -340,19 +308,14 @@ export class NNpsk0Handshake {
       this.role === 'initiator'
         ? { sendKey: k1, recvKey: k2, handshakeHash: this.#ss.h }
         : { sendKey: k2, recvKey: k1, handshakeHash: this.#ss.h };
-    // The ephemeral private key lives in OpenSSL and is freed with its KeyObject.
+    // The ephemeral private key lives in OpenSSL and is freed with its handle.
     this.#e = undefined;
     this.#ss.chainingKey.fill(0);
     return keys;
   }
 
-  #dh(privateKey: KeyObject, publicKey: Uint8Array): Uint8Array {
-    try {
-      const peer = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(publicKey).toString('base64url') }, format: 'jwk' });
-      return diffieHellman({ privateKey, publicKey: peer });
-    } catch (cause) {
-      // OpenSSL refuses low-order points (an all-zero shared secret).
-      throw new AuthError('peer sent an invalid ephemeral key', { cause });
-    }
+  /** A pooled key pair when the default backend made it, else one from this handshake's backend. */
+  #ephemeral(): KeyPair {
+    return this.#crypto === handshakePrimitives() ? takeEphemeralKeyPair() : this.#crypto.generateKeyPair();
   }
 }

@@ -1,0 +1,148 @@
+/**
+ * The handshake's primitives for Noise_NNpsk0_25519_ChaChaPoly_BLAKE2b:
+ * X25519 key pairs and agreement, BLAKE2b (MixHash) and Noise's HKDF over
+ * HMAC-BLAKE2b. The Noise state machine (src/proto/noise.ts) is written
+ * once against this interface; two backends provide it:
+ *
+ * - `native`: the addon's OpenSSL calls (native/src/noise_crypto.cc). The
+ *   default when the addon is built: node:crypto builds a KeyObject per
+ *   X25519 key (a JWK import per agreement) and a Hmac object per HMAC,
+ *   which made the handshake about half of a jumper's CPU per connection,
+ *   and connection set-up rate is CPU-bound.
+ * - `node`: node:crypto and libsodium-wrappers, for machines without the
+ *   addon (or JUMPER_NO_NATIVE_CRYPTO=1).
+ *
+ * Both keep ephemeral private keys inside OpenSSL, never as bytes in the JS
+ * heap. The cacophony vectors run against both (test/noise.test.ts).
+ */
+import { createHmac, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { loadNative, nativeAvailable } from '../native/binding.js';
+import { AuthError } from '../errors.js';
+import { sodium } from './sodium.js';
+
+/** Opaque private key: an OpenSSL key owned by the backend that made it. */
+declare const privateKeyBrand: unique symbol;
+export type PrivateKey = { readonly [privateKeyBrand]: true };
+
+export interface KeyPair {
+  publicKey: Uint8Array;
+  privateKey: PrivateKey;
+}
+
+export interface HandshakePrimitives {
+  readonly name: 'native' | 'node';
+  /** A fresh X25519 key pair from the CSPRNG. */
+  generateKeyPair(): KeyPair;
+  /** The key pair of a given private key (test vectors fix the ephemeral keys). */
+  keyPairFromPrivate(privateKey: Uint8Array): KeyPair;
+  /**
+   * X25519(privateKey, publicKey).
+   * @throws AuthError for a low-order public key (an all-zero shared secret).
+   */
+  agree(privateKey: PrivateKey, publicKey: Uint8Array): Uint8Array;
+  /** BLAKE2b-512(a || b). */
+  hash(a: Uint8Array, b: Uint8Array): Uint8Array;
+  /** Noise §4.3 HKDF: `outputs` 64-byte outputs. */
+  hkdf(chainingKey: Uint8Array, ikm: Uint8Array, outputs: 2 | 3): Uint8Array[];
+}
+
+/** Set to "1" to use the node:crypto backend even when the addon is built. */
+export const NO_NATIVE_CRYPTO_ENV = 'JUMPER_NO_NATIVE_CRYPTO';
+
+const HASH_LEN = 64;
+
+const invalidPeerKey = (cause: unknown): Error => new AuthError('peer sent an invalid ephemeral key', { cause });
+
+/** The addon's exports used here (native/src/noise_crypto.h). */
+interface NativeNoiseCrypto {
+  x25519KeyPair(privateKey?: Uint8Array): { privateKey: unknown; publicKey: Uint8Array };
+  x25519Agree(privateKey: unknown, publicKey: Uint8Array): Uint8Array;
+  noiseHkdf(chainingKey: Uint8Array, ikm: Uint8Array, outputs: 2 | 3): Uint8Array;
+  blake2b(a: Uint8Array, b: Uint8Array): Uint8Array;
+}
+
+function splitOutputs(out: Uint8Array, outputs: 2 | 3): Uint8Array[] {
+  const parts = [out.subarray(0, HASH_LEN), out.subarray(HASH_LEN, 2 * HASH_LEN)];
+  if (outputs === 3) parts.push(out.subarray(2 * HASH_LEN, 3 * HASH_LEN));
+  return parts;
+}
+
+function nativeBackend(addon: NativeNoiseCrypto): HandshakePrimitives {
+  return {
+    name: 'native',
+    generateKeyPair: () => addon.x25519KeyPair() as KeyPair,
+    keyPairFromPrivate: (privateKey) => addon.x25519KeyPair(privateKey) as KeyPair,
+    agree(privateKey, publicKey) {
+      try {
+        return addon.x25519Agree(privateKey, publicKey);
+      } catch (cause) {
+        throw invalidPeerKey(cause);
+      }
+    },
+    hash: (a, b) => addon.blake2b(a, b),
+    hkdf: (chainingKey, ikm, outputs) => splitOutputs(addon.noiseHkdf(chainingKey, ikm, outputs), outputs),
+  };
+}
+
+/** HMAC (RFC 2104) over BLAKE2b: OpenSSL pads to BLAKE2b's 128-byte block, as Noise §4.3 requires. */
+function hmac(key: Uint8Array, a: Uint8Array, b?: Uint8Array): Uint8Array {
+  const mac = createHmac('blake2b512', key).update(a);
+  if (b !== undefined) mac.update(b);
+  return mac.digest();
+}
+
+const nodeBackend: HandshakePrimitives = {
+  name: 'node',
+  generateKeyPair() {
+    const { privateKey, publicKey } = generateKeyPairSync('x25519');
+    return { privateKey: privateKey as unknown as PrivateKey, publicKey: Buffer.from(publicKey.export({ format: 'jwk' }).x!, 'base64url') };
+  },
+  keyPairFromPrivate(privateKey) {
+    const publicKey = sodium().crypto_scalarmult_base(privateKey);
+    const jwk = { kty: 'OKP', crv: 'X25519', d: Buffer.from(privateKey).toString('base64url'), x: Buffer.from(publicKey).toString('base64url') };
+    return { privateKey: createPrivateKey({ key: jwk, format: 'jwk' }) as unknown as PrivateKey, publicKey };
+  },
+  agree(privateKey, publicKey) {
+    try {
+      const peer = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(publicKey).toString('base64url') }, format: 'jwk' });
+      // OpenSSL refuses low-order points (an all-zero shared secret).
+      return diffieHellman({ privateKey: privateKey as unknown as KeyObject, publicKey: peer });
+    } catch (cause) {
+      throw invalidPeerKey(cause);
+    }
+  },
+  hash(a, b) {
+    const both = new Uint8Array(a.length + b.length);
+    both.set(a);
+    both.set(b, a.length);
+    return sodium().crypto_generichash(HASH_LEN, both, null);
+  },
+  hkdf(chainingKey, ikm, outputs) {
+    const tempKey = hmac(chainingKey, ikm);
+    const out1 = hmac(tempKey, Uint8Array.of(1));
+    const out2 = hmac(tempKey, out1, Uint8Array.of(2));
+    if (outputs === 2) return [out1, out2];
+    return [out1, out2, hmac(tempKey, out2, Uint8Array.of(3))];
+  },
+};
+
+function nativeIfBuilt(): HandshakePrimitives | undefined {
+  if (process.env[NO_NATIVE_CRYPTO_ENV] === '1' || !nativeAvailable()) return undefined;
+  const addon = loadNative() as unknown as Partial<NativeNoiseCrypto>;
+  if (typeof addon.x25519KeyPair !== 'function' || typeof addon.noiseHkdf !== 'function') return undefined; // stale build
+  return nativeBackend(addon as NativeNoiseCrypto);
+}
+
+let chosen: HandshakePrimitives | undefined;
+
+/** The backend handshakes use: native when the addon is built, else node:crypto. Decided once. */
+export function handshakePrimitives(): HandshakePrimitives {
+  chosen ??= nativeIfBuilt() ?? nodeBackend;
+  return chosen;
+}
+
+/** Both backends available here, for tests that prove they agree. */
+export function allHandshakePrimitives(): HandshakePrimitives[] {
+  const native = nativeIfBuilt();
+  return native ? [native, nodeBackend] : [nodeBackend];
+}

@@ -8,6 +8,7 @@
 //     (the splice forwarder, see splice_pump.h; both run on reactor.h)
 //   sendFd(viaFd, fd), recvFd(viaFd) -> fd | -1   (hand-off, fd_passing.h)
 //   x25519KeyPair, x25519Agree, noiseHkdf, blake2b (handshake, noise_crypto.h)
+//   sealRecord, openRecord (one transport record, record_aead.h)
 //
 // See js_api.cc for validation and netns_socket.cc for the syscalls.
 // Man pages relied on: setns(2), socket(2), bind(2), listen(2), connect(2).
@@ -16,6 +17,7 @@
 #include "fd_passing.h"
 #include "js_api.h"
 #include "noise_crypto.h"
+#include "record_aead.h"
 #include "record_pump.h"
 #include "splice_pump.h"
 
@@ -40,6 +42,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("x25519Agree", Napi::Function::New(env, jumper::X25519AgreeJs, "x25519Agree"));
   exports.Set("noiseHkdf", Napi::Function::New(env, jumper::NoiseHkdfJs, "noiseHkdf"));
   exports.Set("blake2b", Napi::Function::New(env, jumper::Blake2bJs, "blake2b"));
+  // One transport record per call (record_aead.cc).
+  exports.Set("sealRecord", Napi::Function::New(env, jumper::SealRecordJs, "sealRecord"));
+  exports.Set("openRecord", Napi::Function::New(env, jumper::OpenRecordJs, "openRecord"));
   return exports;
 }
 

@@ -4,6 +4,7 @@
  * consumed, writes not yet flushed) must be taken over or flushed first, and
  * Node's copy of the fd closed without a FIN or reset.
  */
+import { fstatSync } from 'node:fs';
 import type { Socket } from 'node:net';
 
 const EMPTY = Buffer.alloc(0);
@@ -16,6 +17,17 @@ export function socketFd(socket: Socket): number {
     throw new Error('socket has no usable file descriptor (destroyed, not connected, or not a stream socket)');
   }
   return fd;
+}
+
+/**
+ * Whether the socket's fd is a stream socket the native code can take. A TCP
+ * handle always is; a Pipe handle may be a Unix socket or, for exec targets,
+ * a pipe, so only that case pays for an fstat.
+ */
+export function isStreamSocket(socket: Socket): boolean {
+  const handle = (socket as unknown as { _handle?: object | null })._handle;
+  if (handle?.constructor.name === 'TCP') return true;
+  return fstatSync(socketFd(socket)).isSocket();
 }
 
 /** Reset a socket (TCP) or just close it (Unix sockets have no reset). */

@@ -14,10 +14,10 @@
  * Availability: the addon must be built and export startPump, and neither
  * JUMPER_NO_NATIVE=1 nor JUMPER_NO_NATIVE_PUMP=1 may be set.
  */
-import { closeSync, fstatSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { loadNative, nativeAvailable, NO_NATIVE_ENV } from './binding.js';
-import { flushed, resetSocket as reset, socketFd, takeReadable } from './handover.js';
+import { flushed, isStreamSocket, resetSocket as reset, socketFd, takeReadable } from './handover.js';
 
 export { socketFd } from './handover.js';
 
@@ -172,7 +172,7 @@ export function runNativePump(options: RunNativePumpOptions): NativePump {
   const binding = requireBinding();
   for (const socket of [options.plain, options.wire]) {
     // e.g. a pipe-backed net.Socket (exec targets): keep the JS pipes.
-    if (!fstatSync(socketFd(socket)).isSocket()) throw new Error('native record pump needs stream sockets (TCP or Unix)');
+    if (!isStreamSocket(socket)) throw new Error('native record pump needs stream sockets (TCP or Unix)');
   }
   options.plain.pause();
   options.wire.pause();

@@ -12,10 +12,10 @@
  * Availability: the addon must be built and export startSplice, and none of
  * JUMPER_NO_NATIVE=1, JUMPER_NO_NATIVE_SPLICE=1 may be set.
  */
-import { closeSync, fstatSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { loadNative, nativeAvailable, NO_NATIVE_ENV } from './binding.js';
-import { flushed, resetSocket, socketFd, takeReadable } from './handover.js';
+import { flushed, isStreamSocket, resetSocket, socketFd, takeReadable } from './handover.js';
 
 /** Set to "1" to keep `jumper forward` on the JS pipes even when the addon is built. */
 export const NO_NATIVE_SPLICE_ENV = 'JUMPER_NO_NATIVE_SPLICE';
@@ -108,7 +108,7 @@ export function runNativeSplice(local: Socket, remote: Socket): NativeSplice {
   const binding = nativeSpliceAvailable() ? spliceBinding() : null;
   if (!binding) throw new Error('native splice forwarder unavailable (addon not built, stale, or disabled)');
   for (const socket of [local, remote]) {
-    if (!fstatSync(socketFd(socket)).isSocket()) throw new Error('native splice needs stream sockets (TCP or Unix)');
+    if (!isStreamSocket(socket)) throw new Error('native splice needs stream sockets (TCP or Unix)');
     // Node already sent our FIN: the native side could not pass EOF on faithfully.
     if (socket.writableEnded) throw new Error('socket already ended its writable side');
   }

@@ -11,13 +11,15 @@
  * tells the peer why the stream is being torn down, so both ends log the
  * same reason.
  *
- * The AEAD is OpenSSL's (node:crypto): it seals ~4x faster than the
- * WebAssembly libsodium on this path, with identical output (the Noise test
- * vectors check both).
+ * The AEAD is OpenSSL's (src/crypto/record-aead.ts: the addon's one-call
+ * seal/open, or node:crypto): it seals ~4x faster than the WebAssembly
+ * libsodium on this path, with identical output (the Noise test vectors
+ * check every backend).
  */
-import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto';
+import { createCipheriv, createSecretKey } from 'node:crypto';
+import { recordAead, type RecordAead, type RecordKey } from '../crypto/record-aead.js';
 import { BadRecordError, NonceExhaustedError, TamperedError } from '../errors.js';
-import { chachaNonce, KEY_LEN, NONCE_LEN, TAG_LEN } from './noise.js';
+import { chachaNonce, KEY_LEN, TAG_LEN } from './noise.js';
 
 export const LENGTH_BYTES = 2;
 export const TYPE_BYTES = 1;
@@ -51,9 +53,9 @@ const AEAD = 'chacha20-poly1305';
 const AEAD_OPTIONS = { authTagLength: TAG_BYTES } as const;
 const EMPTY = Buffer.alloc(0);
 
-function keyObject(key: Uint8Array): KeyObject {
+function checkKey(key: Uint8Array): Uint8Array {
   if (key.length !== KEY_LEN) throw new BadRecordError(`record key must be ${KEY_LEN} bytes`);
-  return createSecretKey(key);
+  return key;
 }
 
 /**
@@ -61,7 +63,7 @@ function keyObject(key: Uint8Array): KeyObject {
  * tests. The record layer below is the same operation with framing.
  */
 export function sealTransport(key: Uint8Array, counter: number, plaintext: Uint8Array): Buffer {
-  const cipher = createCipheriv(AEAD, keyObject(key), chachaNonce(counter), AEAD_OPTIONS);
+  const cipher = createCipheriv(AEAD, createSecretKey(checkKey(key)), chachaNonce(counter), AEAD_OPTIONS);
   const body = cipher.update(plaintext);
   cipher.final();
   return Buffer.concat([body, cipher.getAuthTag()]);
@@ -69,12 +71,14 @@ export function sealTransport(key: Uint8Array, counter: number, plaintext: Uint8
 
 /** Seals one direction of a stream into records. */
 export class RecordSealer {
-  readonly #key: KeyObject;
-  readonly #nonce = new Uint8Array(NONCE_LEN);
+  readonly #aead: RecordAead;
+  readonly #key: RecordKey;
   #counter = 0;
 
-  constructor(key: Uint8Array) {
-    this.#key = keyObject(key);
+  /** @param aead backend (default: recordAead()); tests run every one. */
+  constructor(key: Uint8Array, aead: RecordAead = recordAead()) {
+    this.#aead = aead;
+    this.#key = aead.importKey(checkKey(key));
   }
 
   /** Records sealed so far. */
@@ -118,16 +122,7 @@ export class RecordSealer {
 
   #seal(type: RecordType, body: Buffer, out: Buffer[]): void {
     if (this.#counter >= MAX_NONCE) throw new NonceExhaustedError('record counter exhausted; reconnect');
-    const cipher = createCipheriv(AEAD, this.#key, chachaNonce(this.#counter++, this.#nonce), AEAD_OPTIONS);
-    // Header: length in clear, then the type byte, encrypted in the same AEAD stream.
-    const header = Buffer.allocUnsafe(LENGTH_BYTES + TYPE_BYTES);
-    header.writeUInt16BE(TYPE_BYTES + body.length + TAG_BYTES, 0);
-    header[LENGTH_BYTES] = type;
-    cipher.update(header.subarray(LENGTH_BYTES)).copy(header, LENGTH_BYTES);
-    out.push(header);
-    if (body.length > 0) out.push(cipher.update(body));
-    cipher.final();
-    out.push(cipher.getAuthTag());
+    this.#aead.seal(this.#key, this.#counter++, type, body, out);
   }
 }
 
@@ -149,16 +144,18 @@ export interface RecordSink {
  * the sink before its tag is verified.
  */
 export class RecordOpener {
-  readonly #key: KeyObject;
-  readonly #nonce = new Uint8Array(NONCE_LEN);
+  readonly #aead: RecordAead;
+  readonly #key: RecordKey;
   #counter = 0;
   /** Bytes of an incomplete record, kept as received. */
   #pending: Buffer[] = [];
   #pendingBytes = 0;
   #ended = false;
 
-  constructor(key: Uint8Array) {
-    this.#key = keyObject(key);
+  /** @param aead backend (default: recordAead()); tests run every one. */
+  constructor(key: Uint8Array, aead: RecordAead = recordAead()) {
+    this.#aead = aead;
+    this.#key = aead.importKey(checkKey(key));
   }
 
   /** True once the END record was opened. */
@@ -233,14 +230,9 @@ export class RecordOpener {
 
   #open(ciphertext: Buffer, sink: RecordSink): void {
     if (this.#counter >= MAX_NONCE) throw new NonceExhaustedError('record counter exhausted; reconnect');
-    const decipher = createDecipheriv(AEAD, this.#key, chachaNonce(this.#counter, this.#nonce), AEAD_OPTIONS);
-    const tagStart = ciphertext.length - TAG_BYTES;
-    decipher.setAuthTag(ciphertext.subarray(tagStart));
-    const plain = decipher.update(ciphertext.subarray(0, tagStart));
-    try {
-      decipher.final();
-    } catch (cause) {
-      throw new TamperedError(`record ${this.#counter} failed authentication (tampered, reordered, replayed or wrong key)`, { cause });
+    const plain = this.#aead.open(this.#key, this.#counter, ciphertext);
+    if (plain === null) {
+      throw new TamperedError(`record ${this.#counter} failed authentication (tampered, reordered, replayed or wrong key)`);
     }
     this.#counter++;
     const type = plain[0];

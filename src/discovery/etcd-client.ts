@@ -4,14 +4,24 @@
  * short, capped back-off so membership changes are seen soon after etcd
  * returns.
  */
-import { Etcd3, isRecoverableError } from 'etcd3';
-import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, retry, type IBackoff } from 'cockatiel';
+import { createRequire } from 'node:module';
+import type { Etcd3 } from 'etcd3';
+import type { IBackoff } from 'cockatiel';
 import type { EtcdLocation } from './etcd-url.js';
+
+// Loaded on first use: etcd3 brings gRPC and protobuf.js (about 0.3 s of
+// start-up and several MiB of heap), which a jumper without --discover or
+// --register never needs. Both packages are CommonJS, so this stays synchronous.
+const require = createRequire(import.meta.url);
+const loadEtcd3 = (): typeof import('etcd3') => require('etcd3') as typeof import('etcd3');
+const loadCockatiel = (): typeof import('cockatiel') => require('cockatiel') as typeof import('cockatiel');
 
 /** Longest wait between watch reconnects while etcd is unreachable. */
 export const ETCD_MAX_BACKOFF_MS = 2_000;
 
 export function createEtcdClient(location: EtcdLocation): Etcd3 {
+  const { Etcd3, isRecoverableError } = loadEtcd3();
+  const { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, retry } = loadCockatiel();
   return new Etcd3({
     hosts: location.hosts,
     dialTimeout: 2_000,

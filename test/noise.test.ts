@@ -164,3 +164,17 @@ test('messages out of order are refused with JUMPER_ERR_INVALID_ARG', (t) => {
   t.is((err as { code?: string }).code, 'JUMPER_ERR_INVALID_ARG');
   t.throws(() => i.split(), { code: 'JUMPER_ERR_INVALID_ARG' } as never);
 });
+
+test('native batch key generation: distinct key pairs whose agreements match', async (t) => {
+  const native = allHandshakePrimitives().find((p) => p.name === 'native');
+  if (!native?.generateKeyPairs) return t.pass('addon not built here');
+  const pairs = await native.generateKeyPairs(16);
+  t.is(pairs.length, 16);
+  t.is(new Set(pairs.map((p) => Buffer.from(p.publicKey).toString('hex'))).size, 16);
+  const [a, b] = pairs as [(typeof pairs)[0], (typeof pairs)[0]];
+  t.deepEqual(Buffer.from(native.agree(a.privateKey, b.publicKey)), Buffer.from(native.agree(b.privateKey, a.publicKey)));
+  // The public key is the private key's: the node backend agrees with it too.
+  const node = allHandshakePrimitives().find((p) => p.name === 'node')!;
+  const c = node.generateKeyPair();
+  t.deepEqual(Buffer.from(native.agree(a.privateKey, c.publicKey)), Buffer.from(node.agree(c.privateKey, a.publicKey)));
+});

@@ -7,7 +7,7 @@
 //   startSplice(opts) -> handle, cancelSplice(handle, reason)
 //     (the splice forwarder, see splice_pump.h; both run on reactor.h)
 //   sendFd(viaFd, fd), recvFd(viaFd) -> fd | -1   (hand-off, fd_passing.h)
-//   x25519KeyPair, x25519Agree, noiseHkdf, blake2b (handshake, noise_crypto.h)
+//   x25519KeyPair, x25519KeyPairBatch, x25519Agree, noiseHkdf, blake2b (handshake, noise_crypto.h)
 //   sealRecord, openRecord (one transport record, record_aead.h)
 //
 // See js_api.cc for validation and netns_socket.cc for the syscalls.
@@ -39,6 +39,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("recvFd", Napi::Function::New(env, jumper::RecvFdJs, "recvFd"));
   // Handshake primitives (noise_crypto.cc).
   exports.Set("x25519KeyPair", Napi::Function::New(env, jumper::X25519KeyPairJs, "x25519KeyPair"));
+  exports.Set("x25519KeyPairBatch",
+              Napi::Function::New(env, jumper::X25519KeyPairBatchJs, "x25519KeyPairBatch"));
   exports.Set("x25519Agree", Napi::Function::New(env, jumper::X25519AgreeJs, "x25519Agree"));
   exports.Set("noiseHkdf", Napi::Function::New(env, jumper::NoiseHkdfJs, "noiseHkdf"));
   exports.Set("blake2b", Napi::Function::New(env, jumper::Blake2bJs, "blake2b"));

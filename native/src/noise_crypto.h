@@ -18,6 +18,12 @@ namespace jumper {
 // exists as bytes in the JS heap; with one (test vectors only) it is imported.
 Napi::Value X25519KeyPairJs(const Napi::CallbackInfo& info);
 
+// x25519KeyPairBatch(count: 1..64) -> Promise<Array<{ privateKey, publicKey }>>
+// Fresh key pairs made on a libuv thread-pool thread: the ephemeral keys a
+// jumper keeps ready are made off the JS thread, so a connection's critical
+// path on the event loop never pays for a key generation.
+Napi::Value X25519KeyPairBatchJs(const Napi::CallbackInfo& info);
+
 // x25519Agree(privateKey: External, publicKey: Uint8Array(32)) -> Buffer(32)
 // Throws an Error with code 'EBADKEY' for a low-order peer key (all-zero result).
 Napi::Value X25519AgreeJs(const Napi::CallbackInfo& info);

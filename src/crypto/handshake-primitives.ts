@@ -33,6 +33,11 @@ export interface HandshakePrimitives {
   readonly name: 'native' | 'node';
   /** A fresh X25519 key pair from the CSPRNG. */
   generateKeyPair(): KeyPair;
+  /**
+   * `count` fresh key pairs made off the JS thread (a libuv pool thread);
+   * only backends that can do so have it.
+   */
+  generateKeyPairs?(count: number): Promise<KeyPair[]>;
   /** The key pair of a given private key (test vectors fix the ephemeral keys). */
   keyPairFromPrivate(privateKey: Uint8Array): KeyPair;
   /**
@@ -56,6 +61,7 @@ const invalidPeerKey = (cause: unknown): Error => new AuthError('peer sent an in
 /** The addon's exports used here (native/src/noise_crypto.h). */
 interface NativeNoiseCrypto {
   x25519KeyPair(privateKey?: Uint8Array): { privateKey: unknown; publicKey: Uint8Array };
+  x25519KeyPairBatch(count: number): Promise<{ privateKey: unknown; publicKey: Uint8Array }[]>;
   x25519Agree(privateKey: unknown, publicKey: Uint8Array): Uint8Array;
   noiseHkdf(chainingKey: Uint8Array, ikm: Uint8Array, outputs: 2 | 3): Uint8Array;
   blake2b(a: Uint8Array, b: Uint8Array): Uint8Array;
@@ -71,6 +77,7 @@ function nativeBackend(addon: NativeNoiseCrypto): HandshakePrimitives {
   return {
     name: 'native',
     generateKeyPair: () => addon.x25519KeyPair() as KeyPair,
+    generateKeyPairs: (count) => addon.x25519KeyPairBatch(count) as Promise<KeyPair[]>,
     keyPairFromPrivate: (privateKey) => addon.x25519KeyPair(privateKey) as KeyPair,
     agree(privateKey, publicKey) {
       try {
@@ -129,7 +136,8 @@ const nodeBackend: HandshakePrimitives = {
 function nativeIfBuilt(): HandshakePrimitives | undefined {
   if (process.env[NO_NATIVE_CRYPTO_ENV] === '1' || !nativeAvailable()) return undefined;
   const addon = loadNative() as unknown as Partial<NativeNoiseCrypto>;
-  if (typeof addon.x25519KeyPair !== 'function' || typeof addon.noiseHkdf !== 'function') return undefined; // stale build
+  const complete = ['x25519KeyPair', 'x25519KeyPairBatch', 'x25519Agree', 'noiseHkdf', 'blake2b'] as const;
+  if (complete.some((name) => typeof addon[name] !== 'function')) return undefined; // stale build
   return nativeBackend(addon as NativeNoiseCrypto);
 }
 

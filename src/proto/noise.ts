@@ -170,11 +170,17 @@ class SymmetricState {
 }
 
 /** Ephemeral key pairs kept ready; enough for a burst of handshakes in one event-loop turn. */
-const EPHEMERAL_POOL_SIZE = 8;
-const ephemerals = new PrecomputedPool(() => handshakePrimitives().generateKeyPair(), EPHEMERAL_POOL_SIZE);
+const EPHEMERAL_POOL_SIZE = 16;
+let ephemerals: PrecomputedPool<KeyPair> | undefined;
 
 /** A fresh ephemeral key pair, made ahead of time when possible (each is used once). */
 export function takeEphemeralKeyPair(): KeyPair {
+  // Created on first use: choosing the primitives may load the addon.
+  ephemerals ??= new PrecomputedPool(
+    () => handshakePrimitives().generateKeyPair(),
+    EPHEMERAL_POOL_SIZE,
+    handshakePrimitives().generateKeyPairs,
+  );
   return ephemerals.take();
 }
 

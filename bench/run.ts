@@ -167,6 +167,7 @@ async function measureSystem(sys: RunningSystem, profile: Profile, result: Syste
   });
 
   await phase(result, 'setup', async () => {
+    await measureSetup(port, profile.setupWarmupMs, profile.setupMaxConnections, profile.setupPerConnectionTimeoutMs);
     const cpu0 = cpuSeconds(pids);
     const setup = await measureSetup(
       port,

@@ -15,6 +15,7 @@
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto';
 import { loadNative, nativeAvailable } from '../native/binding.js';
 import { NO_NATIVE_CRYPTO_ENV } from './handshake-primitives.js';
+import { chachaNonce } from './nonce.js';
 
 /** A record key prepared for one backend (opaque). */
 declare const recordKeyBrand: unique symbol;
@@ -33,19 +34,11 @@ const TAG_BYTES = 16;
 const AEAD = 'chacha20-poly1305';
 const AEAD_OPTIONS = { authTagLength: TAG_BYTES } as const;
 
-/** Noise §12.3 nonce: 32 zero bits, then the counter as 64 bits little-endian. */
-function nonce(counter: number): Buffer {
-  const out = Buffer.alloc(12);
-  out.writeUInt32LE(counter >>> 0, 4);
-  out.writeUInt32LE(Math.floor(counter / 2 ** 32), 8);
-  return out;
-}
-
 const nodeAead: RecordAead = {
   name: 'node',
   importKey: (key) => createSecretKey(key) as unknown as RecordKey,
   seal(key, counter, type, body, out) {
-    const cipher = createCipheriv(AEAD, key as unknown as KeyObject, nonce(counter), AEAD_OPTIONS);
+    const cipher = createCipheriv(AEAD, key as unknown as KeyObject, chachaNonce(counter), AEAD_OPTIONS);
     // Header: length in clear, then the type byte, encrypted in the same AEAD stream.
     const header = Buffer.allocUnsafe(3);
     header.writeUInt16BE(1 + body.length + TAG_BYTES, 0);
@@ -57,7 +50,7 @@ const nodeAead: RecordAead = {
     out.push(cipher.getAuthTag());
   },
   open(key, counter, ciphertext) {
-    const decipher = createDecipheriv(AEAD, key as unknown as KeyObject, nonce(counter), AEAD_OPTIONS);
+    const decipher = createDecipheriv(AEAD, key as unknown as KeyObject, chachaNonce(counter), AEAD_OPTIONS);
     const tagStart = ciphertext.length - TAG_BYTES;
     decipher.setAuthTag(ciphertext.subarray(tagStart));
     const plain = decipher.update(ciphertext.subarray(0, tagStart));

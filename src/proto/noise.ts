@@ -15,6 +15,7 @@
  * critical path holds only the X25519 agreement and the per-message HKDFs.
  * Section numbers below refer to the Noise specification.
  */
+import { chachaNonce } from '../crypto/nonce.js';
 import { handshakePrimitives, type HandshakePrimitives, type KeyPair } from '../crypto/handshake-primitives.js';
 import { PrecomputedPool } from '../crypto/precomputed-pool.js';
 import { sodium } from '../crypto/sodium.js';
@@ -53,13 +54,7 @@ function concat(parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** ChaChaPoly nonce: 32 bits of zeros then the 64-bit counter little-endian (§12.3). */
-export function chachaNonce(counter: number, out: Uint8Array = new Uint8Array(NONCE_LEN)): Uint8Array {
-  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  view.setUint32(0, 0);
-  view.setBigUint64(4, BigInt(counter), true);
-  return out;
-}
+export { chachaNonce } from '../crypto/nonce.js';
 
 /** §5.1 CipherState, used during the handshake only. */
 class CipherState {

@@ -28,7 +28,9 @@
         # Handshake primitives (X25519, BLAKE2b, HMAC-BLAKE2b HKDF), OpenSSL too.
         "src/noise_crypto.cc",
         # One record sealed/opened per call, for the records JS handles.
-        "src/record_aead.cc"
+        "src/record_aead.cc",
+        # TCP keep-alive with its interval and count (Node sets only the idle time).
+        "src/keepalive.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

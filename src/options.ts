@@ -14,7 +14,12 @@ export const DEFAULTS = {
   drainTimeoutMs: 30_000,
   /** TCP keep-alive on every socket, so dead peers are noticed on idle streams. */
   keepAlive: true,
-  keepAliveInitialDelayMs: 30_000,
+  /** Idle time before the first probe: this plus a random 0..spread, per socket, so probes do not come in storms. */
+  keepAliveIdleSeconds: 30,
+  keepAliveSpreadSeconds: 15,
+  /** Unanswered probes, this far apart, before a peer is declared dead (needs the addon; else Node's 1 s x 10). */
+  keepAliveIntervalSeconds: 5,
+  keepAliveCount: 6,
   /** --start: how long connections wait for an on-demand provider to accept. */
   startTimeoutMs: 10_000,
   /** Kernel accept queue; large so a burst of connections waits rather than being refused. */

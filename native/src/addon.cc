@@ -9,6 +9,7 @@
 //   sendFd(viaFd, fd), recvFd(viaFd) -> fd | -1   (hand-off, fd_passing.h)
 //   x25519KeyPair, x25519KeyPairBatch, x25519Agree, noiseHkdf, blake2b (handshake, noise_crypto.h)
 //   sealRecord, openRecord (one transport record, record_aead.h)
+//   setKeepAlive, getKeepAlive (TCP keep-alive timers, keepalive.h)
 //
 // See js_api.cc for validation and netns_socket.cc for the syscalls.
 // Man pages relied on: setns(2), socket(2), bind(2), listen(2), connect(2).
@@ -16,6 +17,7 @@
 
 #include "fd_passing.h"
 #include "js_api.h"
+#include "keepalive.h"
 #include "noise_crypto.h"
 #include "record_aead.h"
 #include "record_pump.h"
@@ -47,6 +49,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // One transport record per call (record_aead.cc).
   exports.Set("sealRecord", Napi::Function::New(env, jumper::SealRecordJs, "sealRecord"));
   exports.Set("openRecord", Napi::Function::New(env, jumper::OpenRecordJs, "openRecord"));
+  // TCP keep-alive (keepalive.cc).
+  exports.Set("setKeepAlive", Napi::Function::New(env, jumper::SetKeepAliveJs, "setKeepAlive"));
+  exports.Set("getKeepAlive", Napi::Function::New(env, jumper::GetKeepAliveJs, "getKeepAlive"));
   return exports;
 }
 

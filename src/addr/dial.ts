@@ -5,11 +5,11 @@ import net from 'node:net';
 import { ConnectFailedError, ConnectRefusedError, ConnectTimeoutError, JumperError, withReason } from '../errors.js';
 import { connectInNetns } from '../netns/sockets.js';
 import { formatAddress, type Address } from './address.js';
+import { enableKeepAlive } from './keepalive.js';
 
 export interface DialOptions {
   connectTimeoutMs: number;
   keepAlive: boolean;
-  keepAliveInitialDelayMs: number;
   /** Who is being dialled, for error reasons: 'provider' gives 'provider_refused'. */
   label: string;
 }
@@ -33,10 +33,10 @@ export function connectError(err: unknown, target: string, label: string): Jumpe
 }
 
 /** Apply the socket options every tunnelled socket gets. */
-export function tuneSocket(socket: net.Socket, options: Pick<DialOptions, 'keepAlive' | 'keepAliveInitialDelayMs'>): void {
+export function tuneSocket(socket: net.Socket, options: Pick<DialOptions, 'keepAlive'>): void {
   // Records and small requests must not wait for Nagle.
   if (typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
-  if (options.keepAlive) socket.setKeepAlive(true, options.keepAliveInitialDelayMs);
+  if (options.keepAlive) enableKeepAlive(socket);
 }
 
 /**

@@ -186,7 +186,6 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
     const dialOptions = {
       connectTimeoutMs: this.settings.connectTimeoutMs,
       keepAlive: this.settings.keepAlive,
-      keepAliveInitialDelayMs: DEFAULTS.keepAliveInitialDelayMs,
       label: dialLabel,
     };
     const plan = planConnect(
@@ -394,7 +393,7 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
   }
 
   #onConnection(socket: Socket, release: () => void): void {
-    tuneSocket(socket, { keepAlive: this.settings.keepAlive, keepAliveInitialDelayMs: DEFAULTS.keepAliveInitialDelayMs });
+    tuneSocket(socket, { keepAlive: this.settings.keepAlive });
     const conn = new Conn(this.#nextId++, socket, (summary) => {
       this.#conns.delete(conn);
       release();

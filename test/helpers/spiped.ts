@@ -112,7 +112,7 @@ export interface JumperSide {
   closedCount(n: number): Promise<ConnSummary[]>;
 }
 
-const DIAL_OPTIONS = { connectTimeoutMs: 5000, keepAlive: true, keepAliveInitialDelayMs: 30000 };
+const DIAL_OPTIONS = { connectTimeoutMs: 5000, keepAlive: true };
 
 /** A listener that runs one spiped-protocol conn per accepted socket, as the roles will. */
 async function startJumperSide(

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadSodium } from '../src/crypto/sodium.js';
 import { allHandshakePrimitives, handshakePrimitives, type HandshakePrimitives } from '../src/crypto/handshake-primitives.js';
-import { nativeAvailable } from '../src/native/binding.js';
+import { loadNative, nativeAvailable } from '../src/native/binding.js';
 import { keyPairFromPrivate, NNpsk0Handshake, PROTOCOL_NAME } from '../src/proto/noise.js';
 import { sealTransport } from '../src/proto/record.js';
 
@@ -177,4 +177,13 @@ test('native batch key generation: distinct key pairs whose agreements match', a
   const node = allHandshakePrimitives().find((p) => p.name === 'node')!;
   const c = node.generateKeyPair();
   t.deepEqual(Buffer.from(native.agree(a.privateKey, c.publicKey)), Buffer.from(node.agree(c.privateKey, a.publicKey)));
+});
+
+test('the native agreement refuses anything but a key it made (TypeError, no crash)', (t) => {
+  if (!nativeAvailable()) return t.pass('addon not built here');
+  const addon = loadNative() as unknown as { x25519Agree(k: unknown, p: Uint8Array): Uint8Array; x25519KeyPair(): { publicKey: Uint8Array } };
+  const pub = addon.x25519KeyPair().publicKey;
+  for (const bogus of [{}, 7, Buffer.alloc(32), null]) {
+    t.throws(() => addon.x25519Agree(bogus, pub), { instanceOf: TypeError });
+  }
 });

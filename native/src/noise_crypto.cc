@@ -71,6 +71,16 @@ Napi::Uint8Array FixedBytesArg(const Napi::CallbackInfo& info, size_t index, con
 
 void FreeKey(Napi::Env /*env*/, EVP_PKEY* key) { EVP_PKEY_free(key); }
 
+// Tags the Externals holding our keys, so that no other External (a pump
+// handle, say) is ever taken for an EVP_PKEY.
+constexpr napi_type_tag kKeyTag = {0x6a756d7065727832ULL, 0x353531396b657931ULL};
+
+Napi::External<EVP_PKEY> WrapKey(Napi::Env env, EVP_PKEY* key) {
+  Napi::External<EVP_PKEY> wrapped = Napi::External<EVP_PKEY>::New(env, key, FreeKey);
+  wrapped.TypeTag(&kKeyTag);
+  return wrapped;
+}
+
 // BLAKE2b-512 over up to three parts, into out[kHashLen].
 bool Digest(Napi::Env env, const uint8_t* a, size_t a_len, const uint8_t* b, size_t b_len, const uint8_t* c, size_t c_len,
             uint8_t* out) {
@@ -135,7 +145,7 @@ class KeyPairBatch : public Napi::AsyncWorker {
     Napi::Array pairs = Napi::Array::New(env, made_.size());
     for (size_t i = 0; i < made_.size(); i++) {
       Napi::Object pair = Napi::Object::New(env);
-      pair.Set("privateKey", Napi::External<EVP_PKEY>::New(env, made_[i].key, FreeKey));
+      pair.Set("privateKey", WrapKey(env, made_[i].key));
       made_[i].key = nullptr;  // owned by the External now
       pair.Set("publicKey", Napi::Buffer<uint8_t>::Copy(env, made_[i].pub, kDhLen));
       pairs.Set(static_cast<uint32_t>(i), pair);
@@ -188,14 +198,14 @@ Napi::Value X25519KeyPairJs(const Napi::CallbackInfo& info) {
     ThrowOpenSsl(env, "EVP_PKEY_get_raw_public_key");
   }
   Napi::Object pair = Napi::Object::New(env);
-  pair.Set("privateKey", Napi::External<EVP_PKEY>::New(env, key, FreeKey));
+  pair.Set("privateKey", WrapKey(env, key));
   pair.Set("publicKey", pub);
   return pair;
 }
 
 Napi::Value X25519AgreeJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsExternal()) {
+  if (info.Length() < 1 || !info[0].IsExternal() || !info[0].As<Napi::External<EVP_PKEY>>().CheckTypeTag(&kKeyTag)) {
     throw Napi::TypeError::New(env, "privateKey must be a key from x25519KeyPair");
   }
   EVP_PKEY* key = info[0].As<Napi::External<EVP_PKEY>>().Data();

@@ -27,6 +27,7 @@
         "src/splice_pump.cc",
         # Handshake primitives (X25519, BLAKE2b, HMAC-BLAKE2b HKDF), OpenSSL too.
         "src/noise_crypto.cc",
+        "src/typed_args.cc",
         # One record sealed/opened per call, for the records JS handles.
         "src/record_aead.cc",
         # TCP keep-alive with its interval and count (Node sets only the idle time).

@@ -2,6 +2,8 @@
 // RangeError; an OpenSSL failure throws an Error naming the failing call.
 #include "noise_crypto.h"
 
+#include "typed_args.h"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
@@ -51,22 +53,6 @@ ThreadState& State() {
   Napi::Error err = Napi::Error::New(env, std::string("OpenSSL ") + call + " failed");
   err.Set("code", Napi::String::New(env, "EOPENSSL"));
   throw err;
-}
-
-Napi::Uint8Array BytesArg(const Napi::CallbackInfo& info, size_t index, const char* name) {
-  if (info.Length() <= index || !info[index].IsTypedArray() ||
-      info[index].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a Uint8Array");
-  }
-  return info[index].As<Napi::Uint8Array>();
-}
-
-Napi::Uint8Array FixedBytesArg(const Napi::CallbackInfo& info, size_t index, const char* name, size_t length) {
-  Napi::Uint8Array bytes = BytesArg(info, index, name);
-  if (bytes.ByteLength() != length) {
-    throw Napi::RangeError::New(info.Env(), std::string(name) + " must be " + std::to_string(length) + " bytes");
-  }
-  return bytes;
 }
 
 void FreeKey(Napi::Env /*env*/, EVP_PKEY* key) { EVP_PKEY_free(key); }
@@ -184,7 +170,7 @@ Napi::Value X25519KeyPairJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EVP_PKEY* key = nullptr;
   if (info.Length() > 0 && !info[0].IsUndefined()) {
-    Napi::Uint8Array priv = FixedBytesArg(info, 0, "privateKey", kDhLen);
+    Napi::Uint8Array priv = FixedUint8ArrayArg(info, 0, "privateKey", kDhLen);
     key = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, priv.Data(), kDhLen);
     if (key == nullptr) ThrowOpenSsl(env, "EVP_PKEY_new_raw_private_key");
   } else {
@@ -209,7 +195,7 @@ Napi::Value X25519AgreeJs(const Napi::CallbackInfo& info) {
     throw Napi::TypeError::New(env, "privateKey must be a key from x25519KeyPair");
   }
   EVP_PKEY* key = info[0].As<Napi::External<EVP_PKEY>>().Data();
-  Napi::Uint8Array pub = FixedBytesArg(info, 1, "publicKey", kDhLen);
+  Napi::Uint8Array pub = FixedUint8ArrayArg(info, 1, "publicKey", kDhLen);
 
   EVP_PKEY* peer = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr, pub.Data(), kDhLen);
   EVP_PKEY_CTX* ctx = peer != nullptr ? EVP_PKEY_CTX_new(key, nullptr) : nullptr;
@@ -232,8 +218,8 @@ Napi::Value X25519AgreeJs(const Napi::CallbackInfo& info) {
 
 Napi::Value NoiseHkdfJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Uint8Array ck = BytesArg(info, 0, "chainingKey");
-  Napi::Uint8Array ikm = BytesArg(info, 1, "ikm");
+  Napi::Uint8Array ck = Uint8ArrayArg(info, 0, "chainingKey");
+  Napi::Uint8Array ikm = Uint8ArrayArg(info, 1, "ikm");
   if (ck.ByteLength() > kBlockLen) throw Napi::RangeError::New(env, "chainingKey must be at most 128 bytes");
   if (info.Length() < 3 || !info[2].IsNumber()) throw Napi::TypeError::New(env, "outputs must be 2 or 3");
   const int outputs = info[2].As<Napi::Number>().Int32Value();
@@ -253,8 +239,8 @@ Napi::Value NoiseHkdfJs(const Napi::CallbackInfo& info) {
 
 Napi::Value Blake2bJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Uint8Array a = BytesArg(info, 0, "a");
-  Napi::Uint8Array b = BytesArg(info, 1, "b");
+  Napi::Uint8Array a = Uint8ArrayArg(info, 0, "a");
+  Napi::Uint8Array b = Uint8ArrayArg(info, 1, "b");
   Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, kHashLen);
   if (!Digest(env, a.Data(), a.ByteLength(), b.Data(), b.ByteLength(), nullptr, 0, out.Data())) {
     ThrowOpenSsl(env, "EVP_Digest(BLAKE2B-512)");

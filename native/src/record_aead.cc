@@ -2,6 +2,8 @@
 // RangeError; an OpenSSL failure other than a bad tag throws an Error.
 #include "record_aead.h"
 
+#include "typed_args.h"
+
 #include <openssl/evp.h>
 
 #include <cmath>
@@ -42,18 +44,8 @@ ThreadCipher& Cipher(Napi::Env env) {
   return state;
 }
 
-Napi::Uint8Array Bytes(const Napi::CallbackInfo& info, size_t index, const char* name) {
-  if (info.Length() <= index || !info[index].IsTypedArray() ||
-      info[index].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a Uint8Array");
-  }
-  return info[index].As<Napi::Uint8Array>();
-}
-
 const uint8_t* Key(const Napi::CallbackInfo& info) {
-  Napi::Uint8Array key = Bytes(info, 0, "key");
-  if (key.ByteLength() != kKeyLen) throw Napi::RangeError::New(info.Env(), "key must be 32 bytes");
-  return key.Data();
+  return FixedUint8ArrayArg(info, 0, "key", kKeyLen).Data();
 }
 
 void Nonce(const Napi::CallbackInfo& info, uint8_t out[kNonceLen]) {
@@ -77,7 +69,7 @@ Napi::Value SealRecordJs(const Napi::CallbackInfo& info) {
   if (info.Length() < 3 || !info[2].IsNumber()) throw Napi::TypeError::New(env, "type must be a number");
   const uint32_t type = info[2].As<Napi::Number>().Uint32Value();
   if (type > 255) throw Napi::RangeError::New(env, "type must be a byte");
-  Napi::Uint8Array body = Bytes(info, 3, "body");
+  Napi::Uint8Array body = Uint8ArrayArg(info, 3, "body");
   const size_t text = 1 + body.ByteLength();
   if (text + kTagLen > kMaxCiphertext) throw Napi::RangeError::New(env, "body too long for one record");
 
@@ -105,7 +97,7 @@ Napi::Value OpenRecordJs(const Napi::CallbackInfo& info) {
   const uint8_t* key = Key(info);
   uint8_t nonce[kNonceLen];
   Nonce(info, nonce);
-  Napi::Uint8Array ciphertext = Bytes(info, 2, "ciphertext");
+  Napi::Uint8Array ciphertext = Uint8ArrayArg(info, 2, "ciphertext");
   const size_t len = ciphertext.ByteLength();
   if (len < kTagLen || len > kMaxCiphertext) throw Napi::RangeError::New(env, "ciphertext length out of range");
   const size_t text = len - kTagLen;

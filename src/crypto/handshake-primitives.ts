@@ -16,8 +16,8 @@
  * heap. The cacophony vectors run against both (test/noise.test.ts).
  */
 import { createHmac, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { loadNative, nativeAvailable } from '../native/binding.js';
 import { AuthError } from '../errors.js';
+import { BackendChoice, nativeCryptoExports } from './backends.js';
 import { sodium } from './sodium.js';
 
 /** Opaque private key: an OpenSSL key owned by the backend that made it. */
@@ -51,8 +51,7 @@ export interface HandshakePrimitives {
   hkdf(chainingKey: Uint8Array, ikm: Uint8Array, outputs: 2 | 3): Uint8Array[];
 }
 
-/** Set to "1" to use the node:crypto backend even when the addon is built. */
-export const NO_NATIVE_CRYPTO_ENV = 'JUMPER_NO_NATIVE_CRYPTO';
+export { NO_NATIVE_CRYPTO_ENV } from './backends.js';
 
 const HASH_LEN = 64;
 
@@ -133,24 +132,19 @@ const nodeBackend: HandshakePrimitives = {
   },
 };
 
-function nativeIfBuilt(): HandshakePrimitives | undefined {
-  if (process.env[NO_NATIVE_CRYPTO_ENV] === '1' || !nativeAvailable()) return undefined;
-  const addon = loadNative() as unknown as Partial<NativeNoiseCrypto>;
-  const complete = ['x25519KeyPair', 'x25519KeyPairBatch', 'x25519Agree', 'noiseHkdf', 'blake2b'] as const;
-  if (complete.some((name) => typeof addon[name] !== 'function')) return undefined; // stale build
-  return nativeBackend(addon as NativeNoiseCrypto);
-}
+const NATIVE_EXPORTS = ['x25519KeyPair', 'x25519KeyPairBatch', 'x25519Agree', 'noiseHkdf', 'blake2b'] as const;
 
-let chosen: HandshakePrimitives | undefined;
+const backends = new BackendChoice<HandshakePrimitives>(() => {
+  const addon = nativeCryptoExports<NativeNoiseCrypto>(NATIVE_EXPORTS);
+  return addon && nativeBackend(addon);
+}, nodeBackend);
 
 /** The backend handshakes use: native when the addon is built, else node:crypto. Decided once. */
 export function handshakePrimitives(): HandshakePrimitives {
-  chosen ??= nativeIfBuilt() ?? nodeBackend;
-  return chosen;
+  return backends.get();
 }
 
 /** Both backends available here, for tests that prove they agree. */
 export function allHandshakePrimitives(): HandshakePrimitives[] {
-  const native = nativeIfBuilt();
-  return native ? [native, nodeBackend] : [nodeBackend];
+  return backends.all();
 }

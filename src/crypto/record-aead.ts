@@ -13,8 +13,7 @@
  * Both are OpenSSL, with identical output; the Noise vectors check both.
  */
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto';
-import { loadNative, nativeAvailable } from '../native/binding.js';
-import { NO_NATIVE_CRYPTO_ENV } from './handshake-primitives.js';
+import { BackendChoice, nativeCryptoExports } from './backends.js';
 import { chachaNonce } from './nonce.js';
 
 /** A record key prepared for one backend (opaque). */
@@ -79,23 +78,17 @@ function nativeAead(addon: NativeRecordAead): RecordAead {
   };
 }
 
-function nativeIfBuilt(): RecordAead | undefined {
-  if (process.env[NO_NATIVE_CRYPTO_ENV] === '1' || !nativeAvailable()) return undefined;
-  const addon = loadNative() as unknown as Partial<NativeRecordAead>;
-  if (typeof addon.sealRecord !== 'function' || typeof addon.openRecord !== 'function') return undefined; // stale build
-  return nativeAead(addon as NativeRecordAead);
-}
-
-let chosen: RecordAead | undefined;
+const backends = new BackendChoice<RecordAead>(() => {
+  const addon = nativeCryptoExports<NativeRecordAead>(['sealRecord', 'openRecord']);
+  return addon && nativeAead(addon);
+}, nodeAead);
 
 /** The backend records use: native when the addon is built, else node:crypto. Decided once. */
 export function recordAead(): RecordAead {
-  chosen ??= nativeIfBuilt() ?? nodeAead;
-  return chosen;
+  return backends.get();
 }
 
 /** Every backend available here, for tests that prove they agree. */
 export function allRecordAeads(): RecordAead[] {
-  const native = nativeIfBuilt();
-  return native ? [native, nodeAead] : [nodeAead];
+  return backends.all();
 }

@@ -99,7 +99,11 @@ function addCommonOptions(cmd: Command, targets: 'connect' | 'backend' = 'connec
     .option('--connect-netns <ns>', 'open outgoing connections from inside this network namespace (address must be an IP or a path)')
     .option('-n, --max-connections <n>', 'streams served at once; more wait, unread, until one closes', parsePositiveInt, DEFAULTS.maxConnections)
     .addOption(durationOption('--connect-timeout <duration>', 'time allowed to connect onward', DEFAULTS.connectTimeoutMs))
-    .option('--no-keepalive', 'disable TCP keep-alive (on by default)')
+    .option(
+      '--no-keepalive',
+      `disable TCP keep-alive (on by default: first probe after ${DEFAULTS.keepAliveIdleSeconds}-${DEFAULTS.keepAliveIdleSeconds + DEFAULTS.keepAliveSpreadSeconds}s idle, ` +
+        `then ${DEFAULTS.keepAliveCount} probes ${DEFAULTS.keepAliveIntervalSeconds}s apart)`,
+    )
     .addOption(durationOption('--drain-timeout <duration>', 'on SIGTERM/SIGINT, how long open streams may take to finish', DEFAULTS.drainTimeoutMs))
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
     .addOption(new Option('--log-format <format>', 'json, or pretty for humans (default: pretty on a terminal, else json)').choices(['json', 'pretty']));

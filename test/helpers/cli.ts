@@ -33,13 +33,4 @@ export function startJumper(t: ExecutionContext, args: string[], options: { netn
   return { child, ...watchJsonLog(child, 10_000) };
 }
 
-/** A TCP port that was free a moment ago. */
-export async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as import('node:net').AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from './ports.js';

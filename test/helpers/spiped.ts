@@ -37,17 +37,9 @@ export async function makeKeyFile(t: ExecutionContext): Promise<KeyFile> {
   return { path: file, key: await readKeyFile(file) };
 }
 
-/** A port nobody listens on right now (bind 0, read it, close). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from './ports.js';
+
+export { freePort };
 
 /**
  * Wait until something listens on 127.0.0.1:port, without connecting: a

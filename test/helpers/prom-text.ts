@@ -60,8 +60,12 @@ export function parsePromText(text: string): Exposition {
       labels[lm[1]!] = lm[2]!.replace(/\\n/g, '\n').replace(/\\"/g, '"').replace(/\\\\/g, '\\');
     }
     const raw = m[3]!;
-    const value = raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : raw === 'NaN' ? NaN : Number(raw);
-    if (Number.isNaN(value) && raw !== 'NaN') throw new Error(`bad value, ${where}`);
+    // Prometheus parses values with Go's strconv.ParseFloat, which takes
+    // NaN and Inf in any case (prom-client writes an empty summary's mean as "Nan").
+    const special = raw.toLowerCase();
+    const value =
+      special === '+inf' || special === 'inf' ? Infinity : special === '-inf' ? -Infinity : special === 'nan' ? NaN : Number(raw);
+    if (Number.isNaN(value) && special !== 'nan') throw new Error(`bad value, ${where}`);
     samples.push({ name, labels, value });
   });
   return {

@@ -18,7 +18,10 @@ child.stdout.on('data', (chunk) => {
     else if (/^ok \d+/.test(line)) passed++;
   }
 });
-child.on('close', (code) => {
+child.on('close', (code, signal) => {
   console.log(`\ntests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+  // ava can also fail the run without a failed test line (e.g. a worker's
+  // late error): say how it ended, so a red run is never unexplained.
+  if (code !== 0) console.log(`ava ended with ${signal ? `signal ${signal}` : `exit code ${code}`}`);
   process.exit(code === 0 && failed === 0 && passed > 0 ? 0 : 1);
 });

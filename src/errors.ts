@@ -71,6 +71,11 @@ export const BadRecordError = defineError('BadRecordError', 'JUMPER_ERR_BAD_RECO
 export const TruncatedError = defineError('TruncatedError', 'JUMPER_ERR_TRUNCATED', 'truncated');
 export const PeerAbortError = defineError('PeerAbortError', 'JUMPER_ERR_PEER_ABORT', 'peer_abort');
 export const NonceExhaustedError = defineError('NonceExhaustedError', 'JUMPER_ERR_NONCE_EXHAUSTED', 'nonce_exhausted');
+/** Not a failure: the client retired a preconnected tunnel it did not need (ABORT "unused" as its first record). */
+export const UnusedTunnelError = defineError('UnusedTunnelError', 'JUMPER_ERR_UNUSED', 'unused');
+
+/** End reasons that are not failures: logged at info, not counted in `failed`. */
+export const CLEAN_END_REASONS: ReadonlySet<string> = new Set(['done', 'handed_off', 'unused']);
 
 // Peers.
 export const ConnectRefusedError = defineError('ConnectRefusedError', 'JUMPER_ERR_CONNECT_REFUSED', 'connect_refused');

@@ -6,6 +6,10 @@ export const DEFAULTS = {
   maxConnections: 1000,
   /** Server: connections still proving the key; beyond it they wait unread like maxConnections. */
   maxHandshakes: 4096,
+  /** Client: wires kept dialled and handshaken ahead of demand (0 = off). */
+  preconnect: 0,
+  /** Client: a preconnected wire is retired after this long unused (below the server's handshakeTimeoutMs). */
+  preconnectIdleMs: 2_000,
   /** Time to establish the outgoing TCP/Unix connection. */
   connectTimeoutMs: 5_000,
   /** Time from accept (server) or connect (client) until the peer proved the key and liveness. */

@@ -9,6 +9,7 @@
  *   spiped                  client -> spiped -e -> spiped -d -> provider
  *   stunnel                 client -> stunnel (client) =TLS1.3=> stunnel (server) -> provider
  *   stunnel-chacha          same, TLS_CHACHA20_POLY1305_SHA256 forced (jumper's cipher)
+ *   jumper-preconnect       the same pair, client with --preconnect 2
  *   jumper-spiped           the same pair with --protocol spiped (wire-compatible with spiped)
  *   jumper-forward          client -> jumper forward -> provider   (plain)
  *   socat                   client -> socat fork -> provider       (plain)
@@ -199,8 +200,8 @@ function jumperLimits(ctx: SystemContext): string[] {
 /** Descriptors a jumper process needs besides its streams (listeners, libuv, stdio, ...). */
 const FD_MARGIN = 256;
 
-/** A jumper client + server pair; `protocolArgs` picks the wire protocol. */
-function jumperPair(name: string, description: string, protocolArgs: string[]): SystemSpec {
+/** A jumper client + server pair; `protocolArgs` picks the wire protocol, `clientArgs` go to the client only. */
+function jumperPair(name: string, description: string, protocolArgs: string[], clientArgs: string[] = []): SystemSpec {
   return {
     name,
     group: 'encrypted',
@@ -224,7 +225,7 @@ function jumperPair(name: string, description: string, protocolArgs: string[]): 
         {
           label: 'client',
           command: cmd.command,
-          args: [...cmd.args, 'client', '--listen', addr(clientPort), '--connect', addr(serverPort), ...common],
+          args: [...cmd.args, 'client', '--listen', addr(clientPort), '--connect', addr(serverPort), ...common, ...clientArgs],
           port: clientPort,
           cwd: ctx.repoRoot,
         },
@@ -234,6 +235,12 @@ function jumperPair(name: string, description: string, protocolArgs: string[]): 
 }
 
 const jumper = jumperPair('jumper', 'jumper client + jumper server, native protocol', []);
+const jumperPreconnect = jumperPair(
+  'jumper-preconnect',
+  'the jumper pair with the client keeping 2 wires handshaken ahead of demand (--preconnect 2)',
+  [],
+  ['--preconnect', '2'],
+);
 const jumperSpiped = jumperPair('jumper-spiped', 'jumper client + jumper server speaking the spiped protocol (with DH)', ['--protocol', 'spiped']);
 
 const jumperForward: SystemSpec = {
@@ -413,6 +420,7 @@ const socketProxyd: SystemSpec = {
 export const SYSTEMS: readonly SystemSpec[] = [
   direct,
   jumper,
+  jumperPreconnect,
   jumperSpiped,
   spiped,
   stunnelSpec('stunnel', null),

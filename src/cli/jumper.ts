@@ -24,7 +24,7 @@ import { STRATEGIES, type StrategyName } from '../balance/strategy.js';
 import { createBalancer } from '../roles/balancer.js';
 import { die } from './fail.js';
 import { createLogger, LOG_LEVELS, type LogFormat } from './logger.js';
-import { collect, parseDuration, parsePositiveInt } from './parse.js';
+import { collect, parseCount, parseDuration, parsePositiveInt } from './parse.js';
 import { runRole } from './run-role.js';
 import { addOperateOptions, addProxyProtocolOption, operateOptions, proxyProtocolOption, type OperateFlags } from './operate-options.js';
 import { addRunCommand } from './run-command.js';
@@ -272,17 +272,34 @@ function buildProgram(): Command {
     .command('client')
     .description('accept plain streams from the consumer, encrypt them, and carry them to a server jumper')
     .addHelpText('after', '\nExample:\n  jumper client --listen 127.0.0.1:5432 --connect db-host:8025 --key db.key');
-  addKeyOptions(addCommonOptions(client), false).action(async (flags: CommonFlags & KeyFlags) => {
+  addKeyOptions(addCommonOptions(client), false)
+    .option(
+      '--preconnect <n>',
+      'keep n wires to the server dialled and handshaken ahead of demand, so a new stream skips the handshake round trip (0 = off); refilled while streams arrive',
+      parseCount,
+      DEFAULTS.preconnect,
+    )
+    .addOption(
+      durationOption('--preconnect-idle <duration>', "retire a preconnected wire after this long unused; keep it below the server's --handshake-timeout", DEFAULTS.preconnectIdleMs),
+    );
+  client.action(async (flags: CommonFlags & KeyFlags & { preconnect: number; preconnectIdle: number }) => {
     if (flags.key.length !== 1) throw new InvalidArgumentError('a client jumper takes exactly one --key');
     const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, name: 'jumper' });
     const [key] = await readKeys(flags);
     const proto = protocolOptions(flags);
-    const jumper = createClient({ ...commonOptions(flags, logger), ...proto, key: key!, handshakeTimeoutMs: flags.handshakeTimeout });
+    const jumper = createClient({
+      ...commonOptions(flags, logger),
+      ...proto,
+      key: key!,
+      handshakeTimeoutMs: flags.handshakeTimeout,
+      preconnect: flags.preconnect,
+      preconnectIdleMs: flags.preconnectIdle,
+    });
     await runRole({
       jumper,
       logger,
       drainTimeoutMs: flags.drainTimeout, operate: flags,
-      startFields: { connect: jumper.connectDescription, key: key!.fingerprint, protocol: protocolLabel(proto), strategy: jumper.backends().length > 0 || flags.discover ? flags.strategy : undefined },
+      startFields: { connect: jumper.connectDescription, key: key!.fingerprint, protocol: protocolLabel(proto), preconnect: flags.preconnect || undefined, strategy: jumper.backends().length > 0 || flags.discover ? flags.strategy : undefined },
       reloadKey: async () => {
         const [fresh] = await readKeys(flags);
         jumper.setKey(fresh!);

@@ -15,6 +15,11 @@ export function parseDuration(value: string): number {
 }
 
 /** A positive integer. */
+export function parseCount(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a whole number (0 or more)');
+  return Number(value);
+}
+
 export function parsePositiveInt(value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('expected a positive integer');
   return Number(value);

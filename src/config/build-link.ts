@@ -79,7 +79,11 @@ export async function buildLink(spec: LinkSpec, logger: Logger): Promise<Jumper>
   switch (spec.role) {
     case 'client': {
       const [key] = await readLinkKeys(spec);
-      return createClient({ ...common, ...tunnelOptions(spec), key: key! });
+      const preconnect = {
+        ...(spec.preconnect !== undefined ? { preconnect: spec.preconnect as number } : {}),
+        ...(spec['preconnect-idle'] !== undefined ? { preconnectIdleMs: spec['preconnect-idle'] as number } : {}),
+      };
+      return createClient({ ...common, ...tunnelOptions(spec), ...preconnect, key: key! });
     }
     case 'server':
       return createServer({ ...common, ...tunnelOptions(spec), ...proxy, key: await readLinkKeys(spec) });

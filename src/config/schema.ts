@@ -53,6 +53,8 @@ export const LINK_FIELDS: Record<string, Field> = {
   'handshake-timeout': { kind: { type: 'duration' }, roles: TUNNEL, doc: 'time allowed for the peer to prove the key (default 5s)' },
   protocol: { kind: { type: 'enum', values: ['jumper', 'spiped'] }, roles: TUNNEL, doc: 'jumper (default) or spiped' },
   pfs: { kind: { type: 'enum', values: ['default', 'off', 'require'] }, roles: TUNNEL, doc: 'spiped only: off = spiped -f, require = spiped -g' },
+  preconnect: { kind: { type: 'int', min: 0 }, roles: ['client'], doc: 'client: wires kept dialled and handshaken ahead of demand (default 0 = off)' },
+  'preconnect-idle': { kind: { type: 'duration' }, roles: ['client'], doc: "client: retire a preconnected wire after this long unused, below the server's handshake-timeout (default 2s)" },
   'proxy-protocol': {
     kind: { type: 'enum', values: ['v1', 'v2'] },
     roles: ['server', 'forward'],

@@ -24,6 +24,7 @@ import {
   HandshakeTruncatedError,
   TamperedError,
   TruncatedError,
+  UnusedTunnelError,
   reasonOf,
 } from '../errors.js';
 import { nativePumpAvailable, runNativePump, type NativePump, type PumpResult, type RunNativePumpOptions } from '../native/pump.js';
@@ -36,12 +37,14 @@ import {
   checkHeader,
   respondToClientHello,
   startClientHandshake,
+  type ClientHandshake,
 } from './handshake.js';
 import { mustStayInJs } from './js-data-path.js';
 import { openPipe, peerAbort, plainPipe, sealPipe, type PipeHooks } from './pipe.js';
-import { RecordOpener, RecordSealer, type RecordSink } from './record.js';
+import { RecordOpener, RecordSealer, UNUSED_ABORT_REASON, type RecordSink } from './record.js';
 import { originBody, proxyHeaderFromOrigin } from './origin.js';
 import { decodeAddressBlock, type ProxyVersion } from './proxy-header.js';
+import type { TransportKeys } from './noise.js';
 
 /** How a connection ended; logged as one line and emitted as 'close'. */
 export interface ConnSummary {
@@ -371,61 +374,96 @@ export async function dialForClient(conn: Conn, local: Socket, dial: Dialer): Pr
   return wire;
 }
 
-export interface ClientConnOptions extends ConnTimeouts {
-  key: TunnelKey;
-  dial: Dialer;
+/** A wire whose handshake is done but which carries no stream yet (preconnected, or just dialled). */
+export interface ReadyWire {
+  readonly wire: Socket;
+  readonly keys: TransportKeys;
+  /** Wire bytes that came after the server hello (none from a jumper/1 server). */
+  readonly rest: Buffer;
+  /** The key the handshake used. */
+  readonly key: TunnelKey;
 }
 
 /**
- * Serve one consumer connection as a client jumper: dial the server jumper,
- * handshake, prove liveness, then pump both ways.
+ * Send the client hello on a connected wire and read the server's reply.
+ * The caller bounds the time (the server may never answer).
+ * @throws AuthError: reason handshake_rejected when the server closes
+ *   instead of answering (it does so silently on a wrong key or version),
+ *   bad_key when its reply does not authenticate.
+ */
+export async function handshakeAsClient(wire: Socket, handshake: ClientHandshake, key: TunnelKey): Promise<ReadyWire> {
+  wire.write(handshake.hello);
+  let reply: { data: Buffer; rest: Buffer };
+  try {
+    reply = await readExactly(wire, SERVER_HELLO_BYTES);
+  } catch (err) {
+    if (err instanceof HandshakeTruncatedError) {
+      throw new AuthError('server jumper closed the connection during the handshake: wrong key or protocol version?', {
+        cause: err,
+        reason: 'handshake_rejected',
+      });
+    }
+    throw err;
+  }
+  return { wire, keys: handshake.finish(reply.data), rest: reply.rest, key };
+}
+
+export interface ClientConnOptions extends ConnTimeouts {
+  key: TunnelKey;
+  dial: Dialer;
+  /** A wire that finished its handshake ahead of time (src/roles/preconnect.ts), if one is ready. */
+  takeReady?: () => ReadyWire | undefined;
+}
+
+/**
+ * Serve one consumer connection as a client jumper: dial the server jumper
+ * and handshake (or take a preconnected wire), prove liveness, then pump
+ * both ways.
  */
 export async function runClientConn(conn: Conn, local: Socket, options: ClientConnOptions): Promise<void> {
   try {
-    const dialing = dialForClient(conn, local, options.dial);
-    // The hello needs nothing from the server: make it while the connect is in flight.
-    const handshake = startClientHandshake(options.key);
-    const wire = await dialing;
-    if (!wire) return;
-    conn.armTimer(options.handshakeTimeoutMs, () => new HandshakeTimeoutError('server jumper did not complete the handshake in time'));
-    wire.write(handshake.hello);
-    let reply: { data: Buffer; rest: Buffer };
-    try {
-      reply = await readExactly(wire, SERVER_HELLO_BYTES);
-    } catch (err) {
-      if (err instanceof HandshakeTruncatedError) {
-        // The server closes silently on a wrong key or version: say so.
-        throw new AuthError('server jumper closed the connection during the handshake: wrong key or protocol version?', {
-          cause: err,
-          reason: 'handshake_rejected',
-        });
-      }
-      throw err;
+    let ready = options.takeReady?.();
+    if (ready) {
+      conn.adoptPlain(local);
+      conn.adoptWire(ready.wire);
+    } else {
+      const dialing = dialForClient(conn, local, options.dial);
+      // The hello needs nothing from the server: make it while the connect is in flight.
+      const handshake = startClientHandshake(options.key);
+      const wire = await dialing;
+      if (!wire) return;
+      conn.armTimer(options.handshakeTimeoutMs, () => new HandshakeTimeoutError('server jumper did not complete the handshake in time'));
+      ready = await handshakeAsClient(wire, handshake, options.key);
+      if (conn.closed) return;
+      conn.watchWire();
+      conn.disarmTimer();
     }
-    if (conn.closed) return;
-    conn.watchWire();
-    const keys = handshake.finish(reply.data);
-    conn.disarmTimer();
-    conn.keyFingerprint = options.key.fingerprint;
-    const sealer = new RecordSealer(keys.sendKey);
-    const opener = new RecordOpener(keys.recvKey);
-    conn.setSealer(sealer);
-    // Liveness proof first (the ORIGIN record): the server contacts the provider only after it.
-    const out: Buffer[] = [];
-    sealer.sealOrigin(originBody(local), out);
-    // One write: a record split over two segments costs the server a second wake-up.
-    wire.write(Buffer.concat(out));
-    const pump = tryNativePump({ plain: local, wire, sendKey: keys.sendKey, recvKey: keys.recvKey, sendCounter: sealer.count, recvCounter: opener.count, wirePending: reply.rest });
-    if (pump) {
-      conn.adoptPump(pump, true);
-      return;
-    }
-    openPipe(wire, local, opener, conn.hooks('down', 'wire'), reply.rest);
-    sealPipe(local, wire, sealer, conn.hooks('up', 'plain'));
+    startClientStream(conn, local, ready);
   } catch (err) {
     // Handshake and dial failures: no sealer yet, so nothing is told to the server.
     conn.fail(err, 'wire');
   }
+}
+
+/** Prove liveness with the ORIGIN record, then let the pump (or the JS pipes) carry the stream. */
+function startClientStream(conn: Conn, local: Socket, ready: ReadyWire): void {
+  const { wire, keys } = ready;
+  conn.keyFingerprint = ready.key.fingerprint;
+  const sealer = new RecordSealer(keys.sendKey);
+  const opener = new RecordOpener(keys.recvKey);
+  conn.setSealer(sealer);
+  // Liveness proof first (the ORIGIN record): the server contacts the provider only after it.
+  const out: Buffer[] = [];
+  sealer.sealOrigin(originBody(local), out);
+  // One write: a record split over two segments costs the server a second wake-up.
+  wire.write(out.length === 1 ? out[0]! : Buffer.concat(out));
+  const pump = tryNativePump({ plain: local, wire, sendKey: keys.sendKey, recvKey: keys.recvKey, sendCounter: sealer.count, recvCounter: opener.count, wirePending: ready.rest });
+  if (pump) {
+    conn.adoptPump(pump, true);
+    return;
+  }
+  openPipe(wire, local, opener, conn.hooks('down', 'wire'), ready.rest);
+  sealPipe(local, wire, sealer, conn.hooks('up', 'plain'));
 }
 
 export interface ServerConnOptions extends ConnTimeouts {
@@ -459,6 +497,10 @@ class EarlyRecords implements RecordSink {
     this.ended = true;
   }
   onAbort(reason: string): void {
+    // A preconnected wire the client did not need (src/roles/preconnect.ts): a clean end.
+    if (this.records === 0 && reason === UNUSED_ABORT_REASON) {
+      throw new UnusedTunnelError('client jumper retired a preconnected tunnel unused');
+    }
     throw peerAbort(reason);
   }
 }

@@ -46,6 +46,12 @@ export const enum RecordType {
   Origin = 3,
 }
 
+/**
+ * The ABORT reason a client sends as the first record of a preconnected
+ * wire it retires unused: the server ends it cleanly, without a provider dial.
+ */
+export const UNUSED_ABORT_REASON = 'unused';
+
 /** Longest reason an ABORT record carries. */
 export const MAX_ABORT_REASON = 64;
 

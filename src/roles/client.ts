@@ -5,11 +5,13 @@
 import type { Socket } from 'node:net';
 import { loadSodium } from '../crypto/sodium.js';
 import type { TunnelKey } from '../keys/key-file.js';
+import { InvalidArgumentError } from '../errors.js';
 import { DEFAULTS } from '../options.js';
 import { runClientConn, type Conn } from '../proto/conn.js';
 import { runSpipedClientConn } from '../proto/spiped/conn.js';
 import type { PfsMode } from '../proto/spiped/handshake.js';
 import { Jumper, type CommonOptions } from './jumper.js';
+import { Preconnector, type PreconnectStats } from './preconnect.js';
 
 /** Wire protocol: jumper/1 (Noise) or spiped 1.6 for interop. */
 export type TunnelProtocol = 'jumper' | 'spiped';
@@ -23,6 +25,13 @@ export interface ClientOptions extends CommonOptions {
   protocol?: TunnelProtocol;
   /** spiped only: 'off' is spiped's -f (no Diffie-Hellman), 'require' is -g. Default 'default'. */
   pfs?: PfsMode;
+  /**
+   * jumper protocol only: wires to the server kept dialled and handshaken
+   * ahead of demand (src/roles/preconnect.ts). Default 0 (off).
+   */
+  preconnect?: number;
+  /** A preconnected wire is retired after this long unused; below the server's handshake timeout. Default 2000 ms. */
+  preconnectIdleMs?: number;
 }
 
 export class ClientJumper extends Jumper {
@@ -31,6 +40,7 @@ export class ClientJumper extends Jumper {
   readonly protocol: TunnelProtocol;
   readonly #pfs: PfsMode;
   readonly #keepAlive: boolean;
+  readonly #preconnect: Preconnector | undefined;
 
   constructor(options: ClientOptions) {
     super('client', options, 'server');
@@ -39,6 +49,26 @@ export class ClientJumper extends Jumper {
     this.protocol = options.protocol ?? 'jumper';
     this.#pfs = options.pfs ?? 'default';
     this.#keepAlive = options.keepAlive ?? DEFAULTS.keepAlive;
+    const size = options.preconnect ?? DEFAULTS.preconnect;
+    if (!Number.isInteger(size) || size < 0) throw new InvalidArgumentError(`preconnect must be a whole number of wires, got ${size}`);
+    if (size > 0) {
+      if (this.protocol !== 'jumper') throw new InvalidArgumentError('preconnect needs the jumper protocol (spiped servers allow no idle handshaken wire)');
+      const maxIdleMs = options.preconnectIdleMs ?? DEFAULTS.preconnectIdleMs;
+      if (!(maxIdleMs > 0)) throw new InvalidArgumentError(`preconnect idle time must be positive, got ${maxIdleMs}`);
+      this.#preconnect = new Preconnector({
+        size,
+        maxIdleMs,
+        handshakeTimeoutMs: this.#handshakeTimeoutMs,
+        dial: this.dial,
+        key: () => this.#key,
+        logger: this.logger,
+      });
+    }
+  }
+
+  /** Preconnect counters; undefined when preconnect is off. */
+  preconnectStats(): PreconnectStats | undefined {
+    return this.#preconnect?.stats();
   }
 
   /** The key new streams use; open streams keep theirs. */
@@ -49,10 +79,22 @@ export class ClientJumper extends Jumper {
   /** Rotate the key for new streams without touching open ones. */
   setKey(key: TunnelKey): void {
     this.#key = key;
+    this.#preconnect?.keyChanged();
   }
 
   protected override async prepare(): Promise<void> {
     await loadSodium();
+  }
+
+  override async listen(): Promise<this> {
+    await super.listen();
+    this.#preconnect?.warm();
+    return this;
+  }
+
+  override async close(options: { drainTimeoutMs?: number } = {}): Promise<void> {
+    this.#preconnect?.close();
+    await super.close(options);
   }
 
   protected serve(conn: Conn, socket: Socket): Promise<void> {
@@ -60,7 +102,13 @@ export class ClientJumper extends Jumper {
       const options = { key: this.#key, dial: this.dial, handshakeTimeoutMs: this.#handshakeTimeoutMs, pfs: this.#pfs, keepAlive: this.#keepAlive };
       return runSpipedClientConn(conn, socket, options);
     }
-    return runClientConn(conn, socket, { key: this.#key, dial: this.dial, handshakeTimeoutMs: this.#handshakeTimeoutMs });
+    const preconnect = this.#preconnect;
+    return runClientConn(conn, socket, {
+      key: this.#key,
+      dial: this.dial,
+      handshakeTimeoutMs: this.#handshakeTimeoutMs,
+      ...(preconnect ? { takeReady: () => preconnect.take() } : {}),
+    });
   }
 }
 

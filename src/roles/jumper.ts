@@ -21,7 +21,7 @@ import { Listener, type ListenerOptions, type ListenTarget } from '../addr/liste
 import { Slots } from '../addr/slots.js';
 import { createAllowList } from '../addr/allow.js';
 import { performance } from 'node:perf_hooks';
-import { DrainTimeoutError, InvalidArgumentError, reasonOf } from '../errors.js';
+import { CLEAN_END_REASONS, DrainTimeoutError, InvalidArgumentError, reasonOf } from '../errors.js';
 import { silentLogger, type Logger } from '../log/logger.js';
 import { DEFAULTS } from '../options.js';
 import { Conn, type ConnSummary } from '../proto/conn.js';
@@ -445,7 +445,7 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
       reason: summary.reason,
       ...(summary.target !== undefined ? { target: summary.target } : {}),
     };
-    if (summary.reason === 'done' || summary.reason === 'handed_off') {
+    if (CLEAN_END_REASONS.has(summary.reason)) {
       this.logger.info(line, 'connection closed');
     } else {
       s.failed++;

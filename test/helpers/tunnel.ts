@@ -29,6 +29,9 @@ export interface TunnelOptions {
   serverKeys?: TunnelKey[];
   handshakeTimeoutMs?: number;
   maxConnections?: number;
+  /** Client: wires kept handshaken ahead of demand, and their idle limit. */
+  preconnect?: number;
+  preconnectIdleMs?: number;
   /** Put something between client and server: the client connects here instead. */
   clientConnect?: (serverPort: number) => string | Promise<string>;
 }
@@ -65,6 +68,8 @@ export async function withTunnel(t: ExecutionContext, options: TunnelOptions): P
     key: options.clientKey ?? key,
     handshakeTimeoutMs: options.handshakeTimeoutMs ?? 5000,
     maxConnections: options.maxConnections ?? 1000,
+    ...(options.preconnect !== undefined ? { preconnect: options.preconnect } : {}),
+    ...(options.preconnectIdleMs !== undefined ? { preconnectIdleMs: options.preconnectIdleMs } : {}),
   });
   await client.listen();
   t.teardown(() => client.close({ drainTimeoutMs: 0 }));

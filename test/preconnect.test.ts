@@ -1,0 +1,122 @@
+/**
+ * Client preconnect (src/roles/preconnect.ts): wires handshaken ahead of
+ * demand, over real loopback sockets against a real server jumper.
+ */
+import test from 'ava';
+import { createClient } from '../src/index.js';
+import { exchange, randomBytes, sha256, startEchoProvider } from './helpers/providers.js';
+import { makeKey, withTunnel } from './helpers/tunnel.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Poll `check` every 10 ms until it holds; fail after `ms`. */
+async function until(check: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+test('wires are handshaken before any consumer; a stream takes one, arrives hash-equal, and is the only one the provider sees', async (t) => {
+  const provider = await startEchoProvider(t);
+  const tunnel = await withTunnel(t, { provider: provider.address, preconnect: 2, preconnectIdleMs: 4000 });
+  await until(() => tunnel.client.preconnectStats()!.ready === 2, 3000, 'two ready wires');
+  t.is(tunnel.server.stats().total, 2, 'the server accepted the two preconnects');
+  t.is(provider.connections, 0, 'a preconnected wire never reaches the provider');
+
+  const upload = randomBytes(1024 * 1024 + 7);
+  const result = await exchange({ port: tunnel.clientPort }, upload);
+  t.is(result.ending, 'end');
+  t.is(sha256(result.received), sha256(upload));
+  const stats = tunnel.client.preconnectStats()!;
+  t.is(stats.hits, 1);
+  t.is(stats.misses, 0);
+  t.is(provider.connections, 1);
+  const [summary] = await tunnel.closedOn('server', 1);
+  t.is(summary!.reason, 'done');
+  t.is(summary!.bytesUp, upload.length);
+  t.is(summary!.keyFingerprint, tunnel.key.fingerprint);
+  // The pool refills after a take.
+  await until(() => tunnel.client.preconnectStats()!.ready === 2, 3000, 'the pool to refill');
+  t.is(tunnel.server.stats().total, 3);
+});
+
+test('an idle client retires its wires: the server ends them as "unused" (no failure, no provider dial) and makes no more', async (t) => {
+  const provider = await startEchoProvider(t);
+  const tunnel = await withTunnel(t, { provider: provider.address, preconnect: 2, preconnectIdleMs: 300 });
+  const closed = await tunnel.closedOn('server', 2);
+  t.deepEqual(
+    closed.map((s) => s.reason),
+    ['unused', 'unused'],
+  );
+  t.is(tunnel.server.stats().failed, 0);
+  t.deepEqual(tunnel.server.stats().failures, {});
+  t.is(provider.connections, 0);
+  // No demand since: nothing is preconnected again.
+  await sleep(800);
+  t.is(tunnel.server.stats().total, 2);
+  const stats = tunnel.client.preconnectStats()!;
+  t.is(stats.ready, 0);
+  t.is(stats.retired, 2);
+  // A stream after the idle period takes the normal path and still works.
+  const body = randomBytes(64 * 1024);
+  const result = await exchange({ port: tunnel.clientPort }, body);
+  t.is(sha256(result.received), sha256(body));
+  t.is(tunnel.client.preconnectStats()!.misses, 1);
+});
+
+test('a ready wire the server closed is not used: the stream is served over another', async (t) => {
+  const provider = await startEchoProvider(t);
+  // Misconfigured on purpose: the server's handshake timeout (300 ms) is below the client's idle time.
+  const tunnel = await withTunnel(t, { provider: provider.address, handshakeTimeoutMs: 300, preconnect: 1, preconnectIdleMs: 5000 });
+  await until(() => tunnel.client.preconnectStats()!.lost >= 1, 3000, 'a ready wire to be lost');
+  const body = randomBytes(256 * 1024);
+  const result = await exchange({ port: tunnel.clientPort }, body);
+  t.is(result.ending, 'end');
+  t.is(sha256(result.received), sha256(body));
+  await until(() => tunnel.serverClosed.some((s) => s.reason === 'done'), 3000, "the stream's summary");
+  t.is(tunnel.serverClosed.filter((s) => s.reason === 'done').length, 1);
+  t.is(provider.connections, 1);
+  t.true(tunnel.serverClosed.filter((s) => s.reason !== 'done').every((s) => s.reason === 'handshake_timeout'));
+});
+
+test('preconnects to a server with another key fail and back off; a consumer gets the usual handshake_rejected', async (t) => {
+  const provider = await startEchoProvider(t);
+  const tunnel = await withTunnel(t, { provider: provider.address, clientKey: await makeKey(), preconnect: 2, preconnectIdleMs: 4000 });
+  await sleep(1000);
+  const failed = tunnel.client.preconnectStats()!.failed;
+  // 2 at once, then one retry after 100, 200, 400 ms...: a handful, not a storm.
+  t.true(failed >= 2 && failed <= 8, `failed preconnects in 1 s: ${failed}`);
+  t.is(tunnel.client.preconnectStats()!.ready, 0);
+  const result = await exchange({ port: tunnel.clientPort }, Buffer.from('x'));
+  t.is(result.received.length, 0);
+  const [summary] = await tunnel.closedOn('client', 1);
+  t.is(summary!.reason, 'handshake_rejected');
+  t.is(provider.connections, 0);
+});
+
+test('a key rotation retires ready wires; new streams use the new key', async (t) => {
+  const provider = await startEchoProvider(t);
+  const oldKey = await makeKey();
+  const newKey = await makeKey();
+  const tunnel = await withTunnel(t, { provider: provider.address, clientKey: oldKey, serverKeys: [newKey, oldKey], preconnect: 2, preconnectIdleMs: 4000 });
+  await until(() => tunnel.client.preconnectStats()!.ready === 2, 3000, 'two ready wires');
+  tunnel.client.setKey(newKey);
+  t.is(tunnel.client.preconnectStats()!.retired, 2);
+  const body = randomBytes(10_000);
+  const result = await exchange({ port: tunnel.clientPort }, body);
+  t.is(sha256(result.received), sha256(body));
+  const closed = await tunnel.closedOn('server', 3);
+  t.deepEqual(closed.map((s) => s.reason).sort(), ['done', 'unused', 'unused']);
+  t.is(closed.find((s) => s.reason === 'done')!.keyFingerprint, newKey.fingerprint);
+});
+
+test('preconnect is refused with the spiped protocol and for a negative size', (t) => {
+  const base = { listen: '127.0.0.1:0', connect: '127.0.0.1:1' };
+  return makeKey().then((key) => {
+    t.throws(() => createClient({ ...base, key, protocol: 'spiped', preconnect: 1 }), { code: 'JUMPER_ERR_INVALID_ARG' });
+    t.throws(() => createClient({ ...base, key, preconnect: -1 }), { code: 'JUMPER_ERR_INVALID_ARG' });
+    t.notThrows(() => createClient({ ...base, key, protocol: 'spiped', preconnect: 0 }));
+  });
+});

@@ -70,6 +70,8 @@ cliTest('bad input gives one clear line and a non-zero exit', async (t) => {
     [['server', '--listen', 'nonsense', '--connect', '127.0.0.1:1', '--key', join(dir, 'k')], /bad address "nonsense".*JUMPER_ERR_BAD_ADDRESS/],
     [['server', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:1', '--key', join(dir, 'missing')], /does not exist.*JUMPER_ERR_KEY_FILE/],
     [['client', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:1', '--key', join(dir, 'k'), '--connect-timeout', 'soon'], /duration/],
+    [['client', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:1', '--key', join(dir, 'k'), '--protocol', 'spiped', '--preconnect', '1'], /preconnect needs the jumper protocol.*JUMPER_ERR_INVALID_ARG/],
+    [['client', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:1', '--key', join(dir, 'k'), '--preconnect', 'many'], /whole number/],
   ];
   writeFileSync(join(dir, 'k'), randomBytes(32), { mode: 0o600 });
   for (const [args, pattern] of cases) {

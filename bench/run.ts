@@ -16,10 +16,10 @@ import { fileURLToPath } from 'node:url';
 import { FULL, GB, NOFILE_LIMIT, QUICK, RUN_TIMEOUT_MS, type Profile } from './lib/config.js';
 import { raiseFdLimit } from './lib/fd-limit.js';
 import { measureBurst } from './lib/measure-burst.js';
-import { measureBulk, type Direction } from './lib/measure-throughput.js';
+import { measureBulk, type BulkRun, type Direction } from './lib/measure-throughput.js';
 import { measureMemory } from './lib/measure-memory.js';
-import { measureRtt } from './lib/measure-rtt.js';
-import { measureSetup } from './lib/measure-setup.js';
+import { measureRtt, type RttResult } from './lib/measure-rtt.js';
+import { measureSetup, type SetupResult } from './lib/measure-setup.js';
 import { cpuSeconds } from './lib/proc-stats.js';
 import { stopAll } from './lib/processes.js';
 import { startProvider } from './lib/providers.js';
@@ -98,26 +98,6 @@ const log = (msg: string): void => {
 
 const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
-async function bulkFigure(
-  sys: RunningSystem,
-  profile: Profile,
-  direction: Direction,
-  streams: number,
-  bytes: number,
-): Promise<BulkFigure> {
-  const runs = [];
-  for (let i = 0; i < profile.bulkRepetitions; i++) {
-    runs.push(await measureBulk(sys.entryPort, direction, streams, bytes, profile.bulkTimeoutMs));
-  }
-  return {
-    direction,
-    streams,
-    bytesPerRun: runs[0]?.bytes ?? 0,
-    runs,
-    medianMBps: median(runs.map((r) => r.mbPerSec)),
-  };
-}
-
 /** Run one phase; a failure is recorded and the remaining phases still run. */
 async function phase(result: SystemResult, name: string, fn: () => Promise<void>): Promise<void> {
   try {
@@ -129,87 +109,154 @@ async function phase(result: SystemResult, name: string, fn: () => Promise<void>
   }
 }
 
-async function measureSystem(sys: RunningSystem, profile: Profile, result: SystemResult): Promise<void> {
-  const port = sys.entryPort;
-  const pids = sys.pids;
-  const hasProxy = pids.length > 0;
+type BulkKey = 'upload1' | 'download1' | 'uploadN' | 'downloadN';
 
-  await phase(result, 'warm-up', async () => {
+/** A started system and what its interleaved rounds collected so far. */
+interface Running {
+  sys: RunningSystem;
+  result: SystemResult;
+  startedAt: number;
+  bulkRuns: Record<BulkKey, BulkRun[]>;
+  bulkCpuSeconds: number;
+  setupRounds: SetupResult[];
+  setupCpuSeconds: number;
+  rttRounds: RttResult[];
+}
+
+/** The four bulk figures: [key, direction, streams, bytes]. */
+function bulkShapes(profile: Profile): [BulkKey, Direction, number, number][] {
+  const n = profile.bulkParallelStreams;
+  return [
+    ['upload1', 'upload', 1, profile.bulkSingleBytes],
+    ['download1', 'download', 1, profile.bulkSingleBytes],
+    ['uploadN', 'upload', n, profile.bulkParallelTotalBytes],
+    ['downloadN', 'download', n, profile.bulkParallelTotalBytes],
+  ];
+}
+
+async function warmUp(r: Running, profile: Profile): Promise<void> {
+  const port = r.sys.entryPort;
+  await phase(r.result, 'warm-up', async () => {
     await measureBulk(port, 'upload', 1, profile.warmupBytes, profile.bulkTimeoutMs);
     await measureBulk(port, 'download', 1, profile.warmupBytes, profile.bulkTimeoutMs);
     await measureRtt(port, profile.warmupRoundTrips, profile.rttMessageBytes, profile.rttTimeoutMs);
   });
+}
 
-  await phase(result, 'bulk', async () => {
-    const bulk: NonNullable<SystemResult['bulk']> = {};
-    result.bulk = bulk;
-    const cpu0 = cpuSeconds(pids);
-    const n = profile.bulkParallelStreams;
-    bulk.upload1 = await bulkFigure(sys, profile, 'upload', 1, profile.bulkSingleBytes);
-    bulk.download1 = await bulkFigure(sys, profile, 'download', 1, profile.bulkSingleBytes);
-    bulk.uploadN = await bulkFigure(sys, profile, 'upload', n, profile.bulkParallelTotalBytes);
-    bulk.downloadN = await bulkFigure(sys, profile, 'download', n, profile.bulkParallelTotalBytes);
-    const bulkCpuSeconds = cpuSeconds(pids) - cpu0;
-    const bulkBytes = [bulk.upload1, bulk.download1, bulk.uploadN, bulk.downloadN]
-      .flatMap((f) => f.runs)
-      .reduce((sum, r) => sum + r.bytes, 0);
-    result.cpu = {
-      bulkCpuSeconds,
-      bulkBytes,
-      secondsPerGB: hasProxy ? bulkCpuSeconds / (bulkBytes / GB) : null,
-      setupCpuSeconds: 0,
-      setupMicrosPerConnection: null,
-    };
-    log(
-      `  ${result.name}: up ${bulk.upload1.medianMBps.toFixed(0)} down ${bulk.download1.medianMBps.toFixed(0)} ` +
-        `up×${n} ${bulk.uploadN.medianMBps.toFixed(0)} down×${n} ${bulk.downloadN.medianMBps.toFixed(0)} MB/s`,
-    );
-  });
-
-  await phase(result, 'setup', async () => {
-    await measureSetup(port, profile.setupWarmupMs, profile.setupMaxConnections, profile.setupPerConnectionTimeoutMs);
-    const cpu0 = cpuSeconds(pids);
-    const setup = await measureSetup(
-      port,
-      profile.setupDurationMs,
-      profile.setupMaxConnections,
-      profile.setupPerConnectionTimeoutMs,
-    );
-    const setupCpu = cpuSeconds(pids) - cpu0;
-    result.setup = setup;
-    if (result.cpu !== undefined) {
-      result.cpu.setupCpuSeconds = setupCpu;
-      result.cpu.setupMicrosPerConnection =
-        hasProxy && setup.connections > 0 ? (setupCpu / setup.connections) * 1e6 : null;
+/** One repetition of every bulk figure for one system. */
+async function bulkRound(r: Running, profile: Profile): Promise<void> {
+  await phase(r.result, 'bulk', async () => {
+    const cpu0 = cpuSeconds(r.sys.pids);
+    try {
+      for (const [key, direction, streams, bytes] of bulkShapes(profile)) {
+        r.bulkRuns[key].push(await measureBulk(r.sys.entryPort, direction, streams, bytes, profile.bulkTimeoutMs));
+      }
+    } finally {
+      r.bulkCpuSeconds += cpuSeconds(r.sys.pids) - cpu0;
     }
-    if (setup.errors > 0) result.phaseErrors.push(`setup: ${setup.errors} failed connections (${setup.firstError})`);
-    log(`  ${result.name}: ${setup.perSecond.toFixed(0)} conn/s (${setup.connections} in ${setup.seconds.toFixed(1)} s)`);
   });
+}
 
-  await phase(result, 'rtt', async () => {
-    const rtt = await measureRtt(port, profile.rttRoundTrips, profile.rttMessageBytes, profile.rttTimeoutMs);
-    result.rtt = rtt;
-    log(`  ${result.name}: RTT p50 ${rtt.p50Us.toFixed(1)} µs p99 ${rtt.p99Us.toFixed(1)} µs (${rtt.count})`);
+/** One slice of the set-up figure: a short unmeasured warm-up, then setupDurationMs / rounds of sequential connections. */
+async function setupRound(r: Running, profile: Profile, round: number): Promise<void> {
+  await phase(r.result, 'setup', async () => {
+    const port = r.sys.entryPort;
+    const rounds = profile.bulkRepetitions;
+    // The first round warms up for the whole warm-up; later ones only wake the system up again.
+    const warmupMs = round === 0 ? profile.setupWarmupMs : Math.min(profile.setupWarmupMs, 1_000);
+    await measureSetup(port, warmupMs, profile.setupMaxConnections, profile.setupPerConnectionTimeoutMs);
+    const cpu0 = cpuSeconds(r.sys.pids);
+    const setup = await measureSetup(port, Math.round(profile.setupDurationMs / rounds), profile.setupMaxConnections, profile.setupPerConnectionTimeoutMs);
+    r.setupCpuSeconds += cpuSeconds(r.sys.pids) - cpu0;
+    r.setupRounds.push(setup);
+    if (setup.errors > 0) r.result.phaseErrors.push(`setup: ${setup.errors} failed connections (${setup.firstError})`);
   });
+}
 
-  if (hasProxy) {
+/** One slice of the RTT figure: rttRoundTrips / rounds request/responses on one connection. */
+async function rttRound(r: Running, profile: Profile): Promise<void> {
+  await phase(r.result, 'rtt', async () => {
+    const trips = Math.ceil(profile.rttRoundTrips / profile.bulkRepetitions);
+    r.rttRounds.push(await measureRtt(r.sys.entryPort, trips, profile.rttMessageBytes, profile.rttTimeoutMs));
+  });
+}
+
+/** Turn the rounds' samples into the result's bulk, setup and cpu figures. */
+function finishRounds(r: Running, profile: Profile): void {
+  const { result } = r;
+  const hasProxy = r.sys.pids.length > 0;
+  const bulk: NonNullable<SystemResult['bulk']> = {};
+  for (const [key, direction, streams] of bulkShapes(profile)) {
+    const runs = r.bulkRuns[key];
+    if (runs.length === 0) continue;
+    const figure: BulkFigure = { direction, streams, bytesPerRun: runs[0]!.bytes, runs, medianMBps: median(runs.map((x) => x.mbPerSec)) };
+    bulk[key] = figure;
+  }
+  if (Object.keys(bulk).length > 0) result.bulk = bulk;
+  const bulkBytes = Object.values(r.bulkRuns)
+    .flat()
+    .reduce((sum, x) => sum + x.bytes, 0);
+  let setup: SetupResult | undefined;
+  if (r.setupRounds.length > 0) {
+    // The round with the median rate stands for the figure (its latencies too); totals cover all rounds.
+    const byRate = [...r.setupRounds].sort((a, b) => a.perSecond - b.perSecond);
+    const mid = byRate[Math.floor((byRate.length - 1) / 2)]!;
+    const connections = r.setupRounds.reduce((n, x) => n + x.connections, 0);
+    setup = {
+      ...mid,
+      connections,
+      seconds: r.setupRounds.reduce((n, x) => n + x.seconds, 0),
+      errors: r.setupRounds.reduce((n, x) => n + x.errors, 0),
+      roundsPerSecond: r.setupRounds.map((x) => x.perSecond),
+    };
+    result.setup = setup;
+  }
+  result.cpu = {
+    bulkCpuSeconds: r.bulkCpuSeconds,
+    bulkBytes,
+    secondsPerGB: hasProxy && bulkBytes > 0 ? r.bulkCpuSeconds / (bulkBytes / GB) : null,
+    setupCpuSeconds: r.setupCpuSeconds,
+    setupMicrosPerConnection: hasProxy && setup && setup.connections > 0 ? (r.setupCpuSeconds / setup.connections) * 1e6 : null,
+  };
+  const b = result.bulk;
+  if (b) {
+    const f = (x: BulkFigure | undefined) => (x ? x.medianMBps.toFixed(0) : '-');
+    log(`  ${result.name}: up ${f(b.upload1)} down ${f(b.download1)} up×${profile.bulkParallelStreams} ${f(b.uploadN)} down×${profile.bulkParallelStreams} ${f(b.downloadN)} MB/s (medians)`);
+  }
+  if (setup) log(`  ${result.name}: ${setup.perSecond.toFixed(0)} conn/s (median of rounds ${setup.roundsPerSecond!.map((x) => x.toFixed(0)).join(', ')})`);
+  if (r.rttRounds.length > 0) {
+    // Each percentile is the median of the rounds' percentiles; the count covers all rounds.
+    const mid = (f: (x: RttResult) => number): number => median(r.rttRounds.map(f));
+    const first = r.rttRounds[0]!;
+    result.rtt = {
+      ...first,
+      count: r.rttRounds.reduce((n, x) => n + x.count, 0),
+      p50Us: mid((x) => x.p50Us),
+      p90Us: mid((x) => x.p90Us),
+      p99Us: mid((x) => x.p99Us),
+      meanUs: mid((x) => x.meanUs),
+      minUs: Math.min(...r.rttRounds.map((x) => x.minUs)),
+      maxUs: Math.max(...r.rttRounds.map((x) => x.maxUs)),
+      truncated: r.rttRounds.some((x) => x.truncated),
+      roundsP50Us: r.rttRounds.map((x) => x.p50Us),
+      roundsP99Us: r.rttRounds.map((x) => x.p99Us),
+    };
+    log(`  ${result.name}: RTT p50 ${result.rtt.p50Us.toFixed(1)} µs p99 ${result.rtt.p99Us.toFixed(1)} µs (medians of ${r.rttRounds.length} rounds, ${result.rtt.count} round trips)`);
+  }
+}
+
+/** The figures that are not interleaved: idle memory and the burst. */
+async function measureAlone(r: Running, profile: Profile): Promise<void> {
+  const { result, sys } = r;
+  const port = sys.entryPort;
+  if (sys.pids.length > 0) {
     await phase(result, 'memory', async () => {
-      const mem = await measureMemory(
-        port,
-        pids,
-        profile.idleConnections,
-        profile.idleOpenConcurrency,
-        profile.idleTimeoutMs,
-        profile.memorySettleMs,
-      );
+      const mem = await measureMemory(port, sys.pids, profile.idleConnections, profile.idleOpenConcurrency, profile.idleTimeoutMs, profile.memorySettleMs);
       result.memory = mem;
       if (mem.opened < mem.requested) {
         result.phaseErrors.push(`memory: opened ${mem.opened}/${mem.requested} connections (${mem.firstError})`);
       }
-      log(
-        `  ${result.name}: ${mem.pssKiBPerConnection.toFixed(1)} KiB/conn PSS ` +
-          `(${mem.rssKiBPerConnection.toFixed(1)} RSS) over ${mem.opened} idle connections`,
-      );
+      log(`  ${result.name}: ${mem.pssKiBPerConnection.toFixed(1)} KiB/conn PSS (${mem.rssKiBPerConnection.toFixed(1)} RSS) over ${mem.opened} idle connections`);
     });
   }
 
@@ -223,7 +270,8 @@ async function measureSystem(sys: RunningSystem, profile: Profile, result: Syste
   });
 }
 
-async function benchSystem(spec: SystemSpec, ctx: SystemContext, profile: Profile): Promise<SystemResult> {
+/** Detect and start one system; a result with status skipped/failed when it cannot run. */
+async function startSystem(spec: SystemSpec, ctx: SystemContext): Promise<Running | SystemResult> {
   const result: SystemResult = {
     name: spec.name,
     group: spec.group,
@@ -238,25 +286,61 @@ async function benchSystem(spec: SystemSpec, ctx: SystemContext, profile: Profil
     return { ...result, status: 'skipped', reason: skipReason };
   }
   log(`${spec.name}: starting`);
-  const t0 = Date.now();
-  let sys: RunningSystem;
+  const startedAt = Date.now();
   try {
-    sys = await spec.start(ctx);
+    const sys = await spec.start(ctx);
+    return {
+      sys,
+      result,
+      startedAt,
+      bulkRuns: { upload1: [], download1: [], uploadN: [], downloadN: [] },
+      bulkCpuSeconds: 0,
+      setupRounds: [],
+      setupCpuSeconds: 0,
+      rttRounds: [],
+    };
   } catch (err) {
     log(`${spec.name}: failed to start: ${errText(err)}`);
     return { ...result, status: 'failed', reason: `start: ${errText(err)}` };
   }
+}
+
+/**
+ * Every system runs at once (idle ones cost nothing) and the bulk and
+ * set-up and RTT figures are taken in rounds, each round visiting every
+ * system in turn: a machine that gets slower or faster during the run then
+ * moves all systems alike, and the ratios hold. Memory and the burst follow,
+ * one system at a time.
+ */
+async function benchAll(specs: readonly SystemSpec[], ctx: SystemContext, profile: Profile): Promise<SystemResult[]> {
+  const started: (Running | SystemResult)[] = [];
+  for (const spec of specs) started.push(await startSystem(spec, ctx));
+  const running = started.filter((x): x is Running => 'sys' in x);
   try {
-    await measureSystem(sys, profile, result);
+    for (const r of running) await warmUp(r, profile);
+    for (let round = 0; round < profile.bulkRepetitions; round++) {
+      log(`round ${round + 1}/${profile.bulkRepetitions}: bulk, set-up and RTT, every system in turn`);
+      for (const r of running) {
+        await bulkRound(r, profile);
+        await setupRound(r, profile, round);
+        await rttRound(r, profile);
+      }
+    }
+    for (const r of running) finishRounds(r, profile);
+    for (const r of running) await measureAlone(r, profile);
   } finally {
-    await sys.stop();
+    for (const r of running) await r.sys.stop();
   }
-  result.wallSeconds = (Date.now() - t0) / 1000;
-  if (result.bulk === undefined && result.setup === undefined && result.rtt === undefined) {
-    result.status = 'failed';
-    result.reason = result.phaseErrors.join('; ');
-  }
-  return result;
+  return started.map((x) => {
+    if (!('sys' in x)) return x;
+    const { result } = x;
+    result.wallSeconds = (Date.now() - x.startedAt) / 1000;
+    if (result.bulk === undefined && result.setup === undefined && result.rtt === undefined) {
+      result.status = 'failed';
+      result.reason = result.phaseErrors.join('; ');
+    }
+    return result;
+  });
 }
 
 async function main(): Promise<void> {
@@ -289,7 +373,7 @@ async function main(): Promise<void> {
       maxConnections: Math.max(profile.idleConnections, profile.burstConnections),
       jumperFromSource: opts.jumperFromSource,
     };
-    for (const spec of selected) results.push(await benchSystem(spec, ctx, profile));
+    results.push(...(await benchAll(selected, ctx, profile)));
   } finally {
     await provider.stop();
     rmSync(workDir, { recursive: true, force: true });

@@ -13,6 +13,9 @@ export interface RttResult extends LatencySummary {
   messageBytes: number;
   /** True if the time limit stopped the loop before `roundTrips`. */
   truncated: boolean;
+  /** When measured in rounds (bench/run.ts): each round's p50 and p99; the figures are their medians. */
+  roundsP50Us?: number[];
+  roundsP99Us?: number[];
 }
 
 export async function measureRtt(

@@ -20,6 +20,8 @@ export interface SetupResult {
   firstError?: string;
   /** Latency of one connect + echo, per connection. */
   latency: LatencySummary;
+  /** When measured in rounds (bench/run.ts): each round's rate; perSecond is their median. */
+  roundsPerSecond?: number[];
 }
 
 export async function measureSetup(

@@ -3,7 +3,9 @@
  * demand, over real loopback sockets against a real server jumper.
  */
 import test from 'ava';
+import { JumperMetrics } from '../src/admin/metrics.js';
 import { createClient } from '../src/index.js';
+import { parsePromText } from './helpers/prom-text.js';
 import { exchange, randomBytes, sha256, startEchoProvider } from './helpers/providers.js';
 import { makeKey, withTunnel } from './helpers/tunnel.js';
 
@@ -40,6 +42,27 @@ test('wires are handshaken before any consumer; a stream takes one, arrives hash
   // The pool refills after a take.
   await until(() => tunnel.client.preconnectStats()!.ready === 2, 3000, 'the pool to refill');
   t.is(tunnel.server.stats().total, 3);
+});
+
+test('metrics: takes by outcome, ready wires, and "unused" is not a failure on the server', async (t) => {
+  const provider = await startEchoProvider(t);
+  const tunnel = await withTunnel(t, { provider: provider.address, preconnect: 1, preconnectIdleMs: 400 });
+  const metrics = new JumperMetrics({ processMetrics: false });
+  metrics.attach('c', tunnel.client);
+  metrics.attach('s', tunnel.server);
+  await until(() => tunnel.client.preconnectStats()!.ready === 1, 3000, 'a ready wire');
+  let m = parsePromText(await metrics.text());
+  t.is(m.get('jumper_preconnect_ready', { link: 'c' }), 1);
+  const body = randomBytes(5000);
+  t.is(sha256((await exchange({ port: tunnel.clientPort }, body)).received), sha256(body));
+  // The refilled wire sees no demand and is retired; the server ends it as "unused".
+  await until(() => tunnel.serverClosed.some((x) => x.reason === 'unused'), 3000, 'a retired wire');
+  m = parsePromText(await metrics.text());
+  t.is(m.get('jumper_preconnect_total', { link: 'c', outcome: 'hit' }), 1);
+  t.is(m.get('jumper_preconnect_total', { link: 'c', outcome: 'retired' }), 1);
+  t.is(m.get('jumper_preconnect_ready', { link: 'c' }), 0);
+  t.is(m.get('jumper_connection_failures_total', { link: 's', reason: 'unused' }), undefined);
+  t.is(tunnel.server.stats().failed, 0);
 });
 
 test('an idle client retires its wires: the server ends them as "unused" (no failure, no provider dial) and makes no more', async (t) => {

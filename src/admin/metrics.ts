@@ -7,15 +7,15 @@
  * drains, both instances count toward the same series.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { CLEAN_END_REASONS } from '../errors.js';
 import type { ConnSummary, Jumper } from '../roles/jumper.js';
+import type { PreconnectOutcome, PreconnectStats } from '../roles/preconnect.js';
 import { backendsOf, type BackendReport } from './backends.js';
 
 export { backendsOf, type BackendReport } from './backends.js';
 
 /** Reasons that mean the peer never completed the handshake. */
 const HANDSHAKE_REASONS = new Set(['bad_magic', 'bad_version', 'bad_key', 'handshake_rejected', 'handshake_timeout', 'handshake_truncated']);
-/** Reasons that are not failures. */
-const CLEAN_REASONS = new Set(['done', 'handed_off']);
 /** Is `reason` a handshake failure? */
 export function isHandshakeFailure(reason: string): boolean {
   return HANDSHAKE_REASONS.has(reason);
@@ -30,6 +30,12 @@ interface Attached {
   detach(): void;
 }
 
+/** A client's preconnect counters, when it preconnects. */
+function preconnectStatsOf(jumper: Jumper): PreconnectStats | undefined {
+  const client = jumper as unknown as { preconnectStats?: () => PreconnectStats | undefined };
+  return typeof client.preconnectStats === 'function' ? client.preconnectStats() : undefined;
+}
+
 export class JumperMetrics {
   readonly registry = new Registry();
   readonly #attached = new Set<Attached>();
@@ -39,6 +45,7 @@ export class JumperMetrics {
   readonly #failures: Counter<'link' | 'role' | 'reason'>;
   readonly #handshakeFailures: Counter<'link' | 'role' | 'reason'>;
   readonly #connectSeconds: Histogram<'link' | 'role'>;
+  readonly #preconnect: Counter<'link' | 'role' | 'outcome'>;
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -67,6 +74,12 @@ export class JumperMetrics {
       help: 'Time to open the outgoing connection (server jumper, provider, target or backend)',
       labelNames: ['link', 'role'],
       buckets: CONNECT_BUCKETS,
+      registers,
+    });
+    this.#preconnect = new Counter({
+      name: 'jumper_preconnect_total',
+      help: 'Client --preconnect: streams that found a ready wire (hit) or not (miss), and wires that ended unused (retired, lost, failed)',
+      labelNames: ['link', 'role', 'outcome'],
       registers,
     });
     const attached = this.#attached;
@@ -99,6 +112,19 @@ export class JumperMetrics {
       registers,
       collect() {
         waitingSum(this);
+      },
+    });
+    new Gauge({
+      name: 'jumper_preconnect_ready',
+      help: 'Client --preconnect: wires handshaken and ready now',
+      labelNames: ['link', 'role'],
+      registers,
+      collect() {
+        this.reset();
+        for (const a of attached) {
+          const stats = preconnectStatsOf(a.jumper);
+          if (stats) this.inc({ link: a.name, role: a.jumper.role }, stats.ready);
+        }
       },
     });
     new Gauge({
@@ -143,16 +169,18 @@ export class JumperMetrics {
     const onClose = (s: ConnSummary) => {
       if (s.bytesUp > 0) this.#bytes.inc({ ...labels, direction: 'up' }, s.bytesUp);
       if (s.bytesDown > 0) this.#bytes.inc({ ...labels, direction: 'down' }, s.bytesDown);
-      if (CLEAN_REASONS.has(s.reason)) return;
+      if (CLEAN_END_REASONS.has(s.reason)) return;
       this.#failures.inc({ ...labels, reason: s.reason });
       if (isHandshakeFailure(s.reason)) this.#handshakeFailures.inc({ ...labels, reason: s.reason });
     };
     const onDial = (d: { durationMs: number; error?: string }) => {
       if (d.error === undefined) this.#connectSeconds.observe(labels, d.durationMs / 1000);
     };
+    const onPreconnect = (outcome: PreconnectOutcome) => this.#preconnect.inc({ ...labels, outcome });
     jumper.on('connection', onConnection);
     jumper.on('close', onClose);
     (jumper as unknown as NodeJS.EventEmitter).on('dial', onDial);
+    jumper.on('preconnect', onPreconnect);
     // Series exist from the start, so a scrape shows 0 rather than nothing.
     this.#total.inc(labels, 0);
     this.#bytes.inc({ ...labels, direction: 'up' }, 0);
@@ -165,6 +193,7 @@ export class JumperMetrics {
         jumper.off('connection', onConnection);
         jumper.off('close', onClose);
         (jumper as unknown as NodeJS.EventEmitter).off('dial', onDial);
+        jumper.off('preconnect', onPreconnect);
         this.#attached.delete(entry);
       },
     };

@@ -62,6 +62,7 @@ export class ClientJumper extends Jumper {
         dial: this.dial,
         key: () => this.#key,
         logger: this.logger,
+        onOutcome: (outcome) => this.emit('preconnect', outcome),
       });
     }
   }

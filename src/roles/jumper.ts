@@ -23,6 +23,7 @@ import { createAllowList } from '../addr/allow.js';
 import { performance } from 'node:perf_hooks';
 import { CLEAN_END_REASONS, DrainTimeoutError, InvalidArgumentError, reasonOf } from '../errors.js';
 import { silentLogger, type Logger } from '../log/logger.js';
+import type { PreconnectOutcome } from './preconnect.js';
 import { DEFAULTS } from '../options.js';
 import { Conn, type ConnSummary } from '../proto/conn.js';
 
@@ -129,6 +130,8 @@ export interface JumperEvents {
   close: [summary: ConnSummary];
   /** Each outgoing connect: how long it took, and the failure reason if any (metrics). */
   dial: [info: { durationMs: number; error?: string }];
+  /** Client --preconnect: a take (hit/miss) or a wire that ended unused (metrics). */
+  preconnect: [outcome: PreconnectOutcome];
 }
 
 export abstract class Jumper extends EventEmitter<JumperEvents> {

@@ -39,7 +39,12 @@ export interface PreconnectOptions {
   /** The key new wires use (it may be rotated). */
   key: () => TunnelKey;
   logger: Logger;
+  /** Told of every take and every wire's end (metrics). */
+  onOutcome?: (outcome: PreconnectOutcome) => void;
 }
+
+/** hit/miss: a consumer found a ready wire or not; retired/lost/failed: how a wire ended unused. */
+export type PreconnectOutcome = 'hit' | 'miss' | 'retired' | 'lost' | 'failed';
 
 /** Counters for status and tests. */
 export interface PreconnectStats {
@@ -84,6 +89,12 @@ export class Preconnector {
     this.#options = options;
   }
 
+  #count(outcome: PreconnectOutcome): void {
+    const key = outcome === 'hit' ? 'hits' : outcome === 'miss' ? 'misses' : outcome;
+    this.#counts[key]++;
+    this.#options.onOutcome?.(outcome);
+  }
+
   stats(): PreconnectStats {
     return { ready: this.#entries.length, ...this.#counts };
   }
@@ -103,13 +114,13 @@ export class Preconnector {
       this.#detach(entry);
       const { wire } = entry.ready;
       if (entry.ready.key === key && !wire.destroyed && wire.writable && !wire.readableEnded) {
-        this.#counts.hits++;
+        this.#count('hit');
         this.#fill();
         return entry.ready;
       }
       this.#retire(entry.ready);
     }
-    this.#counts.misses++;
+    this.#count('miss');
     this.#fill();
     return undefined;
   }
@@ -166,7 +177,7 @@ export class Preconnector {
         wire.on('error', ignore);
         discardDialed(wire);
       }
-      this.#counts.failed++;
+      this.#count('failed');
       this.#backoffMs = Math.min(BACKOFF_MAX_MS, Math.max(BACKOFF_FIRST_MS, this.#backoffMs * 2));
       this.#options.logger.debug({ reason: reasonOf(err), err: err instanceof Error ? err.message : String(err), retryMs: this.#backoffMs }, 'preconnect failed');
       if (!this.#closed && this.#retryTimer === undefined) {
@@ -190,7 +201,7 @@ export class Preconnector {
       }, this.#options.maxIdleMs).unref(),
       onGone: () => {
         this.#remove(entry);
-        this.#counts.lost++;
+        this.#count('lost');
         wire.on('error', ignore);
         discardDialed(wire);
         this.#fill();
@@ -225,7 +236,7 @@ export class Preconnector {
     const { wire } = ready;
     wire.on('error', ignore);
     takeLease(wire)?.release();
-    this.#counts.retired++;
+    this.#count('retired');
     if (wire.destroyed || !wire.writable) {
       wire.destroy();
       return;

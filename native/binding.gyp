@@ -31,7 +31,9 @@
         # One record sealed/opened per call, for the records JS handles.
         "src/record_aead.cc",
         # TCP keep-alive with its interval and count (Node sets only the idle time).
-        "src/keepalive.cc"
+        "src/keepalive.cc",
+        # Peek at a socket's kernel state (FIN, reset) before the event loop has seen it.
+        "src/socket_probe.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

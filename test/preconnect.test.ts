@@ -143,3 +143,48 @@ test('preconnect is refused with the spiped protocol and for a negative size', (
     t.notThrows(() => createClient({ ...base, key, protocol: 'spiped', preconnect: 0 }));
   });
 });
+
+test('peekSocket sees the kernel state before the event loop does: open, data, eof, reset', async (t) => {
+  const { peekSocket } = await import('../src/native/peek.js');
+  const { nativeAvailable, loadNative } = await import('../src/native/binding.js');
+  if (!nativeAvailable()) {
+    t.log('addon not built: peekSocket returns undefined (skipped)');
+    t.is(peekSocket(new (await import('node:net')).Socket()), undefined);
+    return;
+  }
+  const net = await import('node:net');
+  const accepted: import('node:net').Socket[] = [];
+  // Not reading, as a wire parked between events is not read: the kernel keeps what arrives.
+  const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (s) => accepted.push(s)).listen(0, '127.0.0.1');
+  t.teardown(() => server.close());
+  await new Promise((resolve) => server.once('listening', resolve));
+  const port = (server.address() as import('node:net').AddressInfo).port;
+  const pair = async (): Promise<[import('node:net').Socket, import('node:net').Socket]> => {
+    const c = net.connect(port, '127.0.0.1');
+    c.on('error', () => undefined);
+    await new Promise((resolve) => c.once('connect', resolve));
+    await until(() => accepted.length > 0, 2000, 'accept');
+    const s = accepted.shift()!;
+    s.on('error', () => undefined);
+    t.teardown(() => {
+      c.destroy();
+      s.destroy();
+    });
+    return [c, s];
+  };
+  const [c1, s1] = await pair();
+  t.is(peekSocket(s1), 'open');
+  c1.write('x');
+  await until(() => peekSocket(s1) === 'data', 2000, 'data');
+  t.is(s1.readableLength, 0, 'peeking consumed nothing');
+  const [c2, s2] = await pair();
+  c2.end();
+  await until(() => peekSocket(s2) === 'eof', 2000, 'eof');
+  t.false(s2.readableEnded, 'the event loop has not seen the FIN yet');
+  const [c3, s3] = await pair();
+  c3.resetAndDestroy();
+  await until(() => peekSocket(s3) === 'ECONNRESET', 2000, 'reset');
+  const addon = loadNative() as unknown as { peekSocket(fd: unknown): string };
+  t.throws(() => addon.peekSocket(-1), { instanceOf: RangeError });
+  t.throws(() => addon.peekSocket('3'), { instanceOf: TypeError });
+});

@@ -10,6 +10,7 @@
 //   x25519KeyPair, x25519KeyPairBatch, x25519Agree, noiseHkdf, blake2b (handshake, noise_crypto.h)
 //   sealRecord, openRecord (one transport record, record_aead.h)
 //   setKeepAlive, getKeepAlive (TCP keep-alive timers, keepalive.h)
+//   peekSocket(fd) -> 'open' | 'data' | 'eof' | errno name (socket_probe.h)
 //
 // See js_api.cc for validation and netns_socket.cc for the syscalls.
 // Man pages relied on: setns(2), socket(2), bind(2), listen(2), connect(2).
@@ -21,6 +22,7 @@
 #include "noise_crypto.h"
 #include "record_aead.h"
 #include "record_pump.h"
+#include "socket_probe.h"
 #include "splice_pump.h"
 
 namespace {
@@ -52,6 +54,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // TCP keep-alive (keepalive.cc).
   exports.Set("setKeepAlive", Napi::Function::New(env, jumper::SetKeepAliveJs, "setKeepAlive"));
   exports.Set("getKeepAlive", Napi::Function::New(env, jumper::GetKeepAliveJs, "getKeepAlive"));
+  // Kernel-side socket state without reading (socket_probe.cc).
+  exports.Set("peekSocket", Napi::Function::New(env, jumper::PeekSocketJs, "peekSocket"));
   return exports;
 }
 

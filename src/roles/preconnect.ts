@@ -24,6 +24,7 @@ import { takeLease } from '../balance/stream-lease.js';
 import { HandshakeTimeoutError, reasonOf } from '../errors.js';
 import type { TunnelKey } from '../keys/key-file.js';
 import type { Logger } from '../log/logger.js';
+import { peekSocket } from '../native/peek.js';
 import { discardDialed, handshakeAsClient, type ReadyWire } from '../proto/conn.js';
 import { startClientHandshake } from '../proto/handshake.js';
 import { RecordSealer, UNUSED_ABORT_REASON } from '../proto/record.js';
@@ -113,12 +114,15 @@ export class Preconnector {
     while ((entry = this.#entries.shift()) !== undefined) {
       this.#detach(entry);
       const { wire } = entry.ready;
-      if (entry.ready.key === key && !wire.destroyed && wire.writable && !wire.readableEnded) {
+      // The kernel may know of the server's FIN or reset before the event loop does.
+      const kernel = peekSocket(wire);
+      if (entry.ready.key === key && !wire.destroyed && wire.writable && !wire.readableEnded && (kernel === undefined || kernel === 'open')) {
         this.#count('hit');
         this.#fill();
         return entry.ready;
       }
-      this.#retire(entry.ready);
+      if (kernel === 'open' || kernel === undefined) this.#retire(entry.ready);
+      else this.#drop(entry.ready);
     }
     this.#count('miss');
     this.#fill();
@@ -201,9 +205,7 @@ export class Preconnector {
       }, this.#options.maxIdleMs).unref(),
       onGone: () => {
         this.#remove(entry);
-        this.#count('lost');
-        wire.on('error', ignore);
-        discardDialed(wire);
+        this.#drop(ready);
         this.#fill();
       },
     };
@@ -229,6 +231,13 @@ export class Preconnector {
     wire.removeListener('end', entry.onGone);
     wire.removeListener('close', entry.onGone);
     wire.removeListener('error', entry.onGone);
+  }
+
+  /** A wire the server closed (or that misbehaved): closed without a word. */
+  #drop(ready: ReadyWire): void {
+    this.#count('lost');
+    ready.wire.on('error', ignore);
+    discardDialed(ready.wire);
   }
 
   /** Tell the server this wire will carry nothing (ABORT "unused" as its first record), then close it. */

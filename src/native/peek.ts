@@ -1,0 +1,41 @@
+/**
+ * What the kernel holds for a connected socket right now, read without
+ * consuming it (native/src/socket_probe.cc). Node learns of a peer's FIN or
+ * reset only on the event loop's next turn; a preconnected wire
+ * (src/roles/preconnect.ts) is checked with this before a stream goes on it.
+ */
+import type { Socket } from 'node:net';
+import { loadNative, nativeAvailable } from './binding.js';
+import { socketFd } from './handover.js';
+
+/** 'open': nothing to read; 'data': bytes wait; 'eof': the peer sent FIN; else a pending error's errno name. */
+export type PeekResult = 'open' | 'data' | 'eof' | (string & {});
+
+interface PeekBinding {
+  peekSocket(fd: number): PeekResult;
+}
+
+let binding: PeekBinding | null | undefined;
+
+function peekBinding(): PeekBinding | null {
+  if (binding !== undefined) return binding;
+  binding = null;
+  if (nativeAvailable()) {
+    const addon = loadNative() as unknown as Partial<PeekBinding>;
+    if (typeof addon.peekSocket === 'function') binding = addon as PeekBinding;
+  }
+  return binding;
+}
+
+/** The socket's kernel state; undefined without the addon, or when the socket has no fd any more. */
+export function peekSocket(socket: Socket): PeekResult | undefined {
+  const native = peekBinding();
+  if (native === null) return undefined;
+  let fd: number;
+  try {
+    fd = socketFd(socket);
+  } catch {
+    return undefined;
+  }
+  return native.peekSocket(fd);
+}

@@ -64,6 +64,8 @@ export const BadVersionError = defineError('BadVersionError', 'JUMPER_ERR_BAD_VE
 export const AuthError = defineError('AuthError', 'JUMPER_ERR_AUTH', 'bad_key');
 export const HandshakeTimeoutError = defineError('HandshakeTimeoutError', 'JUMPER_ERR_HANDSHAKE_TIMEOUT', 'handshake_timeout');
 export const HandshakeTruncatedError = defineError('HandshakeTruncatedError', 'JUMPER_ERR_HANDSHAKE_TRUNCATED', 'handshake_truncated');
+/** Not a failure: the peer closed or reset without sending a byte (a TCP health check, a port probe). */
+export const NoDataError = defineError('NoDataError', 'JUMPER_ERR_NO_DATA', 'no_data');
 
 // Records.
 export const TamperedError = defineError('TamperedError', 'JUMPER_ERR_TAMPERED', 'tampered');
@@ -75,7 +77,7 @@ export const NonceExhaustedError = defineError('NonceExhaustedError', 'JUMPER_ER
 export const UnusedTunnelError = defineError('UnusedTunnelError', 'JUMPER_ERR_UNUSED', 'unused');
 
 /** End reasons that are not failures: logged at info, not counted in `failed`. */
-export const CLEAN_END_REASONS: ReadonlySet<string> = new Set(['done', 'handed_off', 'unused']);
+export const CLEAN_END_REASONS: ReadonlySet<string> = new Set(['done', 'handed_off', 'unused', 'no_data']);
 
 // Peers.
 export const ConnectRefusedError = defineError('ConnectRefusedError', 'JUMPER_ERR_CONNECT_REFUSED', 'connect_refused');

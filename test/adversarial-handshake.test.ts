@@ -199,3 +199,21 @@ test('header bytes dribbled one at a time are judged at byte 4 (bad magic never 
   socket.destroy();
   await assertStillServes(t, g);
 });
+
+for (const ending of ['FIN', 'RST'] as const) {
+  test(`a connection closed with ${ending} before any byte (a TCP health check) ends as no_data: no failure, no warning, provider untouched`, async (t) => {
+    const g = await startGuardedServer(t);
+    const socket = net.connect(g.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    await new Promise((resolve) => socket.once('connect', resolve));
+    if (ending === 'FIN') socket.end();
+    else socket.resetAndDestroy();
+    const [summary] = await g.closedOn(1);
+    t.is(summary!.reason, 'no_data');
+    t.is(g.logger.failures().length, 0, 'no warning line');
+    t.is(g.server.stats().failed, 0);
+    t.deepEqual(g.server.stats().failures, {});
+    t.is(g.provider.connections, 0);
+    await assertStillServes(t, g);
+  });
+}

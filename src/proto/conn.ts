@@ -22,6 +22,7 @@ import {
   BadRecordError,
   HandshakeTimeoutError,
   HandshakeTruncatedError,
+  NoDataError,
   TamperedError,
   TruncatedError,
   UnusedTunnelError,
@@ -337,13 +338,16 @@ function readExactly(
       const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received);
       resolve({ data: all.subarray(0, length), rest: all.subarray(length) });
     };
+    // A peer that sent nothing at all (a TCP health check, a port probe) did not fail a handshake.
     const onEnd = () => {
       cleanup();
-      reject(new HandshakeTruncatedError(`peer closed the connection during the handshake after ${received} of ${length} bytes`));
+      if (received === 0) reject(new NoDataError('peer closed the connection without sending anything'));
+      else reject(new HandshakeTruncatedError(`peer closed the connection during the handshake after ${received} of ${length} bytes`));
     };
     const onClose = () => {
       cleanup();
-      reject(new HandshakeTruncatedError('connection closed during the handshake'));
+      if (received === 0) reject(new NoDataError('connection closed or reset before any byte arrived'));
+      else reject(new HandshakeTruncatedError('connection closed during the handshake'));
     };
     if (socket.readableEnded || socket.destroyed) {
       onEnd();
@@ -397,7 +401,7 @@ export async function handshakeAsClient(wire: Socket, handshake: ClientHandshake
   try {
     reply = await readExactly(wire, SERVER_HELLO_BYTES);
   } catch (err) {
-    if (err instanceof HandshakeTruncatedError) {
+    if (err instanceof HandshakeTruncatedError || err instanceof NoDataError) {
       throw new AuthError('server jumper closed the connection during the handshake: wrong key or protocol version?', {
         cause: err,
         reason: 'handshake_rejected',
@@ -553,7 +557,9 @@ function awaitFirstRecord(wire: Socket, opener: RecordOpener, rest: Buffer): Pro
  * its liveness proof, and only then dial the provider and pump both ways.
  */
 export async function runServerConn(conn: Conn, wire: Socket, options: ServerConnOptions): Promise<void> {
-  conn.adoptWire(wire);
+  conn.adoptWire(wire, false);
+  // A reset before any byte (a health check that closes with RST) is not a failure either.
+  wire.on('error', (err) => conn.fail(wire.bytesRead === 0 ? new NoDataError('connection reset before any byte arrived', { cause: err }) : err, 'wire'));
   conn.armTimer(options.handshakeTimeoutMs, () => new HandshakeTimeoutError('client did not complete the handshake in time'));
   try {
     const hello = await readExactly(wire, CLIENT_HELLO_BYTES, { length: HEADER_BYTES, check: checkHeader });

@@ -15,6 +15,7 @@ import net from 'node:net';
 import test from 'ava';
 import { nativePumpAvailable, runNativePump, type NativePump, type PumpResult } from '../src/native/pump.js';
 import { RecordOpener, RecordSealer, type RecordSink } from '../src/proto/record.js';
+import { tcpEnding } from './helpers/tcp-ending.js';
 
 const available = nativePumpAvailable();
 if (!available) console.log('native-pump.test.ts: skipping: native pump unavailable (build it with: bash scripts/build-native.sh)');
@@ -253,6 +254,7 @@ serial('half-close: END reaches the provider as FIN while the other direction ke
 
 serial('one flipped bit: tampered, the provider is reset and gets no corrupted byte', async (t) => {
   const { provider, peer, result } = await rig();
+  const wireEnding = tcpEnding(peer.socket);
   await peer.write(peer.seal(Buffer.from('good bytes')));
   // (Delivered first: libuv reports an RST that arrives together with unread
   // data as a plain EOF, which would hide the reset from this check.)
@@ -267,6 +269,8 @@ serial('one flipped bit: tampered, the provider is reset and gets no corrupted b
   t.is(provider.data().toString(), 'good bytes');
   t.is(provider.error?.code, 'ECONNRESET');
   t.false(provider.sawEnd);
+  // No ABORT goes back after a wire failure, and the close is no clean FIN either.
+  t.is(await wireEnding, 'reset', 'the tunnel peer is reset');
 });
 
 serial('wire cut without END: truncated, provider reset', async (t) => {
@@ -325,6 +329,7 @@ serial('bytes after END: bad_record; unknown type and short length too', async (
 
 serial('plain side reset: peer_reset, and the tunnel peer gets an ABORT naming it', async (t) => {
   const { provider, peer, result } = await rig();
+  const wireEnding = tcpEnding(peer.socket);
   await provider.send(Buffer.from('hello'));
   await waitFor(() => peer.bytes === 5);
   provider.socket.resetAndDestroy();
@@ -333,6 +338,8 @@ serial('plain side reset: peer_reset, and the tunnel peer gets an ABORT naming i
   t.is(r.side, 'plain');
   await peer.ended;
   t.is(peer.abort, 'peer_reset');
+  // After an ABORT the wire closes with a FIN, so the ABORT is not lost to a reset.
+  t.is(await wireEnding, 'end');
 });
 
 serial('cancel: cancelled promptly, the peer gets ABORT(reason), the provider a reset', async (t) => {

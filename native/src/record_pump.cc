@@ -231,10 +231,13 @@ class Pump final : public Stream {
 
   void Teardown() override {
     if (failed_) {
-      if (ciphers_ready_) TrySendAbort();
+      const bool told = ciphers_ready_ && TrySendAbort();
       // The plain peer must not mistake a failure for a clean EOF: reset.
       const linger reset = {1, 0};
       ::setsockopt(fds_[kPlain], SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+      // The tunnel peer gets a FIN after an ABORT it must read, else a reset
+      // (as the JS path does): a wire failure is not a clean close either.
+      if (!told) ::setsockopt(fds_[kWire], SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
     }
     ::close(fds_[kPlain]);
     ::close(fds_[kWire]);
@@ -587,11 +590,12 @@ class Pump final : public Stream {
   }
 
   // Best effort, never blocks: finish the record in flight, then ABORT.
-  void TrySendAbort() {
-    if (abort_text_.empty() || end_sealed_ || result_.side == "wire") return;
+  // Whether an ABORT record was handed to the kernel.
+  bool TrySendAbort() {
+    if (abort_text_.empty() || end_sealed_ || result_.side == "wire") return false;
     while (up_off_ < up_len_) {
       const ssize_t n = ::send(fds_[kWire], up_buf_ + up_off_, up_len_ - up_off_, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n <= 0) return;
+      if (n <= 0) return false;
       up_off_ += static_cast<size_t>(n);
     }
     up_off_ = up_len_ = 0;
@@ -602,11 +606,12 @@ class Pump final : public Stream {
     end_sealed_ = true;
     // Seal's own failure paths only matter before Teardown; here it just
     // must not send a record it could not seal.
-    if (send_counter_ >= kMaxNonce) return;
-    if (!Seal(record, kTypeAbort, n)) return;
-    ssize_t ignored = ::send(fds_[kWire], record, up_len_, MSG_NOSIGNAL | MSG_DONTWAIT);
-    (void)ignored;
+    if (send_counter_ >= kMaxNonce) return false;
+    if (!Seal(record, kTypeAbort, n)) return false;
+    const ssize_t sent = ::send(fds_[kWire], record, up_len_, MSG_NOSIGNAL | MSG_DONTWAIT);
+    const bool whole = sent == static_cast<ssize_t>(up_len_);
     up_len_ = 0;
+    return whole;
   }
 
   std::unique_ptr<PumpConfig> cfg_;

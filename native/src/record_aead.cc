@@ -2,6 +2,7 @@
 // RangeError; an OpenSSL failure other than a bad tag throws an Error.
 #include "record_aead.h"
 
+#include "record_format.h"
 #include "typed_args.h"
 
 #include <openssl/evp.h>
@@ -14,13 +15,10 @@
 namespace jumper {
 namespace {
 
-constexpr size_t kKeyLen = 32;
-constexpr size_t kNonceLen = 12;
-constexpr size_t kTagLen = 16;
-constexpr size_t kLenBytes = 2;
-constexpr size_t kMaxCiphertext = 65535;
+using namespace record;  // the wire format (record_format.h)
+
 // Counters stop where a JS number still counts exactly (record.ts MAX_NONCE).
-constexpr double kMaxCounter = 9007199254740991.0;
+constexpr double kMaxCounter = static_cast<double>(kMaxNonce);
 
 // One cipher context per thread, re-keyed per call (ChaCha20's key set-up is
 // a copy; fetching the algorithm is what costs).
@@ -45,18 +43,16 @@ ThreadCipher& Cipher(Napi::Env env) {
 }
 
 const uint8_t* Key(const Napi::CallbackInfo& info) {
-  return FixedUint8ArrayArg(info, 0, "key", kKeyLen).Data();
+  return FixedUint8ArrayArg(info, 0, "key", kKeyBytes).Data();
 }
 
-void Nonce(const Napi::CallbackInfo& info, uint8_t out[kNonceLen]) {
+void Nonce(const Napi::CallbackInfo& info, uint8_t out[kNonceBytes]) {
   if (info.Length() < 2 || !info[1].IsNumber()) throw Napi::TypeError::New(info.Env(), "counter must be a number");
   const double value = info[1].As<Napi::Number>().DoubleValue();
   if (!(value >= 0 && value <= kMaxCounter) || std::floor(value) != value) {
     throw Napi::RangeError::New(info.Env(), "counter must be an integer in [0, 2^53)");
   }
-  uint64_t counter = static_cast<uint64_t>(value);
-  std::memset(out, 0, 4);
-  for (size_t i = 0; i < 8; i++) out[4 + i] = static_cast<uint8_t>(counter >> (8 * i));
+  MakeNonce(static_cast<uint64_t>(value), out);
 }
 
 }  // namespace
@@ -64,29 +60,29 @@ void Nonce(const Napi::CallbackInfo& info, uint8_t out[kNonceLen]) {
 Napi::Value SealRecordJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const uint8_t* key = Key(info);
-  uint8_t nonce[kNonceLen];
+  uint8_t nonce[kNonceBytes];
   Nonce(info, nonce);
   if (info.Length() < 3 || !info[2].IsNumber()) throw Napi::TypeError::New(env, "type must be a number");
   const uint32_t type = info[2].As<Napi::Number>().Uint32Value();
   if (type > 255) throw Napi::RangeError::New(env, "type must be a byte");
   Napi::Uint8Array body = Uint8ArrayArg(info, 3, "body");
-  const size_t text = 1 + body.ByteLength();
-  if (text + kTagLen > kMaxCiphertext) throw Napi::RangeError::New(env, "body too long for one record");
+  const size_t text = kTypeBytes + body.ByteLength();
+  if (text + kTagBytes > kMaxCiphertext) throw Napi::RangeError::New(env, "body too long for one record");
 
-  Napi::Buffer<uint8_t> record = Napi::Buffer<uint8_t>::New(env, kLenBytes + text + kTagLen);
+  Napi::Buffer<uint8_t> record = Napi::Buffer<uint8_t>::New(env, kLenBytes + text + kTagBytes);
   uint8_t* p = record.Data();
-  const size_t ct_len = text + kTagLen;
+  const size_t ct_len = text + kTagBytes;
   p[0] = static_cast<uint8_t>(ct_len >> 8);
   p[1] = static_cast<uint8_t>(ct_len);
   p[kLenBytes] = static_cast<uint8_t>(type);
-  if (body.ByteLength() > 0) std::memcpy(p + kLenBytes + 1, body.Data(), body.ByteLength());
+  if (body.ByteLength() > 0) std::memcpy(p + kLenBytes + kTypeBytes, body.Data(), body.ByteLength());
 
   ThreadCipher& c = Cipher(env);
   int out = 0, final_out = 0;
   if (EVP_CipherInit_ex(c.ctx, c.cipher, nullptr, key, nonce, 1) != 1 ||
       EVP_EncryptUpdate(c.ctx, p + kLenBytes, &out, p + kLenBytes, static_cast<int>(text)) != 1 ||
       EVP_EncryptFinal_ex(c.ctx, p + kLenBytes + out, &final_out) != 1 ||
-      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_AEAD_GET_TAG, kTagLen, p + kLenBytes + text) != 1) {
+      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_AEAD_GET_TAG, kTagBytes, p + kLenBytes + text) != 1) {
     throw Napi::Error::New(env, "OpenSSL ChaCha20-Poly1305 seal failed");
   }
   return record;
@@ -95,21 +91,21 @@ Napi::Value SealRecordJs(const Napi::CallbackInfo& info) {
 Napi::Value OpenRecordJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const uint8_t* key = Key(info);
-  uint8_t nonce[kNonceLen];
+  uint8_t nonce[kNonceBytes];
   Nonce(info, nonce);
   Napi::Uint8Array ciphertext = Uint8ArrayArg(info, 2, "ciphertext");
   const size_t len = ciphertext.ByteLength();
-  if (len < kTagLen || len > kMaxCiphertext) throw Napi::RangeError::New(env, "ciphertext length out of range");
-  const size_t text = len - kTagLen;
+  if (len < kTagBytes || len > kMaxCiphertext) throw Napi::RangeError::New(env, "ciphertext length out of range");
+  const size_t text = len - kTagBytes;
 
   Napi::Buffer<uint8_t> plain = Napi::Buffer<uint8_t>::New(env, text);
   ThreadCipher& c = Cipher(env);
   int out = 0, final_out = 0;
   // The tag is copied first: set_tag wants a writable buffer.
-  uint8_t tag[kTagLen];
-  std::memcpy(tag, ciphertext.Data() + text, kTagLen);
+  uint8_t tag[kTagBytes];
+  std::memcpy(tag, ciphertext.Data() + text, kTagBytes);
   if (EVP_CipherInit_ex(c.ctx, c.cipher, nullptr, key, nonce, 0) != 1 ||
-      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_AEAD_SET_TAG, kTagLen, tag) != 1 ||
+      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_AEAD_SET_TAG, kTagBytes, tag) != 1 ||
       EVP_DecryptUpdate(c.ctx, plain.Data(), &out, ciphertext.Data(), static_cast<int>(text)) != 1) {
     throw Napi::Error::New(env, "OpenSSL ChaCha20-Poly1305 open failed");
   }

@@ -1,10 +1,6 @@
 // record_pump.cc — native per-connection record pump (see record_pump.h).
 //
-// Wire format (must match src/proto/record.ts):
-//   record     = length(2, big-endian) || ciphertext(length)
-//   ciphertext = ChaCha20-Poly1305-IETF(key, nonce, ad = empty, type(1) || body) || tag(16)
-//   nonce      = 4 zero bytes || counter (64-bit little-endian)
-// Types: 0 DATA (empty body allowed, ignored), 1 END (no body), 2 ABORT (ASCII reason).
+// Wire format: record_format.h (must match src/proto/record.ts).
 //
 // Threading: a Pump is a Stream of the shared reactor (reactor.h): it runs
 // on one reactor thread, woken by edge-triggered epoll, and owns both fds
@@ -47,30 +43,17 @@
 
 #include "errno_error.h"
 #include "reactor.h"
+#include "record_format.h"
 #include "stream_args.h"
 
 namespace jumper {
 
 namespace {
 
-constexpr size_t kLenBytes = 2;
-constexpr size_t kTypeBytes = 1;
-constexpr size_t kTagBytes = 16;
-constexpr size_t kKeyBytes = 32;
-constexpr size_t kNonceBytes = 12;
-constexpr size_t kMaxCiphertext = 65535;
-constexpr size_t kMaxBody = kMaxCiphertext - kTagBytes - kTypeBytes;  // 65518
-constexpr size_t kMinCiphertext = kTypeBytes + kTagBytes;               // 17
-constexpr size_t kMaxRecord = kLenBytes + kMaxCiphertext;               // 65537
+using namespace record;  // the wire format's constants and MakeNonce
+
 constexpr size_t kReadAhead = 64 * 1024;
 constexpr size_t kInCapacity = kMaxRecord + kReadAhead;
-constexpr size_t kMaxAbortReason = 64;
-// Same limit as record.ts (Number.MAX_SAFE_INTEGER): the JS side must be
-// able to count what we did.
-constexpr uint64_t kMaxNonce = (uint64_t{1} << 53) - 1;
-constexpr uint8_t kTypeData = 0;
-constexpr uint8_t kTypeEnd = 1;
-constexpr uint8_t kTypeAbort = 2;
 // Steps (each at most one read per direction) in one turn before the
 // other streams of the reactor get theirs: about 1 MiB per direction.
 constexpr int kStepsPerTurn = 16;
@@ -140,11 +123,6 @@ BufferPool& SealPool() {
 BufferPool& OpenPool() {
   static BufferPool* pool = new BufferPool(kInCapacity);
   return *pool;
-}
-
-void MakeNonce(uint64_t counter, uint8_t nonce[kNonceBytes]) {
-  std::memset(nonce, 0, 4);
-  for (int i = 0; i < 8; i++) nonce[4 + i] = static_cast<uint8_t>(counter >> (8 * i));
 }
 
 struct PumpConfig {

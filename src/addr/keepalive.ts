@@ -15,7 +15,7 @@
  * into many small ones. Without the addon, Node's setKeepAlive is used.
  */
 import type net from 'node:net';
-import { loadNative, nativeAvailable } from '../native/binding.js';
+import { nativeExports } from '../native/binding.js';
 import { socketFd } from '../native/handover.js';
 import { DEFAULTS } from '../options.js';
 
@@ -46,12 +46,8 @@ interface KeepAliveBinding {
 let binding: KeepAliveBinding | null | undefined;
 
 function keepAliveBinding(): KeepAliveBinding | null {
-  if (binding !== undefined) return binding;
-  binding = null;
-  if (nativeAvailable()) {
-    const addon = loadNative() as unknown as Partial<KeepAliveBinding>;
-    if (typeof addon.setKeepAlive === 'function' && typeof addon.getKeepAlive === 'function') binding = addon as KeepAliveBinding;
-  }
+  // null (no addon) is remembered too: this runs for every socket.
+  if (binding === undefined) binding = nativeExports<KeepAliveBinding>(['setKeepAlive', 'getKeepAlive']) ?? null;
   return binding;
 }
 

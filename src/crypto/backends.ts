@@ -3,16 +3,15 @@
  * calls when the addon is built (and not a stale build missing them), else
  * node:crypto. Decided once per process; tests ask for every backend.
  */
-import { loadNative, nativeAvailable } from '../native/binding.js';
+import { nativeExports } from '../native/binding.js';
 
 /** Set to "1" to use the node:crypto backends even when the addon is built. */
 export const NO_NATIVE_CRYPTO_ENV = 'JUMPER_NO_NATIVE_CRYPTO';
 
 /** The addon's exports, when native crypto may be used and every one of `names` is there. */
 export function nativeCryptoExports<T>(names: readonly (keyof T & string)[]): T | undefined {
-  if (process.env[NO_NATIVE_CRYPTO_ENV] === '1' || !nativeAvailable()) return undefined;
-  const addon = loadNative() as unknown as Partial<Record<keyof T, unknown>>;
-  return names.every((name) => typeof addon[name] === 'function') ? (addon as T) : undefined;
+  if (process.env[NO_NATIVE_CRYPTO_ENV] === '1') return undefined;
+  return nativeExports<T>(names);
 }
 
 export class BackendChoice<T> {

@@ -148,6 +148,17 @@ export function loadNative(): NativeBinding {
   return outcome.binding;
 }
 
+/**
+ * The addon's exports when it loads and every one of `names` is a function
+ * (a stale build may lack newer ones); undefined otherwise. For modules that
+ * fall back to a JS path without the addon.
+ */
+export function nativeExports<T>(names: readonly (keyof T & string)[]): T | undefined {
+  if (!nativeAvailable()) return undefined;
+  const addon = loadNative() as unknown as Partial<Record<keyof T, unknown>>;
+  return names.every((name) => typeof addon[name] === 'function') ? (addon as T) : undefined;
+}
+
 /** Whether {@link loadNative} succeeds (loads the addon on first call; never throws). */
 export function nativeAvailable(): boolean {
   outcome ??= attemptLoad();

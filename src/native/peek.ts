@@ -5,7 +5,7 @@
  * (src/roles/preconnect.ts) is checked with this before a stream goes on it.
  */
 import type { Socket } from 'node:net';
-import { loadNative, nativeAvailable } from './binding.js';
+import { nativeExports } from './binding.js';
 import { socketFd } from './handover.js';
 
 /** 'open': nothing to read; 'data': bytes wait; 'eof': the peer sent FIN; else a pending error's errno name. */
@@ -18,12 +18,8 @@ interface PeekBinding {
 let binding: PeekBinding | null | undefined;
 
 function peekBinding(): PeekBinding | null {
-  if (binding !== undefined) return binding;
-  binding = null;
-  if (nativeAvailable()) {
-    const addon = loadNative() as unknown as Partial<PeekBinding>;
-    if (typeof addon.peekSocket === 'function') binding = addon as PeekBinding;
-  }
+  // null (no addon) is remembered too: this runs for every socket.
+  if (binding === undefined) binding = nativeExports<PeekBinding>(['peekSocket']) ?? null;
   return binding;
 }
 

@@ -58,7 +58,7 @@ test('/metrics parses as Prometheus text and counts exactly what was sent, failu
   const { server, client, admin } = await setup(t);
   const sizes = [1, 70_000, 1 << 20];
   const clientDone = closed(client, sizes.length + 1);
-  const serverDone = closed(server, sizes.length + 2);
+  const serverDone = closed(server, sizes.length + 3);
   for (const size of sizes) {
     const data = randomBytes(size);
     const r = await exchange({ port: client.port()! }, data);

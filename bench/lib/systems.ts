@@ -161,13 +161,16 @@ function shebangFlags(file: string): string[] {
   return m ? m[1]!.trim().split(/\s+/).filter(Boolean) : [];
 }
 
+/** Extra node flags for the jumper processes (e.g. --cpu-prof), from JUMPER_BENCH_NODE_ARGS. */
+const benchNodeArgs = (process.env['JUMPER_BENCH_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+
 function jumperCommand(ctx: SystemContext): { command: string; args: string[] } | null {
   const dist = path.join(ctx.repoRoot, 'dist', 'cli', 'jumper.js');
   const src = path.join(ctx.repoRoot, 'src', 'cli', 'jumper.ts');
   if (ctx.jumperFromSource) {
-    return existsSync(src) ? { command: process.execPath, args: [...shebangFlags(src), '--import', 'tsx', src] } : null;
+    return existsSync(src) ? { command: process.execPath, args: [...benchNodeArgs, ...shebangFlags(src), '--import', 'tsx', src] } : null;
   }
-  return existsSync(dist) ? { command: process.execPath, args: [...shebangFlags(dist), dist] } : null;
+  return existsSync(dist) ? { command: process.execPath, args: [...benchNodeArgs, ...shebangFlags(dist), dist] } : null;
 }
 
 async function detectJumper(ctx: SystemContext, subcommand: string): Promise<string | null> {

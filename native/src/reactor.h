@@ -9,7 +9,9 @@
 // environment:
 //   onDone({ reason, detail?, side?, bytesUp, bytesDown })
 //
-// Threads: streams run only on their reactor thread; the JS thread talks
+// Threads: a stream is started and driven one step on the JS thread (so
+// the first bytes move without waiting for a thread wake-up), and from then
+// on runs only on its reactor thread; the JS thread talks
 // to a reactor through a locked command queue plus an eventfd wake-up
 // (start, cancel, cancel-all-of-an-environment at teardown).
 //
@@ -41,23 +43,30 @@ namespace reactor_detail {
 class Reactor;
 }  // namespace reactor_detail
 
-// One connection's data path. Every virtual is called on its reactor thread.
+// One connection's data path. Every virtual is called on its reactor thread,
+// but for Start and the first Drive (see StartStream).
 class Stream {
  public:
   static constexpr int kSlots = 2;
+  // Steps per reactor turn before the other streams get theirs (about
+  // 1 MiB per direction for the record pump).
+  static constexpr int kStepsPerTurn = 16;
 
   Stream(int fd0, int fd1) : fds_{fd0, fd1} {}
   virtual ~Stream();
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
 
-  // Once, after both fds were registered (edge-triggered, in and out).
+  // Once, on the JS thread inside StartStream, before the fds are
+  // registered (epoll reports on registration whatever is ready by then).
   virtual void Start() = 0;
   // epoll reported `events` for fds_[slot]: note the readiness.
   virtual void OnEvents(int slot, uint32_t events) = 0;
-  // Move what can be moved. True: stopped for fairness with work left
-  // (the reactor gives it another turn after the other ready streams).
-  virtual bool Drive() = 0;
+  // Move what can be moved, in at most `max_steps` steps (each at most one
+  // read per direction). True: stopped with work left (the reactor gives it
+  // another turn after the other ready streams). The first call is on the
+  // JS thread (StartStream, one step), every later one on the reactor's.
+  virtual bool Drive(int max_steps) = 0;
   // Stop promptly with reason 'cancelled' (no-op once finished).
   virtual void Cancel(const std::string& reason) = 0;
   // After finished(): the fds are out of epoll; send last words, close them.
@@ -81,6 +90,7 @@ class Stream {
   friend class reactor_detail::Reactor;
   friend Napi::Value StartStream(Napi::Env, std::unique_ptr<Stream>, Napi::Function);
   bool finished_ = false;
+  bool primed_more_ = false;  // the priming Drive left work for the reactor
   StreamLink* link_ = nullptr;  // owned; created by StartStream
 };
 

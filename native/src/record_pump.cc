@@ -54,9 +54,6 @@ using namespace record;  // the wire format's constants and MakeNonce
 
 constexpr size_t kReadAhead = 64 * 1024;
 constexpr size_t kInCapacity = kMaxRecord + kReadAhead;
-// Steps (each at most one read per direction) in one turn before the
-// other streams of the reactor get theirs: about 1 MiB per direction.
-constexpr int kStepsPerTurn = 16;
 // Buffers kept for reuse per size, process-wide (at most ~3 MiB in all).
 constexpr size_t kPoolMax = 16;
 constexpr int kPlain = 0;
@@ -169,8 +166,8 @@ class Pump final : public Stream {
     if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) writable_[slot] = true;
   }
 
-  bool Drive() override {
-    for (int step = 0; step < kStepsPerTurn; step++) {
+  bool Drive(int max_steps) override {
+    for (int step = 0; step < max_steps; step++) {
       if (finished()) return false;
       bool moved = false;
       if (up_len_ > 0 && writable_[kWire]) {

@@ -39,8 +39,6 @@ namespace {
 // /proc/sys/fs/pipe-max-size, then the default 64 KiB stays).
 constexpr int kPipeBytes = 256 * 1024;
 constexpr size_t kPipePoolMax = 16;
-// Steps (each at most one splice in and one out per direction) per turn.
-constexpr int kStepsPerTurn = 16;
 constexpr int kLocal = 0;
 constexpr int kRemote = 1;
 constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
@@ -148,8 +146,8 @@ class SplicePump final : public Stream {
     if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) writable_[slot] = true;
   }
 
-  bool Drive() override {
-    for (int step = 0; step < kStepsPerTurn; step++) {
+  bool Drive(int max_steps) override {
+    for (int step = 0; step < max_steps; step++) {
       const int up = Step(up_);
       if (up < 0) return false;
       const int down = Step(down_);

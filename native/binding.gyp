@@ -27,6 +27,8 @@
         "src/splice_pump.cc",
         # Handshake primitives (X25519, BLAKE2b, HMAC-BLAKE2b HKDF), OpenSSL too.
         "src/noise_crypto.cc",
+        # X25519 from libsodium when found (see "conditions"), else empty.
+        "src/x25519_sodium.cc",
         "src/typed_args.cc",
         # One record sealed/opened per call, for the records JS handles.
         "src/record_aead.cc",
@@ -57,6 +59,17 @@
         "-Wl,-z,relro",
         "-Wl,-z,now",
         "-Wl,-z,noexecstack"
+      ],
+      # libsodium's X25519 is faster than OpenSSL 3.0's (x25519_sodium.h):
+      # used when pkg-config finds it (Debian: libsodium-dev, which
+      # scripts/setup.sh installs when root); without it the addon is
+      # built without those three exports and OpenSSL does X25519.
+      "conditions": [
+        ["<!(pkg-config --exists libsodium 2>/dev/null && echo 1 || echo 0)==1", {
+          "defines": ["JUMPER_HAVE_LIBSODIUM"],
+          "cflags": ["<!@(pkg-config --cflags libsodium)"],
+          "libraries": ["<!@(pkg-config --libs libsodium)"]
+        }]
       ],
       "configurations": {
         "Release": {

@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { handshakePrimitives } from '../src/crypto/handshake-primitives.js';
 import { cliBuilt, freePort, JUMPER, KEYGEN, startJumper } from './helpers/cli.js';
 import { exchange, randomBytes, sha256, startEchoProvider } from './helpers/providers.js';
 
@@ -98,8 +99,11 @@ cliTest('server and client processes carry a stream, log start-up and per-connec
   const server = startJumper(t, ['server', '-l', `127.0.0.1:${serverPort}`, '-c', provider.address, '-k', keyFile]);
   const client = startJumper(t, ['client', '-l', `127.0.0.1:${clientPort}`, '-c', `127.0.0.1:${serverPort}`, '-k', keyFile]);
   const started = await server.waitFor((l) => l.msg === 'server jumper listening');
-  await client.waitFor((l) => l.msg === 'client jumper listening');
+  const clientStarted = await client.waitFor((l) => l.msg === 'client jumper listening');
   t.regex(String((started.keys as string[])[0]), /^[0-9a-f]{4}-/);
+  // The start-up line names the handshake primitives in use, as this process would choose them.
+  t.is(started.crypto, handshakePrimitives().name);
+  t.is(clientStarted.crypto, handshakePrimitives().name);
   // Key bytes never reach the logs, in any common encoding.
   const secret = readFileSync(keyFile);
   for (const text of [secret.toString('hex'), secret.toString('base64'), secret.toString('base64url')]) {

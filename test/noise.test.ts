@@ -104,12 +104,14 @@ test('the native primitives are the default wherever the addon is built', (t) =>
   t.is(handshakePrimitives().name, nativeAvailable() ? 'native' : 'node');
 });
 
-test('native and node:crypto primitives interoperate in one handshake, both directions', (t) => {
+test('every pair of backends (native, native-openssl, node) interoperates in one handshake, both directions', (t) => {
   const backends = allHandshakePrimitives();
   if (backends.length < 2) return t.pass('only one backend here');
   const psk = Buffer.alloc(32, 3);
   const prologue = Buffer.from('jumper test');
-  for (const [a, b] of [[backends[0]!, backends[1]!], [backends[1]!, backends[0]!]] as const) {
+  const pairs = backends.flatMap((a) => backends.filter((b) => b !== a).map((b) => [a, b] as const));
+  t.is(pairs.length, backends.length * (backends.length - 1));
+  for (const [a, b] of pairs) {
     const i = new NNpsk0Handshake({ role: 'initiator', psk, prologue, primitives: a });
     const r = new NNpsk0Handshake({ role: 'responder', psk, prologue, primitives: b });
     t.deepEqual(Buffer.from(r.readMessage(i.writeMessage(Buffer.from('hello')))), Buffer.from('hello'));
@@ -174,24 +176,48 @@ test('messages out of order are refused with JUMPER_ERR_INVALID_ARG', (t) => {
 });
 
 test('native batch key generation: distinct key pairs whose agreements match', async (t) => {
-  const native = allHandshakePrimitives().find((p) => p.name === 'native');
-  if (!native?.generateKeyPairs) return t.pass('addon not built here');
-  const pairs = await native.generateKeyPairs(16);
-  t.is(pairs.length, 16);
-  t.is(new Set(pairs.map((p) => Buffer.from(p.publicKey).toString('hex'))).size, 16);
-  const [a, b] = pairs as [(typeof pairs)[0], (typeof pairs)[0]];
-  t.deepEqual(Buffer.from(native.agree(a.privateKey, b.publicKey)), Buffer.from(native.agree(b.privateKey, a.publicKey)));
-  // The public key is the private key's: the node backend agrees with it too.
+  const natives = allHandshakePrimitives().filter((p) => p.generateKeyPairs !== undefined);
+  if (natives.length === 0) return t.pass('addon not built here');
   const node = allHandshakePrimitives().find((p) => p.name === 'node')!;
-  const c = node.generateKeyPair();
-  t.deepEqual(Buffer.from(native.agree(a.privateKey, c.publicKey)), Buffer.from(node.agree(c.privateKey, a.publicKey)));
+  for (const native of natives) {
+    const pairs = await native.generateKeyPairs!(16);
+    t.is(pairs.length, 16, native.name);
+    t.is(new Set(pairs.map((p) => Buffer.from(p.publicKey).toString('hex'))).size, 16, native.name);
+    const [a, b] = pairs as [(typeof pairs)[0], (typeof pairs)[0]];
+    t.deepEqual(Buffer.from(native.agree(a.privateKey, b.publicKey)), Buffer.from(native.agree(b.privateKey, a.publicKey)));
+    // The public key is the private key's: the node backend agrees with it too.
+    const c = node.generateKeyPair();
+    t.deepEqual(Buffer.from(native.agree(a.privateKey, c.publicKey)), Buffer.from(node.agree(c.privateKey, a.publicKey)), native.name);
+  }
 });
 
-test('the native agreement refuses anything but a key it made (TypeError, no crash)', (t) => {
+test('an addon built with libsodium takes its X25519 from it: native is libsodium, native-openssl the other', (t) => {
   if (!nativeAvailable()) return t.pass('addon not built here');
-  const addon = loadNative() as unknown as { x25519Agree(k: unknown, p: Uint8Array): Uint8Array; x25519KeyPair(): { publicKey: Uint8Array } };
-  const pub = addon.x25519KeyPair().publicKey;
-  for (const bogus of [{}, 7, Buffer.alloc(32), null]) {
-    t.throws(() => addon.x25519Agree(bogus, pub), { instanceOf: TypeError });
+  const addon = loadNative() as unknown as Record<string, unknown>;
+  const names = allHandshakePrimitives().map((p) => p.name);
+  if (typeof addon['sodiumX25519Agree'] !== 'function') {
+    t.deepEqual(names, ['native', 'node']);
+    return;
+  }
+  t.deepEqual(names, ['native', 'native-openssl', 'node']);
+  // The default's keys are libsodium's: the OpenSSL agreement refuses them (different type tag).
+  const pair = handshakePrimitives().generateKeyPair();
+  const openssl = addon as unknown as { x25519Agree(k: unknown, p: Uint8Array): Uint8Array };
+  t.throws(() => openssl.x25519Agree(pair.privateKey, pair.publicKey), { instanceOf: TypeError });
+});
+
+test('the native agreements refuse anything but a key of their own (TypeError, no crash)', (t) => {
+  if (!nativeAvailable()) return t.pass('addon not built here');
+  type Agree = (k: unknown, p: Uint8Array) => Uint8Array;
+  type Make = () => { privateKey: unknown; publicKey: Uint8Array };
+  const addon = loadNative() as unknown as Record<string, Agree | Make | undefined>;
+  const impls = [['x25519KeyPair', 'x25519Agree'], ['sodiumX25519KeyPair', 'sodiumX25519Agree']].filter(([make]) => typeof addon[make!] === 'function');
+  for (const [make, agree] of impls) {
+    const own = (addon[make!] as Make)();
+    // Each implementation's keys, handed to the other, are refused too.
+    const foreign = impls.filter(([m]) => m !== make).map(([m]) => (addon[m!] as Make)().privateKey);
+    for (const bogus of [{}, 7, Buffer.alloc(32), null, ...foreign]) {
+      t.throws(() => (addon[agree!] as Agree)(bogus, own.publicKey), { instanceOf: TypeError }, agree);
+    }
   }
 });

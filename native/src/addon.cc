@@ -8,6 +8,8 @@
 //     (the splice forwarder, see splice_pump.h; both run on reactor.h)
 //   sendFd(viaFd, fd), recvFd(viaFd) -> fd | -1   (hand-off, fd_passing.h)
 //   x25519KeyPair, x25519KeyPairBatch, x25519Agree, noiseHkdf, blake2b (handshake, noise_crypto.h)
+//   sodiumX25519KeyPair, sodiumX25519KeyPairBatch, sodiumX25519Agree (only when built
+//     with libsodium, x25519_sodium.h)
 //   sealRecord, openRecord (one transport record, record_aead.h)
 //   setKeepAlive, getKeepAlive (TCP keep-alive timers, keepalive.h)
 //   peekSocket(fd) -> 'open' | 'data' | 'eof' | errno name (socket_probe.h)
@@ -24,6 +26,7 @@
 #include "record_pump.h"
 #include "socket_probe.h"
 #include "splice_pump.h"
+#include "x25519_sodium.h"
 
 namespace {
 
@@ -48,6 +51,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("x25519Agree", Napi::Function::New(env, jumper::X25519AgreeJs, "x25519Agree"));
   exports.Set("noiseHkdf", Napi::Function::New(env, jumper::NoiseHkdfJs, "noiseHkdf"));
   exports.Set("blake2b", Napi::Function::New(env, jumper::Blake2bJs, "blake2b"));
+  // Faster X25519 when libsodium was found at build time (x25519_sodium.cc).
+  jumper::RegisterSodiumX25519(env, exports);
   // One transport record per call (record_aead.cc).
   exports.Set("sealRecord", Napi::Function::New(env, jumper::SealRecordJs, "sealRecord"));
   exports.Set("openRecord", Napi::Function::New(env, jumper::OpenRecordJs, "openRecord"));

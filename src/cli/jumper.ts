@@ -9,6 +9,7 @@
  */
 import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
+import { handshakePrimitives } from '../crypto/handshake-primitives.js';
 import { InvalidArgumentError } from '../errors.js';
 import { readKeyFile, type TunnelKey } from '../keys/key-file.js';
 import { DEFAULTS } from '../options.js';
@@ -154,6 +155,11 @@ function protocolLabel(p: { protocol: TunnelProtocol; pfs: PfsMode }): string {
   return p.protocol === 'jumper' ? 'jumper/1' : `spiped/1.6${p.pfs === 'off' ? ' (no PFS)' : p.pfs === 'require' ? ' (PFS required)' : ''}`;
 }
 
+/** Which handshake primitives the jumper protocol runs on here (start-up line): native, native-openssl or node. */
+function handshakeCrypto(p: { protocol: TunnelProtocol }): string | undefined {
+  return p.protocol === 'jumper' ? handshakePrimitives().name : undefined;
+}
+
 /** --register and friends: on server (and any role that should be discoverable). */
 function addRegisterOptions(cmd: Command): Command {
   return cmd
@@ -259,7 +265,7 @@ function buildProgram(): Command {
       jumper,
       logger,
       drainTimeoutMs: flags.drainTimeout, operate: flags,
-      startFields: { connect: jumper.connectDescription, keys: keys.map((k) => k.fingerprint), protocol: protocolLabel(proto), register: flags.register },
+      startFields: { connect: jumper.connectDescription, keys: keys.map((k) => k.fingerprint), protocol: protocolLabel(proto), crypto: handshakeCrypto(proto), register: flags.register },
       reloadKey: async () => {
         const fresh = await readKeys(flags);
         jumper.setKey(fresh);
@@ -299,7 +305,7 @@ function buildProgram(): Command {
       jumper,
       logger,
       drainTimeoutMs: flags.drainTimeout, operate: flags,
-      startFields: { connect: jumper.connectDescription, key: key!.fingerprint, protocol: protocolLabel(proto), preconnect: flags.preconnect || undefined, strategy: jumper.backends().length > 0 || flags.discover ? flags.strategy : undefined },
+      startFields: { connect: jumper.connectDescription, key: key!.fingerprint, protocol: protocolLabel(proto), crypto: handshakeCrypto(proto), preconnect: flags.preconnect || undefined, strategy: jumper.backends().length > 0 || flags.discover ? flags.strategy : undefined },
       reloadKey: async () => {
         const [fresh] = await readKeys(flags);
         jumper.setKey(fresh!);

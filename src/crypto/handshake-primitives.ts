@@ -4,16 +4,23 @@
  * HMAC-BLAKE2b. The Noise state machine (src/proto/noise.ts) is written
  * once against this interface; two backends provide it:
  *
- * - `native`: the addon's OpenSSL calls (native/src/noise_crypto.cc). The
- *   default when the addon is built: node:crypto builds a KeyObject per
- *   X25519 key (a JWK import per agreement) and a Hmac object per HMAC,
- *   which made the handshake about half of a jumper's CPU per connection,
- *   and connection set-up rate is CPU-bound.
+ * - `native`: the addon's OpenSSL calls (native/src/noise_crypto.cc), with
+ *   X25519 from the system's libsodium when the addon was built with it
+ *   (native/src/x25519_sodium.cc: about 40 % less CPU per key generation
+ *   and agreement than OpenSSL 3.0). The default when the addon is built:
+ *   node:crypto builds a KeyObject per X25519 key (a JWK import per
+ *   agreement) and a Hmac object per HMAC, which made the handshake about
+ *   half of a jumper's CPU per connection, and connection set-up rate is
+ *   CPU-bound.
+ * - `native-openssl`: the same with OpenSSL's X25519; the default's
+ *   fallback when the addon has no libsodium, listed separately (for tests)
+ *   when it has.
  * - `node`: node:crypto and libsodium-wrappers, for machines without the
  *   addon (or JUMPER_NO_NATIVE_CRYPTO=1).
  *
- * Both keep ephemeral private keys inside OpenSSL, never as bytes in the JS
- * heap. The cacophony vectors run against both (test/noise.test.ts).
+ * All keep ephemeral private keys in native memory (OpenSSL's or the
+ * addon's), never as bytes in the JS heap. The cacophony vectors run against
+ * each (test/noise.test.ts).
  */
 import { createHmac, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { AuthError } from '../errors.js';
@@ -30,7 +37,7 @@ export interface KeyPair {
 }
 
 export interface HandshakePrimitives {
-  readonly name: 'native' | 'node';
+  readonly name: 'native' | 'native-openssl' | 'node';
   /** A fresh X25519 key pair from the CSPRNG. */
   generateKeyPair(): KeyPair;
   /**
@@ -57,14 +64,42 @@ const HASH_LEN = 64;
 
 const invalidPeerKey = (cause: unknown): Error => new AuthError('peer sent an invalid ephemeral key', { cause });
 
+type RawKeyPair = { privateKey: unknown; publicKey: Uint8Array };
+
 /** The addon's exports used here (native/src/noise_crypto.h). */
 interface NativeNoiseCrypto {
-  x25519KeyPair(privateKey?: Uint8Array): { privateKey: unknown; publicKey: Uint8Array };
-  x25519KeyPairBatch(count: number): Promise<{ privateKey: unknown; publicKey: Uint8Array }[]>;
+  x25519KeyPair(privateKey?: Uint8Array): RawKeyPair;
+  x25519KeyPairBatch(count: number): Promise<RawKeyPair[]>;
   x25519Agree(privateKey: unknown, publicKey: Uint8Array): Uint8Array;
   noiseHkdf(chainingKey: Uint8Array, ikm: Uint8Array, outputs: 2 | 3): Uint8Array;
   blake2b(a: Uint8Array, b: Uint8Array): Uint8Array;
 }
+
+/** The X25519 calls of one implementation in the addon. */
+interface NativeX25519 {
+  keyPair(privateKey?: Uint8Array): RawKeyPair;
+  keyPairBatch(count: number): Promise<RawKeyPair[]>;
+  agree(privateKey: unknown, publicKey: Uint8Array): Uint8Array;
+}
+
+/** Only in an addon built with libsodium (native/src/x25519_sodium.h). */
+interface NativeSodiumX25519 {
+  sodiumX25519KeyPair(privateKey?: Uint8Array): RawKeyPair;
+  sodiumX25519KeyPairBatch(count: number): Promise<RawKeyPair[]>;
+  sodiumX25519Agree(privateKey: unknown, publicKey: Uint8Array): Uint8Array;
+}
+
+const opensslX25519 = (addon: NativeNoiseCrypto): NativeX25519 => ({
+  keyPair: (privateKey) => addon.x25519KeyPair(privateKey),
+  keyPairBatch: (count) => addon.x25519KeyPairBatch(count),
+  agree: (privateKey, publicKey) => addon.x25519Agree(privateKey, publicKey),
+});
+
+const sodiumX25519 = (addon: NativeSodiumX25519): NativeX25519 => ({
+  keyPair: (privateKey) => addon.sodiumX25519KeyPair(privateKey),
+  keyPairBatch: (count) => addon.sodiumX25519KeyPairBatch(count),
+  agree: (privateKey, publicKey) => addon.sodiumX25519Agree(privateKey, publicKey),
+});
 
 function splitOutputs(out: Uint8Array, outputs: 2 | 3): Uint8Array[] {
   const parts = [out.subarray(0, HASH_LEN), out.subarray(HASH_LEN, 2 * HASH_LEN)];
@@ -72,15 +107,15 @@ function splitOutputs(out: Uint8Array, outputs: 2 | 3): Uint8Array[] {
   return parts;
 }
 
-function nativeBackend(addon: NativeNoiseCrypto): HandshakePrimitives {
+function nativeBackend(name: 'native' | 'native-openssl', addon: NativeNoiseCrypto, x25519: NativeX25519): HandshakePrimitives {
   return {
-    name: 'native',
-    generateKeyPair: () => addon.x25519KeyPair() as KeyPair,
-    generateKeyPairs: (count) => addon.x25519KeyPairBatch(count) as Promise<KeyPair[]>,
-    keyPairFromPrivate: (privateKey) => addon.x25519KeyPair(privateKey) as KeyPair,
+    name,
+    generateKeyPair: () => x25519.keyPair() as KeyPair,
+    generateKeyPairs: (count) => x25519.keyPairBatch(count) as Promise<KeyPair[]>,
+    keyPairFromPrivate: (privateKey) => x25519.keyPair(privateKey) as KeyPair,
     agree(privateKey, publicKey) {
       try {
-        return addon.x25519Agree(privateKey, publicKey);
+        return x25519.agree(privateKey, publicKey);
       } catch (cause) {
         throw invalidPeerKey(cause);
       }
@@ -134,17 +169,26 @@ const nodeBackend: HandshakePrimitives = {
 
 const NATIVE_EXPORTS = ['x25519KeyPair', 'x25519KeyPairBatch', 'x25519Agree', 'noiseHkdf', 'blake2b'] as const;
 
-const backends = new BackendChoice<HandshakePrimitives>(() => {
+const SODIUM_EXPORTS = ['sodiumX25519KeyPair', 'sodiumX25519KeyPairBatch', 'sodiumX25519Agree'] as const;
+
+/** The addon's backends, preferred first: with libsodium's X25519 when built with it, then OpenSSL's. */
+function nativeBackends(): HandshakePrimitives[] {
   const addon = nativeCryptoExports<NativeNoiseCrypto>(NATIVE_EXPORTS);
-  return addon && nativeBackend(addon);
-}, nodeBackend);
+  if (!addon) return [];
+  const sodium = nativeCryptoExports<NativeSodiumX25519>(SODIUM_EXPORTS);
+  return sodium
+    ? [nativeBackend('native', addon, sodiumX25519(sodium)), nativeBackend('native-openssl', addon, opensslX25519(addon))]
+    : [nativeBackend('native', addon, opensslX25519(addon))];
+}
+
+const backends = new BackendChoice<HandshakePrimitives>(() => nativeBackends()[0], nodeBackend);
 
 /** The backend handshakes use: native when the addon is built, else node:crypto. Decided once. */
 export function handshakePrimitives(): HandshakePrimitives {
   return backends.get();
 }
 
-/** Both backends available here, for tests that prove they agree. */
+/** Every backend available here, the default first, for tests that prove they agree. */
 export function allHandshakePrimitives(): HandshakePrimitives[] {
-  return backends.all();
+  return [...nativeBackends(), nodeBackend];
 }

@@ -1,0 +1,169 @@
+// x25519_sodium.cc — see x25519_sodium.h. Argument checks throw TypeError /
+// RangeError, as in noise_crypto.cc.
+#include "x25519_sodium.h"
+
+#ifdef JUMPER_HAVE_LIBSODIUM
+
+#include <sodium.h>
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "typed_args.h"
+
+namespace jumper {
+namespace {
+
+constexpr size_t kDhLen = 32;
+constexpr uint32_t kMaxBatch = 64;
+
+struct SodiumKey {
+  uint8_t secret[kDhLen];
+  ~SodiumKey() { sodium_memzero(secret, sizeof secret); }
+};
+
+// Not the tag of noise_crypto.cc's OpenSSL keys: neither takes the other's.
+constexpr napi_type_tag kSodiumKeyTag = {0x6a756d7065727832ULL, 0x353531396e61636cULL};
+
+void FreeKey(Napi::Env /*env*/, SodiumKey* key) { delete key; }
+
+Napi::Object WrapPair(Napi::Env env, SodiumKey* key, const uint8_t* pub) {
+  Napi::External<SodiumKey> wrapped = Napi::External<SodiumKey>::New(env, key, FreeKey);
+  wrapped.TypeTag(&kSodiumKeyTag);
+  Napi::Object pair = Napi::Object::New(env);
+  pair.Set("privateKey", wrapped);
+  pair.Set("publicKey", Napi::Buffer<uint8_t>::Copy(env, pub, kDhLen));
+  return pair;
+}
+
+// A fresh key from libsodium's CSPRNG; false only if the base multiplication fails.
+bool Generate(SodiumKey* key, uint8_t pub[kDhLen]) {
+  randombytes_buf(key->secret, sizeof key->secret);
+  return crypto_scalarmult_base(pub, key->secret) == 0;
+}
+
+// Makes key pairs in Execute (thread pool, no JS), hands them over in OnOK.
+class KeyPairBatch : public Napi::AsyncWorker {
+ public:
+  KeyPairBatch(Napi::Env env, uint32_t count)
+      : Napi::AsyncWorker(env, "jumper:sodiumX25519KeyPairBatch"), deferred_(Napi::Promise::Deferred::New(env)), count_(count) {}
+
+  ~KeyPairBatch() override {
+    for (Made& made : made_) delete made.key;  // only those not handed to JS
+  }
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    made_.reserve(count_);
+    for (uint32_t i = 0; i < count_; i++) {
+      Made made;
+      made.key = new SodiumKey();
+      if (!Generate(made.key, made.pub)) {
+        delete made.key;
+        SetError("libsodium crypto_scalarmult_base failed");
+        return;
+      }
+      made_.push_back(made);
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::Array pairs = Napi::Array::New(env, made_.size());
+    for (size_t i = 0; i < made_.size(); i++) {
+      pairs.Set(static_cast<uint32_t>(i), WrapPair(env, made_[i].key, made_[i].pub));
+      made_[i].key = nullptr;  // owned by the External now
+    }
+    deferred_.Resolve(pairs);
+  }
+
+  void OnError(const Napi::Error& err) override { deferred_.Reject(err.Value()); }
+
+ private:
+  struct Made {
+    SodiumKey* key = nullptr;
+    uint8_t pub[kDhLen];
+  };
+  Napi::Promise::Deferred deferred_;
+  uint32_t count_;
+  std::vector<Made> made_;
+};
+
+Napi::Value KeyPairJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto* key = new SodiumKey();
+  uint8_t pub[kDhLen];
+  bool ok;
+  if (info.Length() > 0 && !info[0].IsUndefined()) {
+    Napi::Uint8Array priv;
+    try {
+      priv = FixedUint8ArrayArg(info, 0, "privateKey", kDhLen);
+    } catch (...) {
+      delete key;
+      throw;
+    }
+    std::memcpy(key->secret, priv.Data(), kDhLen);
+    ok = crypto_scalarmult_base(pub, key->secret) == 0;
+  } else {
+    ok = Generate(key, pub);
+  }
+  if (!ok) {
+    delete key;
+    throw Napi::Error::New(env, "libsodium crypto_scalarmult_base failed");
+  }
+  return WrapPair(env, key, pub);
+}
+
+Napi::Value KeyPairBatchJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "count must be a number");
+  const double count = info[0].As<Napi::Number>().DoubleValue();
+  if (!(count >= 1 && count <= kMaxBatch) || static_cast<uint32_t>(count) != count) {
+    throw Napi::RangeError::New(env, "count must be an integer in 1..64");
+  }
+  auto* worker = new KeyPairBatch(env, static_cast<uint32_t>(count));
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();  // deletes itself after OnOK/OnError
+  return promise;
+}
+
+Napi::Value AgreeJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsExternal() ||
+      !info[0].As<Napi::External<SodiumKey>>().CheckTypeTag(&kSodiumKeyTag)) {
+    throw Napi::TypeError::New(env, "privateKey must be a key from sodiumX25519KeyPair");
+  }
+  const SodiumKey* key = info[0].As<Napi::External<SodiumKey>>().Data();
+  Napi::Uint8Array pub = FixedUint8ArrayArg(info, 1, "publicKey", kDhLen);
+  Napi::Buffer<uint8_t> shared = Napi::Buffer<uint8_t>::New(env, kDhLen);
+  // libsodium refuses an all-zero result (a low-order peer key) with -1.
+  if (crypto_scalarmult(shared.Data(), key->secret, pub.Data()) != 0) {
+    sodium_memzero(shared.Data(), kDhLen);
+    Napi::Error err = Napi::Error::New(env, "X25519 agreement failed (low-order or invalid public key)");
+    err.Set("code", Napi::String::New(env, "EBADKEY"));
+    throw err;
+  }
+  return shared;
+}
+
+}  // namespace
+
+void RegisterSodiumX25519(Napi::Env env, Napi::Object exports) {
+  // sodium_init picks the fastest implementation for this CPU; -1 is failure.
+  if (sodium_init() < 0) return;
+  exports.Set("sodiumX25519KeyPair", Napi::Function::New(env, KeyPairJs, "sodiumX25519KeyPair"));
+  exports.Set("sodiumX25519KeyPairBatch", Napi::Function::New(env, KeyPairBatchJs, "sodiumX25519KeyPairBatch"));
+  exports.Set("sodiumX25519Agree", Napi::Function::New(env, AgreeJs, "sodiumX25519Agree"));
+}
+
+}  // namespace jumper
+
+#else  // built without libsodium
+
+namespace jumper {
+void RegisterSodiumX25519(Napi::Env /*env*/, Napi::Object /*exports*/) {}
+}  // namespace jumper
+
+#endif

@@ -160,6 +160,8 @@ interface RigOptions {
   beforeStart?: (provider: Provider, peer: Peer) => Promise<void> | void;
   /** Wire bytes handed to the pump as if JS had read them. */
   wirePending?: (peer: Peer) => Buffer;
+  /** Bodies JS seals (as DATA records) and hands over unsent, as the client does with its ORIGIN. */
+  sealedPending?: Buffer[];
 }
 
 async function rig(options: RigOptions = {}): Promise<Rig> {
@@ -181,8 +183,17 @@ async function rig(options: RigOptions = {}): Promise<Rig> {
   }
   // The pump continues from here: records sealed or read below (early
   // bytes, wirePending) are on the wire, not yet opened.
-  const sendCounter = opener.count;
+  let sendCounter = opener.count;
   const recvCounter = sealer.count;
+  let sealedPending: Buffer | undefined;
+  if (options.sealedPending) {
+    const jsSealer = new RecordSealer(kA);
+    for (let i = 0; i < sendCounter; i++) jsSealer.sealData(EMPTY, throwaway);
+    const out: Buffer[] = [];
+    for (const body of options.sealedPending) jsSealer.sealData(body, out);
+    sealedPending = Buffer.concat(out);
+    sendCounter = jsSealer.count;
+  }
   const keep = options.keep ?? true;
   const provider = new Provider(providerSide, keep);
   const peer = new Peer(peerSide, sealer, opener, keep);
@@ -196,6 +207,7 @@ async function rig(options: RigOptions = {}): Promise<Rig> {
     sendCounter,
     recvCounter,
     ...(wirePending ? { wirePending } : {}),
+    ...(sealedPending ? { sealedPending } : {}),
   });
   return { provider, peer, pump, result: pump.done };
 }
@@ -394,6 +406,51 @@ serial('bytes Node buffered before the handoff are taken over (both sockets)', a
   await peer.sendEnd();
   provider.socket.end();
   t.is((await result).reason, 'done');
+});
+
+serial('records JS sealed and did not send (sealedPending) lead the stream, ahead of plaintext already waiting', async (t) => {
+  const { provider, peer, result } = await rig({
+    preOpened: 2,
+    sealedPending: [Buffer.from('origin-'), Buffer.from('second-')],
+    beforeStart: async (p) => {
+      await p.write([Buffer.from('first bytes of the provider')]);
+      await new Promise((r) => setTimeout(r, 30)); // in the kernel or in Node's buffer: both are taken
+    },
+  });
+  await waitFor(() => peer.bytes >= 'origin-second-first bytes of the provider'.length);
+  // Opened in order with consecutive counters: the sealed records first, then the pump's.
+  t.is(peer.data().toString(), 'origin-second-first bytes of the provider');
+  t.is(peer.recordError, undefined);
+  await peer.sendEnd();
+  provider.socket.end();
+  const r = await result;
+  t.is(r.reason, 'done');
+  t.is(r.bytesUp, 'first bytes of the provider'.length, 'the sealed records are not counted as plaintext');
+});
+
+serial('sealedPending leaves at once when no plaintext is waiting (a consumer that waits for the provider)', async (t) => {
+  const { provider, peer, result } = await rig({ sealedPending: [Buffer.from('origin')] });
+  // Nothing from the provider yet: the sealed record must not wait for it.
+  await waitFor(() => peer.bytes === 'origin'.length);
+  t.is(peer.data().toString(), 'origin');
+  await peer.send(Buffer.from('hello provider'));
+  await waitFor(() => provider.bytes === 'hello provider'.length);
+  await provider.write([Buffer.from('reply')]);
+  await waitFor(() => peer.bytes === 'originreply'.length);
+  t.is(peer.data().toString(), 'originreply');
+  await peer.sendEnd();
+  provider.socket.end();
+  t.is((await result).reason, 'done');
+});
+
+serial('a pump cancelled at once still delivers sealedPending before its ABORT', async (t) => {
+  const { peer, pump, result } = await rig({ sealedPending: [Buffer.from('origin')] });
+  pump.cancel('shutting_down');
+  await peer.ended;
+  t.is(peer.recordError, undefined, 'the ABORT follows the sealed record in counter order');
+  t.is(peer.data().toString(), 'origin');
+  t.is(peer.abort, 'shutting_down');
+  t.is((await result).reason, 'cancelled');
 });
 
 serial('counters starting above zero interoperate with a JS sealer/opener already in use', async (t) => {

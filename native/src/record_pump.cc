@@ -54,6 +54,8 @@ using namespace record;  // the wire format's constants and MakeNonce
 
 constexpr size_t kReadAhead = 64 * 1024;
 constexpr size_t kInCapacity = kMaxRecord + kReadAhead;
+// Records JS sealed that lead the first send (the ORIGIN is ~32 bytes).
+constexpr size_t kMaxSealedPending = 4096;
 // Buffers kept for reuse per size, process-wide (at most ~3 MiB in all).
 constexpr size_t kPoolMax = 16;
 constexpr int kPlain = 0;
@@ -127,6 +129,7 @@ struct PumpConfig {
   uint8_t recv_key[kKeyBytes] = {};
   uint64_t send_counter = 0;
   uint64_t recv_counter = 0;
+  std::vector<uint8_t> sealed_pending;  // records JS sealed, not yet sent (the client's ORIGIN)
   std::vector<uint8_t> wire_pending;    // wire bytes read by JS, not yet opened
   std::vector<uint8_t> plain_pending;   // plaintext read by JS, not yet sealed
   std::vector<uint8_t> opened_pending;  // plaintext opened by JS, not yet written to plain
@@ -269,6 +272,15 @@ class Pump final : public Stream {
       in_end_ = cfg_->wire_pending.size();
       std::vector<uint8_t>().swap(cfg_->wire_pending);
     }
+    // Records JS sealed lead the first send, together with the first record
+    // sealed here when plaintext is already waiting (PumpUp): one segment,
+    // one wake-up of the peer, instead of two.
+    if (!cfg_->sealed_pending.empty()) {
+      if (!TakeUpBuffer()) return false;
+      prefix_ = cfg_->sealed_pending.size();
+      std::memcpy(up_buf_, cfg_->sealed_pending.data(), prefix_);
+      std::vector<uint8_t>().swap(cfg_->sealed_pending);
+    }
     // Work handed over by JS comes first, in stream order.
     if (!cfg_->opened_pending.empty()) {
       down_ptr_ = cfg_->opened_pending.data();
@@ -313,7 +325,7 @@ class Pump final : public Stream {
 
   // Going idle: give back each buffer that holds nothing pending.
   void ReleaseIdleBuffers() {
-    if (up_buf_ != nullptr && up_len_ == 0) ReleaseUpBuffer();
+    if (up_buf_ != nullptr && up_len_ == 0 && prefix_ == 0) ReleaseUpBuffer();
     if (in_buf_ != nullptr && in_start_ == in_end_ && down_len_ == 0) {
       in_start_ = in_end_ = 0;
       ReleaseInBuffer();
@@ -382,13 +394,16 @@ class Pump final : public Stream {
 
   bool CanReadPlain() const { return !end_sealed_ && up_len_ == 0; }
 
-  // One read of plaintext (or of what JS handed over), sealed, sent at once.
+  // One read of plaintext (or of what JS handed over), sealed, sent at once,
+  // behind the records JS sealed (prefix_) on the first call.
   bool PumpUp() {
     if (!TakeUpBuffer()) return false;
-    uint8_t* body = up_buf_ + kLenBytes + kTypeBytes;
+    uint8_t* record = up_buf_ + prefix_;
+    uint8_t* body = record + kLenBytes + kTypeBytes;
+    const size_t room = kMaxBody - prefix_;
     size_t n;
     if (PlainPendingLeft() > 0) {
-      n = std::min(PlainPendingLeft(), kMaxBody);
+      n = std::min(PlainPendingLeft(), room);
       std::memcpy(body, cfg_->plain_pending.data() + plain_pending_off_, n);
       plain_pending_off_ += n;
       if (PlainPendingLeft() == 0) {
@@ -398,26 +413,45 @@ class Pump final : public Stream {
     } else {
       ssize_t r;
       do {
-        r = ::recv(fds_[kPlain], body, kMaxBody, 0);
+        r = ::recv(fds_[kPlain], body, room, 0);
       } while (r < 0 && errno == EINTR);
       if (r < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
           readable_[kPlain] = false;
+          // Nothing to go with the records JS sealed: they leave alone, now
+          // (the ORIGIN must not wait for a consumer that waits for a reply).
+          if (prefix_ > 0) return SendPrefixAlone();
           return true;
         }
         return FailErrno(errno, "plain");
       }
       if (r == 0) {
         end_sealed_ = true;
-        return Seal(up_buf_, kTypeEnd, 0) && FlushUp();
+        return SealBehindPrefix(kTypeEnd, 0) && FlushUp();
       }
       n = static_cast<size_t>(r);
       // A short read emptied the socket; new data (or a FIN) raises a new
       // edge. Unless a hang-up was already reported: read on to see it.
-      if (n < kMaxBody && !hup_[kPlain]) readable_[kPlain] = false;
+      if (n < room && !hup_[kPlain]) readable_[kPlain] = false;
     }
     result_.bytes_up += n;
-    if (!Seal(up_buf_, kTypeData, n)) return false;
+    if (!SealBehindPrefix(kTypeData, n)) return false;
+    return writable_[kWire] ? FlushUp() : true;
+  }
+
+  // Seal a record behind the prefix; the pending send is then both.
+  bool SealBehindPrefix(uint8_t type, size_t n) {
+    if (!Seal(up_buf_ + prefix_, type, n)) return false;
+    up_len_ += prefix_;
+    prefix_ = 0;
+    return true;
+  }
+
+  // The records JS sealed become the pending send on their own.
+  bool SendPrefixAlone() {
+    up_off_ = 0;
+    up_len_ = prefix_;
+    prefix_ = 0;
     return writable_[kWire] ? FlushUp() : true;
   }
 
@@ -568,6 +602,13 @@ class Pump final : public Stream {
   // Whether an ABORT record was handed to the kernel.
   bool TrySendAbort() {
     if (abort_text_.empty() || end_sealed_ || result_.side == "wire") return false;
+    // Records JS sealed and never sent (the ORIGIN) go first: the ABORT's
+    // counter follows theirs.
+    if (prefix_ > 0) {
+      up_off_ = 0;
+      up_len_ = prefix_;
+      prefix_ = 0;
+    }
     while (up_off_ < up_len_) {
       const ssize_t n = ::send(fds_[kWire], up_buf_ + up_off_, up_len_ - up_off_, MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n <= 0) return false;
@@ -606,6 +647,7 @@ class Pump final : public Stream {
 
   // plain -> wire
   uint8_t* up_buf_ = nullptr;  // from SealPool(), held only while in use
+  size_t prefix_ = 0;          // bytes of records JS sealed at up_buf_'s start, not yet pending
   size_t up_off_ = 0;
   size_t up_len_ = 0;  // bytes of the sealed record in up_buf_ (0 = nothing pending)
   size_t plain_pending_off_ = 0;
@@ -649,7 +691,7 @@ void KeyField(Napi::Env env, const Napi::Object& opts, const char* name, uint8_t
 }  // namespace
 
 // startPump({ plainFd, wireFd, sendKey, recvKey, sendCounter, recvCounter,
-//             wirePending?, plainPending?, openedPending?, recvEnded?, onDone })
+//             sealedPending?, wirePending?, plainPending?, openedPending?, recvEnded?, onDone })
 // Throws (TypeError/RangeError/Error) without taking the fds; once it
 // returns, the fds belong to the pump.
 Napi::Value StartPumpJs(const Napi::CallbackInfo& info) {
@@ -664,6 +706,11 @@ Napi::Value StartPumpJs(const Napi::CallbackInfo& info) {
   KeyField(env, opts, "recvKey", cfg->recv_key);
   cfg->send_counter = CounterField(env, opts, "sendCounter");
   cfg->recv_counter = CounterField(env, opts, "recvCounter");
+  cfg->sealed_pending = BytesField(env, opts, "sealedPending");
+  // Room must remain for a record behind them in one sealing buffer.
+  if (cfg->sealed_pending.size() > kMaxSealedPending) {
+    throw Napi::RangeError::New(env, "sealedPending must be at most 4096 bytes");
+  }
   cfg->wire_pending = BytesField(env, opts, "wirePending");
   cfg->plain_pending = BytesField(env, opts, "plainPending");
   cfg->opened_pending = BytesField(env, opts, "openedPending");

@@ -65,6 +65,8 @@ export interface NativePumpOptions {
   sendCounter: number;
   /** Records already opened with recvKey (RecordOpener.count). */
   recvCounter: number;
+  /** Records already sealed by JS, not sent (at most 4096 bytes): they lead the first send. */
+  sealedPending?: Uint8Array;
   /** Wire bytes already read by JS but not opened: parsed first. */
   wirePending?: Uint8Array;
   /** Plaintext already read from plain by JS but not sealed: sealed first. */
@@ -137,6 +139,12 @@ export interface RunNativePumpOptions {
   sendCounter: number;
   /** RecordOpener.count: records this side already opened. */
   recvCounter: number;
+  /**
+   * Records JS sealed but did not write (the client's ORIGIN): sent first,
+   * in one send with the first record the pump seals when the plaintext is
+   * already there, else alone at once.
+   */
+  sealedPending?: Buffer;
   /** Wire bytes read by JS, not yet opened (e.g. the rest after the handshake reply). */
   wirePending?: Buffer;
   /** Plaintext JS already opened but did not write to `plain` (the server's early records). */
@@ -243,6 +251,7 @@ function launch(binding: PumpBinding, options: RunNativePumpOptions, state: Laun
       recvKey: options.recvKey,
       sendCounter: options.sendCounter,
       recvCounter: options.recvCounter,
+      sealedPending: options.sealedPending ?? EMPTY,
       wirePending,
       plainPending,
       openedPending: options.openedPending ?? EMPTY,

@@ -460,12 +460,15 @@ function startClientStream(conn: Conn, local: Socket, ready: ReadyWire): void {
   const out: Buffer[] = [];
   sealer.sealOrigin(originBody(local), out);
   // One write: a record split over two segments costs the server a second wake-up.
-  wire.write(out.length === 1 ? out[0]! : Buffer.concat(out));
-  const pump = tryNativePump({ plain: local, wire, sendKey: keys.sendKey, recvKey: keys.recvKey, sendCounter: sealer.count, recvCounter: opener.count, wirePending: ready.rest });
+  const origin = out.length === 1 ? out[0]! : Buffer.concat(out);
+  // The native pump sends it, in one segment with the consumer's first
+  // bytes when they are already here (one send, one server wake-up fewer).
+  const pump = tryNativePump({ plain: local, wire, sendKey: keys.sendKey, recvKey: keys.recvKey, sendCounter: sealer.count, recvCounter: opener.count, sealedPending: origin, wirePending: ready.rest });
   if (pump) {
     conn.adoptPump(pump, true);
     return;
   }
+  wire.write(origin);
   openPipe(wire, local, opener, conn.hooks('down', 'wire'), ready.rest);
   sealPipe(local, wire, sealer, conn.hooks('up', 'plain'));
 }

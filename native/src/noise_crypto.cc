@@ -2,6 +2,7 @@
 // RangeError; an OpenSSL failure throws an Error naming the failing call.
 #include "noise_crypto.h"
 
+#include "key_pair_batch.h"
 #include "typed_args.h"
 
 #include <openssl/crypto.h>
@@ -9,7 +10,6 @@
 
 #include <cstdint>
 #include <cstring>
-#include <vector>
 
 namespace jumper {
 namespace {
@@ -96,74 +96,32 @@ void Hmac(Napi::Env env, const uint8_t* key, size_t key_len, const uint8_t* m1, 
   if (!ok) ThrowOpenSsl(env, "EVP_Digest(BLAKE2B-512)");
 }
 
-constexpr uint32_t kMaxBatch = 64;
-
-// Makes key pairs in Execute (thread pool, no JS), hands them over in OnOK.
-class KeyPairBatch : public Napi::AsyncWorker {
- public:
-  KeyPairBatch(Napi::Env env, uint32_t count)
-      : Napi::AsyncWorker(env, "jumper:x25519KeyPairBatch"), deferred_(Napi::Promise::Deferred::New(env)), count_(count) {}
-
-  ~KeyPairBatch() override {
-    for (Made& made : made_) EVP_PKEY_free(made.key);  // only those not handed to JS
+// The batch worker's calls (key_pair_batch.h).
+EVP_PKEY* MakeKey(uint8_t pub[kX25519Len]) {
+  EVP_PKEY_CTX* keygen = State().keygen;
+  EVP_PKEY* key = nullptr;
+  size_t len = kDhLen;
+  if (keygen == nullptr || EVP_PKEY_keygen(keygen, &key) != 1 || EVP_PKEY_get_raw_public_key(key, pub, &len) != 1 ||
+      len != kDhLen) {
+    EVP_PKEY_free(key);
+    return nullptr;
   }
+  return key;
+}
 
-  Napi::Promise Promise() { return deferred_.Promise(); }
+Napi::Object WrapPair(Napi::Env env, EVP_PKEY* key, const uint8_t* pub) {
+  Napi::Object pair = Napi::Object::New(env);
+  pair.Set("privateKey", WrapKey(env, key));
+  pair.Set("publicKey", Napi::Buffer<uint8_t>::Copy(env, pub, kDhLen));
+  return pair;
+}
 
-  void Execute() override {
-    EVP_PKEY_CTX* keygen = State().keygen;
-    made_.reserve(count_);
-    for (uint32_t i = 0; i < count_; i++) {
-      Made made;
-      size_t len = kDhLen;
-      if (keygen == nullptr || EVP_PKEY_keygen(keygen, &made.key) != 1 ||
-          EVP_PKEY_get_raw_public_key(made.key, made.pub, &len) != 1 || len != kDhLen) {
-        EVP_PKEY_free(made.key);
-        SetError("OpenSSL EVP_PKEY_keygen(X25519) failed");
-        return;
-      }
-      made_.push_back(made);
-    }
-  }
-
-  void OnOK() override {
-    Napi::Env env = Env();
-    Napi::Array pairs = Napi::Array::New(env, made_.size());
-    for (size_t i = 0; i < made_.size(); i++) {
-      Napi::Object pair = Napi::Object::New(env);
-      pair.Set("privateKey", WrapKey(env, made_[i].key));
-      made_[i].key = nullptr;  // owned by the External now
-      pair.Set("publicKey", Napi::Buffer<uint8_t>::Copy(env, made_[i].pub, kDhLen));
-      pairs.Set(static_cast<uint32_t>(i), pair);
-    }
-    deferred_.Resolve(pairs);
-  }
-
-  void OnError(const Napi::Error& err) override { deferred_.Reject(err.Value()); }
-
- private:
-  struct Made {
-    EVP_PKEY* key = nullptr;
-    uint8_t pub[kDhLen];
-  };
-  Napi::Promise::Deferred deferred_;
-  uint32_t count_;
-  std::vector<Made> made_;
-};
+const KeyPairMaker<EVP_PKEY> kOpenSslMaker = {MakeKey, EVP_PKEY_free, WrapPair, "OpenSSL EVP_PKEY_keygen(X25519) failed"};
 
 }  // namespace
 
 Napi::Value X25519KeyPairBatchJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "count must be a number");
-  const double count = info[0].As<Napi::Number>().DoubleValue();
-  if (!(count >= 1 && count <= kMaxBatch) || static_cast<uint32_t>(count) != count) {
-    throw Napi::RangeError::New(env, "count must be an integer in 1..64");
-  }
-  auto* worker = new KeyPairBatch(env, static_cast<uint32_t>(count));
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();  // deletes itself after OnOK/OnError
-  return promise;
+  return QueueKeyPairBatch(info, "jumper:x25519KeyPairBatch", kOpenSslMaker);
 }
 
 Napi::Value X25519KeyPairJs(const Napi::CallbackInfo& info) {

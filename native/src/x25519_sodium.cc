@@ -8,15 +8,14 @@
 
 #include <cstdint>
 #include <cstring>
-#include <vector>
 
+#include "key_pair_batch.h"
 #include "typed_args.h"
 
 namespace jumper {
 namespace {
 
 constexpr size_t kDhLen = 32;
-constexpr uint32_t kMaxBatch = 64;
 
 struct SodiumKey {
   uint8_t secret[kDhLen];
@@ -43,53 +42,17 @@ bool Generate(SodiumKey* key, uint8_t pub[kDhLen]) {
   return crypto_scalarmult_base(pub, key->secret) == 0;
 }
 
-// Makes key pairs in Execute (thread pool, no JS), hands them over in OnOK.
-class KeyPairBatch : public Napi::AsyncWorker {
- public:
-  KeyPairBatch(Napi::Env env, uint32_t count)
-      : Napi::AsyncWorker(env, "jumper:sodiumX25519KeyPairBatch"), deferred_(Napi::Promise::Deferred::New(env)), count_(count) {}
+// The batch worker's calls (key_pair_batch.h).
+SodiumKey* MakeKey(uint8_t pub[kX25519Len]) {
+  auto* key = new SodiumKey();
+  if (Generate(key, pub)) return key;
+  delete key;
+  return nullptr;
+}
 
-  ~KeyPairBatch() override {
-    for (Made& made : made_) delete made.key;  // only those not handed to JS
-  }
+void DeleteKey(SodiumKey* key) { delete key; }
 
-  Napi::Promise Promise() { return deferred_.Promise(); }
-
-  void Execute() override {
-    made_.reserve(count_);
-    for (uint32_t i = 0; i < count_; i++) {
-      Made made;
-      made.key = new SodiumKey();
-      if (!Generate(made.key, made.pub)) {
-        delete made.key;
-        SetError("libsodium crypto_scalarmult_base failed");
-        return;
-      }
-      made_.push_back(made);
-    }
-  }
-
-  void OnOK() override {
-    Napi::Env env = Env();
-    Napi::Array pairs = Napi::Array::New(env, made_.size());
-    for (size_t i = 0; i < made_.size(); i++) {
-      pairs.Set(static_cast<uint32_t>(i), WrapPair(env, made_[i].key, made_[i].pub));
-      made_[i].key = nullptr;  // owned by the External now
-    }
-    deferred_.Resolve(pairs);
-  }
-
-  void OnError(const Napi::Error& err) override { deferred_.Reject(err.Value()); }
-
- private:
-  struct Made {
-    SodiumKey* key = nullptr;
-    uint8_t pub[kDhLen];
-  };
-  Napi::Promise::Deferred deferred_;
-  uint32_t count_;
-  std::vector<Made> made_;
-};
+const KeyPairMaker<SodiumKey> kSodiumMaker = {MakeKey, DeleteKey, WrapPair, "libsodium crypto_scalarmult_base failed"};
 
 Napi::Value KeyPairJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -117,16 +80,7 @@ Napi::Value KeyPairJs(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value KeyPairBatchJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "count must be a number");
-  const double count = info[0].As<Napi::Number>().DoubleValue();
-  if (!(count >= 1 && count <= kMaxBatch) || static_cast<uint32_t>(count) != count) {
-    throw Napi::RangeError::New(env, "count must be an integer in 1..64");
-  }
-  auto* worker = new KeyPairBatch(env, static_cast<uint32_t>(count));
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();  // deletes itself after OnOK/OnError
-  return promise;
+  return QueueKeyPairBatch(info, "jumper:sodiumX25519KeyPairBatch", kSodiumMaker);
 }
 
 Napi::Value AgreeJs(const Napi::CallbackInfo& info) {

@@ -37,7 +37,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
     installed=1
   else
-    echo "setup: notice: missing ${pkgs[*]} (not root or no apt-get); the tests and benchmarks that need them will skip" >&2
+    echo "setup: notice: missing ${pkgs[*]} (not root or no apt-get); the tests and benchmarks that need them will skip, and without libsodium-dev the addon uses OpenSSL's slower X25519" >&2
   fi
 fi
 

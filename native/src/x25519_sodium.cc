@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 
 #include "key_pair_batch.h"
 #include "typed_args.h"
@@ -15,7 +16,7 @@
 namespace jumper {
 namespace {
 
-constexpr size_t kDhLen = 32;
+constexpr size_t kDhLen = kX25519Len;
 
 struct SodiumKey {
   uint8_t secret[kDhLen];
@@ -36,16 +37,12 @@ Napi::Object WrapPair(Napi::Env env, SodiumKey* key, const uint8_t* pub) {
   return pair;
 }
 
-// A fresh key from libsodium's CSPRNG; false only if the base multiplication fails.
-bool Generate(SodiumKey* key, uint8_t pub[kDhLen]) {
-  randombytes_buf(key->secret, sizeof key->secret);
-  return crypto_scalarmult_base(pub, key->secret) == 0;
-}
-
-// The batch worker's calls (key_pair_batch.h).
+// A fresh key from libsodium's CSPRNG (also the batch worker's call,
+// key_pair_batch.h); nullptr only if the base multiplication fails.
 SodiumKey* MakeKey(uint8_t pub[kX25519Len]) {
   auto* key = new SodiumKey();
-  if (Generate(key, pub)) return key;
+  randombytes_buf(key->secret, sizeof key->secret);
+  if (crypto_scalarmult_base(pub, key->secret) == 0) return key;
   delete key;
   return nullptr;
 }
@@ -56,27 +53,18 @@ const KeyPairMaker<SodiumKey> kSodiumMaker = {MakeKey, DeleteKey, WrapPair, "lib
 
 Napi::Value KeyPairJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto* key = new SodiumKey();
   uint8_t pub[kDhLen];
-  bool ok;
+  std::unique_ptr<SodiumKey> key;
   if (info.Length() > 0 && !info[0].IsUndefined()) {
-    Napi::Uint8Array priv;
-    try {
-      priv = FixedUint8ArrayArg(info, 0, "privateKey", kDhLen);
-    } catch (...) {
-      delete key;
-      throw;
-    }
+    Napi::Uint8Array priv = FixedUint8ArrayArg(info, 0, "privateKey", kDhLen);
+    key = std::make_unique<SodiumKey>();
     std::memcpy(key->secret, priv.Data(), kDhLen);
-    ok = crypto_scalarmult_base(pub, key->secret) == 0;
+    if (crypto_scalarmult_base(pub, key->secret) != 0) key.reset();
   } else {
-    ok = Generate(key, pub);
+    key.reset(MakeKey(pub));
   }
-  if (!ok) {
-    delete key;
-    throw Napi::Error::New(env, "libsodium crypto_scalarmult_base failed");
-  }
-  return WrapPair(env, key, pub);
+  if (!key) throw Napi::Error::New(env, "libsodium crypto_scalarmult_base failed");
+  return WrapPair(env, key.release(), pub);
 }
 
 Napi::Value KeyPairBatchJs(const Napi::CallbackInfo& info) {

@@ -132,6 +132,45 @@ test.serial('64 MiB each way arrive hash-equal; the summary counts both directio
   t.is(summary!.bytesDown, down.length);
 });
 
+test.serial('a provider that stops reading: the consumer is pushed back, and every byte arrives in order once the provider reads again', async (t) => {
+  // More than loopback's autotuned socket buffers and the pipe can hold.
+  const up = randomBytes(96 * MIB);
+  let providerSocket: net.Socket | undefined;
+  const provider = await startProvider(t, (socket) => {
+    providerSocket = socket;
+    socket.pause();
+  });
+  const fwd = await withForward(t, provider.address);
+  const consumer = await connect(fwd.port);
+  let written = 0;
+  // Write until the chain pushes back for good: the provider's socket
+  // buffer, the forwarder's pipe and the consumer's socket buffers are full.
+  for (;;) {
+    while (written < up.length && consumer.write(up.subarray(written, written + 64 * KIB))) written += 64 * KIB;
+    if (written >= up.length) break;
+    written += 64 * KIB; // that last write was queued too
+    const drained = once(consumer, 'drain').then(() => true);
+    const timedOut = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 300));
+    if (!(await Promise.race([drained, timedOut]))) break;
+  }
+  t.true(written < up.length, `the chain took all ${written} bytes without backpressure`);
+  const stalledAt = written;
+  const got = receiveHash(providerSocket!);
+  providerSocket!.resume();
+  if (consumer.writableNeedDrain) await once(consumer, 'drain');
+  await send(consumer, up.subarray(written), true);
+  const atProvider = await got;
+  t.is(atProvider.bytes, up.length);
+  t.is(atProvider.hash, sha256(up));
+  const consumerEnded = once(consumer.resume(), 'end');
+  providerSocket!.end();
+  await consumerEnded;
+  const [summary] = await fwd.closedCount(1);
+  t.is(summary!.reason, 'done');
+  t.is(summary!.bytesUp, up.length);
+  t.log(`backpressure after ${(stalledAt / MIB).toFixed(1)} MiB of ${up.length / MIB}`);
+});
+
 test.serial('half-close up: the consumer ends, the provider reads to EOF and only then answers', async (t) => {
   const provider = await startProvider(t, (socket) => {
     const chunks: Buffer[] = [];

@@ -1,10 +1,14 @@
 // splice_pump.cc — native plain forwarder (see splice_pump.h).
 //
-// Per direction: src socket -> pipe -> dst socket with splice(2). The pipe
-// is only read from the socket when it is empty, so EAGAIN from that
-// splice always means "the socket has nothing" (never "the pipe is full"),
-// which is what edge-triggered readiness needs. Bytes JS had already read
-// (a paused socket normally has none) are sent first with send(2).
+// Per direction: src socket -> pipe -> dst socket with splice(2). Each step
+// first passes on what the pipe holds, then refills it from the socket while
+// it has room, so the source is read while the destination drains (as
+// systemd-socket-proxyd does). Edge-triggered readiness: EAGAIN from the
+// refill is "the socket has nothing" only when the pipe was empty (a pipe
+// with bytes may be full: partly filled pages take whole slots), so
+// readability is cleared only then and the refill is retried after the pipe
+// drained. Bytes JS had already read (a paused socket normally has none)
+// are sent first with send(2).
 //
 // Memory: a direction holds a pipe only while bytes sit in it; idle
 // connections hold none. Pipes go back to a small process-wide pool
@@ -35,9 +39,10 @@ namespace jumper {
 
 namespace {
 
-// Pipe capacity asked for (the kernel rounds to pages; may refuse above
-// /proc/sys/fs/pipe-max-size, then the default 64 KiB stays).
-constexpr int kPipeBytes = 256 * 1024;
+// Pipe capacity asked for: /proc/sys/fs/pipe-max-size's default. Larger
+// than 256 KiB measured faster on one stream (fewer, longer splices); the
+// kernel may refuse it (a lowered pipe-max-size), then 64 KiB stays.
+constexpr int kPipeBytes = 1024 * 1024;
 constexpr size_t kPipePoolMax = 16;
 constexpr int kLocal = 0;
 constexpr int kRemote = 1;
@@ -214,8 +219,8 @@ class SplicePump final : public Stream {
     if (static_cast<size_t>(n) < wanted) writable_[d.dst] = false;
   }
 
-  // One move in direction d. 1: a call was made; 0: nothing to do until an
-  // event; -1: failed.
+  // One move in direction d: pass on what the pipe holds, then refill it.
+  // 1: a call moved something; 0: nothing to do until an event; -1: failed.
   int Step(Dir& d) {
     if (d.done) return 0;
     const int dst = fds_[d.dst];
@@ -232,28 +237,37 @@ class SplicePump final : public Stream {
       }
       return 1;
     }
-    if (d.in_pipe > 0) {
-      if (!writable_[d.dst]) return 0;
+    int moved = 0;
+    if (d.in_pipe > 0 && writable_[d.dst]) {
       const ssize_t n = ::splice(d.pipe.read_fd, nullptr, dst, nullptr, d.in_pipe, kSpliceFlags);
-      if (n < 0) return WriteError(d);
-      if (n == 0) return StepFail(FailErrno(EIO, "local"));  // a pipe with bytes cannot be empty
-      d.in_pipe -= static_cast<size_t>(n);
-      Wrote(d, n, d.in_pipe + static_cast<size_t>(n));
-      return 1;
+      if (n < 0) {
+        const int w = WriteError(d);
+        if (w != 0) return w;
+      } else if (n == 0) {
+        return StepFail(FailErrno(EIO, "local"));  // a pipe with bytes cannot be empty
+      } else {
+        d.in_pipe -= static_cast<size_t>(n);
+        Wrote(d, n, d.in_pipe + static_cast<size_t>(n));
+        moved = 1;
+      }
     }
     if (d.src_eof) {
+      if (d.in_pipe > 0) return moved;
       if (::shutdown(dst, SHUT_WR) != 0 && errno != ENOTCONN) return StepFail(FailErrno(errno, SideOf(d.dst)));
       d.done = true;
       return 1;
     }
-    if (!readable_[d.src]) return 0;
+    // The source is read while the pipe has room, so it refills while the
+    // destination drains (the two sockets' buffers and the pipe overlap).
+    if (!readable_[d.src]) return moved;
     if (!d.pipe.valid()) {
       const int error = Pipes().Take(&d.pipe);
       if (error != 0) return StepFail(FailErrno(error, "local"));
     }
-    const ssize_t n = ::splice(fds_[d.src], nullptr, d.pipe.write_fd, nullptr, d.pipe.capacity, kSpliceFlags);
+    if (d.in_pipe >= d.pipe.capacity) return moved;
+    const ssize_t n = ::splice(fds_[d.src], nullptr, d.pipe.write_fd, nullptr, d.pipe.capacity - d.in_pipe, kSpliceFlags);
     if (n > 0) {
-      d.in_pipe = static_cast<size_t>(n);
+      d.in_pipe += static_cast<size_t>(n);
       return 1;
     }
     if (n == 0) {
@@ -261,10 +275,12 @@ class SplicePump final : public Stream {
       return 1;
     }
     if (errno == EINTR) return 1;
-    // The pipe is empty, so EAGAIN is about the socket.
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      readable_[d.src] = false;
-      return 0;
+      // With an empty pipe EAGAIN is about the socket: wait for its edge.
+      // With bytes in the pipe it may mean "pipe full" (partly filled pages
+      // take whole slots): keep trying after the pipe drains.
+      if (d.in_pipe == 0) readable_[d.src] = false;
+      return moved;
     }
     return StepFail(FailErrno(errno, SideOf(d.src)));
   }

@@ -65,7 +65,6 @@ constexpr int kMaxEvents = 256;
 // Virtual size; only the touched pages count (a shallow call chain).
 constexpr size_t kThreadStack = 256 * 1024;
 constexpr auto kTeardownWait = std::chrono::seconds(5);
-constexpr uint32_t kEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 constexpr uint64_t kSlotMask = 1;
 
 class Reactor;
@@ -111,12 +110,31 @@ struct StreamLink {
 Stream::~Stream() { delete link_; }
 
 namespace reactor_detail {
+int EpollFdOf(const Reactor* reactor);
+}  // namespace reactor_detail
+
+bool Stream::WantWritable(int slot) {
+  if (interest_[slot] & EPOLLOUT) return true;
+  interest_[slot] |= EPOLLOUT;
+  // Before registration (the priming step) the ADD takes the new interest.
+  if (!registered_) return true;
+  epoll_event ev{};
+  ev.events = interest_[slot];
+  ev.data.u64 = reinterpret_cast<uint64_t>(this) | static_cast<uint64_t>(slot);
+  // MOD reports EPOLLOUT at once if the socket has room again by now.
+  if (::epoll_ctl(reactor_detail::EpollFdOf(link_->reactor), EPOLL_CTL_MOD, fds_[slot], &ev) == 0) return true;
+  return Fail("io_error", ErrnoName(errno), "local");
+}
+
+
+namespace reactor_detail {
 
 struct Command {
   enum Kind { kAdd, kCancel, kCancelHost };
   explicit Command(Kind k) : kind(k) {}
   Kind kind;
   Stream* stream = nullptr;                 // kAdd (owned until added)
+  int add_error = 0;                        // kAdd: epoll_ctl's errno on the JS thread
   std::shared_ptr<StreamControl> control;   // kCancel
   Host* host = nullptr;                     // kCancelHost
   std::string reason;
@@ -153,20 +171,50 @@ class Reactor {
   }
 
   size_t load() const { return load_.load(std::memory_order_relaxed); }
+  int epoll_fd() const { return epoll_.get(); }
 
+  // Cancel and teardown commands: always woken up for.
   void Post(Command command) {
-    if (command.kind == Command::kAdd) load_.fetch_add(1, std::memory_order_relaxed);
     bool wake;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      wake = commands_.empty();
+      commands_.push_back(std::move(command));
+      pending_.store(true, std::memory_order_release);
+      wake = !signalled_;
+      signalled_ = true;
+    }
+    if (wake) Wake();
+  }
+
+  // JS thread, at the end of StartStream: put the stream's fds in the epoll
+  // set and queue its kAdd in one critical section. pending_ is raised
+  // before the first epoll_ctl, so the reactor, woken by the stream's first
+  // event, takes the queue (waiting on mu_ until this section ends) before
+  // it looks at any event. A wake-up is needed only when no event may come:
+  // registration failed, or the priming step left work without a new edge.
+  void Register(Stream* stream) {
+    load_.fetch_add(1, std::memory_order_relaxed);
+    Command command(Command::kAdd);
+    command.stream = stream;
+    bool wake;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      pending_.store(true, std::memory_order_release);
+      stream->registered_ = true;
+      for (int slot = 0; slot < Stream::kSlots; slot++) {
+        epoll_event ev{};
+        ev.events = stream->interest(slot);
+        ev.data.u64 = reinterpret_cast<uint64_t>(stream) | static_cast<uint64_t>(slot);
+        if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, stream->fd(slot), &ev) != 0) {
+          command.add_error = errno;
+          break;
+        }
+      }
+      wake = (command.add_error != 0 || stream->primed_more_) && !signalled_;
+      if (wake) signalled_ = true;
       commands_.push_back(std::move(command));
     }
-    if (wake) {
-      const uint64_t one = 1;
-      ssize_t ignored = ::write(wake_.get(), &one, sizeof one);
-      (void)ignored;
-    }
+    if (wake) Wake();
   }
 
  private:
@@ -175,15 +223,26 @@ class Reactor {
     return nullptr;
   }
 
+  void Wake() {
+    const uint64_t one = 1;
+    ssize_t ignored = ::write(wake_.get(), &one, sizeof one);
+    (void)ignored;
+  }
+
   void Run() {
     epoll_event events[kMaxEvents];
     std::vector<Stream*> turn;
     for (;;) {
       const int n = ::epoll_wait(epoll_.get(), events, kMaxEvents, ready_.empty() ? -1 : 0);
       if (n < 0 && errno != EINTR) ::abort();  // EBADF/EINVAL: our own bug
+      // Streams registered from the JS thread are added before their events.
+      if (pending_.load(std::memory_order_acquire)) RunCommands();
       for (int i = 0; i < n; i++) {
         const uint64_t tag = events[i].data.u64;
         if (tag == 0) {
+          uint64_t count;
+          ssize_t ignored = ::read(wake_.get(), &count, sizeof count);
+          (void)ignored;
           RunCommands();
           continue;
         }
@@ -214,18 +273,17 @@ class Reactor {
   }
 
   void RunCommands() {
-    uint64_t count;
-    ssize_t ignored = ::read(wake_.get(), &count, sizeof count);
-    (void)ignored;
     std::vector<Command> commands;
     {
       std::lock_guard<std::mutex> lock(mu_);
       commands.swap(commands_);
+      pending_.store(false, std::memory_order_relaxed);
+      signalled_ = false;
     }
     for (Command& c : commands) {
       switch (c.kind) {
         case Command::kAdd:
-          Add(c.stream);
+          Add(c.stream, c.add_error);
           break;
         case Command::kCancel:
           if (c.control->stream != nullptr) CancelOne(c.control->stream, c.reason);
@@ -249,19 +307,11 @@ class Reactor {
     AfterDrive(stream, false);
   }
 
-  void Add(Stream* stream) {
+  void Add(Stream* stream, int add_error) {
     stream->link_->index = streams_.size();
     streams_.push_back(stream);
     stream->link_->control->stream = stream;
-    for (int slot = 0; slot < Stream::kSlots; slot++) {
-      epoll_event ev{};
-      ev.events = kEvents;
-      ev.data.u64 = reinterpret_cast<uint64_t>(stream) | static_cast<uint64_t>(slot);
-      if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, stream->fd(slot), &ev) != 0) {
-        stream->Fail("io_error", ErrnoName(errno), "local");
-        break;
-      }
-    }
+    if (add_error != 0) stream->Fail("io_error", ErrnoName(add_error), "local");
     // Started and driven once by StartStream; registration reports what
     // became ready since, so one more turn here only if work was left.
     AfterDrive(stream, !stream->finished() && stream->primed_more_);
@@ -300,13 +350,17 @@ class Reactor {
   FdGuard epoll_;
   FdGuard wake_;
   std::atomic<size_t> load_{0};
+  std::atomic<bool> pending_{false};  // commands_ is not empty (read without mu_)
   std::mutex mu_;
   std::vector<Command> commands_;  // guarded by mu_
+  bool signalled_ = false;         // guarded by mu_: the eventfd was written since the last RunCommands
   // Reactor thread only.
   std::vector<Stream*> streams_;
   std::vector<Stream*> ready_;
   std::vector<Stream*> dead_;
 };
+
+int EpollFdOf(const Reactor* reactor) { return reactor->epoll_fd(); }
 
 // Process-wide, created on first use, never destroyed (detached threads
 // may outlive static destructors).
@@ -450,9 +504,7 @@ Napi::Value StartStream(Napi::Env env, std::unique_ptr<Stream> stream, Napi::Fun
   // yet; the command queue's lock publishes its state to the reactor.
   stream->Start();
   stream->primed_more_ = !stream->finished() && stream->Drive(1);
-  Command c(Command::kAdd);
-  c.stream = stream.release();  // the reactor owns it now
-  reactor->Post(std::move(c));
+  reactor->Register(stream.release());  // the reactor owns it now
   return Napi::External<std::shared_ptr<StreamControl>>::New(env, new std::shared_ptr<StreamControl>(control),
                                                               FinalizeHandle);
 }

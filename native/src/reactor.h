@@ -10,16 +10,24 @@
 //   onDone({ reason, detail?, side?, bytesUp, bytesDown })
 //
 // Threads: a stream is started and driven one step on the JS thread (so
-// the first bytes move without waiting for a thread wake-up), and from then
-// on runs only on its reactor thread; the JS thread talks
-// to a reactor through a locked command queue plus an eventfd wake-up
-// (start, cancel, cancel-all-of-an-environment at teardown).
+// the first bytes move without waiting for a thread wake-up), registered
+// with its reactor's epoll set there too, and from then on runs only on its
+// reactor thread. The JS thread talks to a reactor through a locked command
+// queue (start, cancel, cancel-all-of-an-environment at teardown) plus an
+// eventfd wake-up; a start needs no wake-up of its own: the stream's first
+// event brings the reactor, which takes queued commands before any event.
+//
+// Interest: a socket is watched for input from the start, for output only
+// once a write could not finish (WantWritable): a connected socket is
+// writable at once, and an EPOLLOUT interest from the start would wake the
+// reactor for every new stream with nothing to do.
 //
 // Man pages relied on: epoll(7), epoll_ctl(2), epoll_wait(2), eventfd(2),
 // pthread_create(3), pthread_sigmask(3).
 #pragma once
 
 #include <napi.h>
+#include <sys/epoll.h>
 
 #include <cstdint>
 #include <memory>
@@ -51,6 +59,8 @@ class Stream {
   // Steps per reactor turn before the other streams get theirs (about
   // 1 MiB per direction for the record pump).
   static constexpr int kStepsPerTurn = 16;
+  // Edge-triggered input, hang-ups; EPOLLOUT is added by WantWritable.
+  static constexpr uint32_t kInterestIn = EPOLLIN | EPOLLRDHUP | EPOLLET;
 
   Stream(int fd0, int fd1) : fds_{fd0, fd1} {}
   virtual ~Stream();
@@ -73,6 +83,7 @@ class Stream {
   virtual void Teardown() = 0;
 
   int fd(int slot) const { return fds_[slot]; }
+  uint32_t interest(int slot) const { return interest_[slot]; }
   bool finished() const { return finished_; }
   const StreamResult& result() const { return result_; }
 
@@ -81,6 +92,9 @@ class Stream {
   bool Fail(const char* reason, std::string detail, const char* side);
   // Both directions ended cleanly.
   void Done() { finished_ = true; }
+  // A write to fds_[slot] stopped short: report EPOLLOUT for it from now on.
+  // Returns false (after Fail) if epoll refused.
+  bool WantWritable(int slot);
 
   int fds_[kSlots];
   bool failed_ = false;
@@ -91,6 +105,8 @@ class Stream {
   friend Napi::Value StartStream(Napi::Env, std::unique_ptr<Stream>, Napi::Function);
   bool finished_ = false;
   bool primed_more_ = false;  // the priming Drive left work for the reactor
+  bool registered_ = false;   // the fds are in the reactor's epoll set
+  uint32_t interest_[kSlots] = {kInterestIn, kInterestIn};
   StreamLink* link_ = nullptr;  // owned; created by StartStream
 };
 

@@ -173,19 +173,19 @@ class Pump final : public Stream {
     for (int step = 0; step < max_steps; step++) {
       if (finished()) return false;
       bool moved = false;
-      if (up_len_ > 0 && writable_[kWire]) {
+      if (CanFlushUp()) {
         if (!FlushUp()) return false;
         moved = true;
       }
-      if (down_len_ > 0 && writable_[kPlain]) {
+      if (CanFlushDown()) {
         if (!DownProgress()) return false;
         moved = true;
       }
-      if (CanReadPlain() && (readable_[kPlain] || PlainPendingLeft() > 0)) {
+      if (CanPumpUp()) {
         if (!PumpUp()) return false;
         moved = true;
       }
-      if (CanReadWire() && readable_[kWire]) {
+      if (CanReadWireNow()) {
         if (!ReadWire()) return false;
         moved = true;
       }
@@ -198,7 +198,11 @@ class Pump final : public Stream {
         return false;
       }
     }
-    return true;
+    // Out of steps: more only if a next step would move something (a new
+    // stream's first step usually leaves nothing, and needs no reactor turn).
+    if (CanFlushUp() || CanFlushDown() || CanPumpUp() || CanReadWireNow()) return true;
+    ReleaseIdleBuffers();
+    return false;
   }
 
   void Cancel(const std::string& reason) override {
@@ -373,13 +377,13 @@ class Pump final : public Stream {
         // A short write means the socket buffer is full: wait for EPOLLOUT.
         if (static_cast<size_t>(n) < want) {
           writable_[kWire] = false;
-          return true;
+          return WantWritable(kWire);
         }
       } else if (n < 0 && errno == EINTR) {
         continue;
       } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         writable_[kWire] = false;
-        return true;
+        return WantWritable(kWire);
       } else {
         return FailErrno(n < 0 ? errno : EPIPE, "wire");
       }
@@ -393,6 +397,10 @@ class Pump final : public Stream {
   }
 
   bool CanReadPlain() const { return !end_sealed_ && up_len_ == 0; }
+  bool CanFlushUp() const { return up_len_ > 0 && writable_[kWire]; }
+  bool CanFlushDown() const { return down_len_ > 0 && writable_[kPlain]; }
+  bool CanPumpUp() const { return CanReadPlain() && (readable_[kPlain] || PlainPendingLeft() > 0); }
+  bool CanReadWireNow() const { return CanReadWire() && readable_[kWire]; }
 
   // One read of plaintext (or of what JS handed over), sealed, sent at once,
   // behind the records JS sealed (prefix_) on the first call.
@@ -466,13 +474,13 @@ class Pump final : public Stream {
         result_.bytes_down += static_cast<uint64_t>(n);
         if (down_len_ > 0) {
           writable_[kPlain] = false;
-          return true;
+          return WantWritable(kPlain);
         }
       } else if (n < 0 && errno == EINTR) {
         continue;
       } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         writable_[kPlain] = false;
-        return true;
+        return WantWritable(kPlain);
       } else {
         return FailErrno(n < 0 ? errno : EPIPE, "plain");
       }
@@ -640,7 +648,8 @@ class Pump final : public Stream {
 
   bool ciphers_ready_ = false;  // both contexts keyed (an ABORT can be sealed)
 
-  // Edge-triggered readiness per fd: set by events, cleared on EAGAIN.
+  // Edge-triggered readiness per fd: set by events, cleared on EAGAIN (a
+  // write that stops short also asks for EPOLLOUT: WantWritable).
   bool readable_[kSlots] = {false, false};
   bool writable_[kSlots] = {false, false};
   bool hup_[kSlots] = {false, false};  // peer hung up or error reported: read to the end

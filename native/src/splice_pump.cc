@@ -152,7 +152,8 @@ class SplicePump final : public Stream {
   }
 
   bool Drive(int max_steps) override {
-    for (int step = 0; step < max_steps; step++) {
+    bool idle = false;
+    for (int step = 0; step < max_steps && !idle; step++) {
       const int up = Step(up_);
       if (up < 0) return false;
       const int down = Step(down_);
@@ -161,14 +162,15 @@ class SplicePump final : public Stream {
         Done();
         return false;
       }
-      if (up == 0 && down == 0) {
-        // Idle until the next event: empty pipes go back to the pool.
-        if (up_.in_pipe == 0) Pipes().Give(&up_.pipe);
-        if (down_.in_pipe == 0) Pipes().Give(&down_.pipe);
-        return false;
-      }
+      idle = up == 0 && down == 0;
     }
-    return true;
+    // Out of steps: more only if a next step would move something (a new
+    // stream's first step usually leaves nothing, and needs no reactor turn).
+    if (!idle && (HasWork(up_) || HasWork(down_))) return true;
+    // Idle until the next event: empty pipes go back to the pool.
+    if (up_.in_pipe == 0) Pipes().Give(&up_.pipe);
+    if (down_.in_pipe == 0) Pipes().Give(&down_.pipe);
+    return false;
   }
 
   void Cancel(const std::string& reason) override { Fail("cancelled", reason, "local"); }
@@ -210,13 +212,25 @@ class SplicePump final : public Stream {
     return Fail(reset ? "peer_reset" : "io_error", ErrnoName(error), side);
   }
 
+  // Whether Step(d) would make a call now (its conditions, in its order).
+  bool HasWork(const Dir& d) const {
+    if (d.done) return false;
+    if (d.pending_off < d.pending.size()) return writable_[d.dst];
+    if (d.in_pipe > 0 && writable_[d.dst]) return true;
+    if (d.src_eof) return d.in_pipe == 0;
+    return readable_[d.src] && (!d.pipe.valid() || d.in_pipe < d.pipe.capacity);
+  }
+
   // Step()'s failure value: Fail* only records the result.
   static int StepFail(bool /*always false*/) { return -1; }
 
   // Bytes written to d.dst: note them, and a short write means it is full.
-  void Wrote(Dir& d, ssize_t n, size_t wanted) {
+  // False if watching it for room failed.
+  bool Wrote(Dir& d, ssize_t n, size_t wanted) {
     *d.bytes += static_cast<uint64_t>(n);
-    if (static_cast<size_t>(n) < wanted) writable_[d.dst] = false;
+    if (static_cast<size_t>(n) == wanted) return true;
+    writable_[d.dst] = false;
+    return WantWritable(d.dst);
   }
 
   // One move in direction d: pass on what the pipe holds, then refill it.
@@ -230,7 +244,7 @@ class SplicePump final : public Stream {
       const ssize_t n = ::send(dst, d.pending.data() + d.pending_off, want, MSG_NOSIGNAL);
       if (n < 0) return WriteError(d);
       d.pending_off += static_cast<size_t>(n);
-      Wrote(d, n, want);
+      if (!Wrote(d, n, want)) return -1;
       if (d.pending_off == d.pending.size()) {
         std::vector<uint8_t>().swap(d.pending);
         d.pending_off = 0;
@@ -247,7 +261,7 @@ class SplicePump final : public Stream {
         return StepFail(FailErrno(EIO, "local"));  // a pipe with bytes cannot be empty
       } else {
         d.in_pipe -= static_cast<size_t>(n);
-        Wrote(d, n, d.in_pipe + static_cast<size_t>(n));
+        if (!Wrote(d, n, d.in_pipe + static_cast<size_t>(n))) return -1;
         moved = 1;
       }
     }
@@ -289,7 +303,7 @@ class SplicePump final : public Stream {
     if (errno == EINTR) return 1;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
       writable_[d.dst] = false;
-      return 0;
+      return WantWritable(d.dst) ? 0 : -1;
     }
     return StepFail(FailErrno(errno, SideOf(d.dst)));
   }

@@ -191,7 +191,8 @@ class Reactor {
   // before the first epoll_ctl, so the reactor, woken by the stream's first
   // event, takes the queue (waiting on mu_ until this section ends) before
   // it looks at any event. A wake-up is needed only when no event may come:
-  // registration failed, or the priming step left work without a new edge.
+  // registration failed, the priming step left work without a new edge, or
+  // it already finished the stream (which must be retired and reported).
   void Register(Stream* stream) {
     load_.fetch_add(1, std::memory_order_relaxed);
     Command command(Command::kAdd);
@@ -210,7 +211,7 @@ class Reactor {
           break;
         }
       }
-      wake = (command.add_error != 0 || stream->primed_more_) && !signalled_;
+      wake = (command.add_error != 0 || stream->primed_more_ || stream->finished()) && !signalled_;
       if (wake) signalled_ = true;
       commands_.push_back(std::move(command));
     }

@@ -486,11 +486,17 @@ Napi::Value StartStream(Napi::Env env, std::unique_ptr<Stream> stream, Napi::Fun
   std::shared_ptr<Host> host = HostFor(env);
   auto control = std::make_shared<StreamControl>();
   control->reactor = reactor;
+  // Everything that can throw comes before the stream is started: once it
+  // is registered, the reactor owns the fds and JS must not see a throw.
+  auto handle_data = std::make_unique<std::shared_ptr<StreamControl>>(control);
+  auto handle = Napi::External<std::shared_ptr<StreamControl>>::New(env, handle_data.get(), FinalizeHandle);
+  handle_data.release();  // the handle's finalizer frees it
+  auto on_done_ref = std::make_unique<Napi::FunctionReference>(Napi::Persistent(on_done));
   auto* link = new StreamLink();
   link->reactor = reactor;
   link->host = host;
   link->control = control;
-  link->on_done = new Napi::FunctionReference(Napi::Persistent(on_done));
+  link->on_done = on_done_ref.release();
   stream->link_ = link;
   {
     std::lock_guard<std::mutex> lock(host->mu);
@@ -506,8 +512,7 @@ Napi::Value StartStream(Napi::Env env, std::unique_ptr<Stream> stream, Napi::Fun
   stream->Start();
   stream->primed_more_ = !stream->finished() && stream->Drive(1);
   reactor->Register(stream.release());  // the reactor owns it now
-  return Napi::External<std::shared_ptr<StreamControl>>::New(env, new std::shared_ptr<StreamControl>(control),
-                                                              FinalizeHandle);
+  return handle;
 }
 
 Napi::Value CancelStreamJs(const Napi::CallbackInfo& info) {

@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -39,28 +40,38 @@ namespace jumper {
 
 namespace {
 
-// Pipe capacity asked for, as systemd-socket-proxyd does. 1 MiB measured
-// about 9 % faster on one stream, but a pipe's full capacity counts against
-// its user's pipe-user-pages-soft (64 MiB by default; root is exempt, a
-// dropped-privilege jumper is not) whether or not it holds bytes: 256 KiB
-// allows 256 pipes before the kernel hands out 8 KiB ones. The kernel may
-// refuse the size (a lowered pipe-max-size); then 64 KiB stays.
+// Pipe capacity asked for, as systemd-socket-proxyd does. A pipe's whole
+// capacity counts against its user's pipe-user-pages-soft (64 MiB by
+// default; root is exempt, a dropped-privilege jumper is not) whether or
+// not it holds bytes, and past it the kernel hands out 8 KiB pipes. 1 MiB
+// pipes move one stream about 9 % faster, so the process's first
+// kBigPipesMax pipes ask for that (8 MiB in all) and the rest for 256 KiB
+// (about 220 more within the default limit). The kernel may refuse a size
+// (a lowered pipe-max-size); then 64 KiB stays.
+constexpr int kBigPipeBytes = 1024 * 1024;
 constexpr int kPipeBytes = 256 * 1024;
+constexpr int kBigPipesMax = 8;
 constexpr size_t kPipePoolMax = 16;
 constexpr int kLocal = 0;
 constexpr int kRemote = 1;
 constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
 
+// Open pipes of kBigPipeBytes in this process (pooled ones included).
+std::atomic<int> big_pipes{0};
+
 struct Pipe {
   int read_fd = -1;
   int write_fd = -1;
   size_t capacity = 0;
+  bool big = false;  // counted in big_pipes
 
   bool valid() const { return read_fd >= 0; }
   void Close() {
     if (read_fd >= 0) ::close(read_fd);
     if (write_fd >= 0) ::close(write_fd);
     read_fd = write_fd = -1;
+    if (big) big_pipes.fetch_sub(1, std::memory_order_relaxed);
+    big = false;
   }
 };
 
@@ -81,7 +92,14 @@ class PipePool {
     if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) return errno;
     out->read_fd = fds[0];
     out->write_fd = fds[1];
-    ::fcntl(fds[1], F_SETPIPE_SZ, kPipeBytes);  // best effort
+    out->big = false;
+    if (big_pipes.fetch_add(1, std::memory_order_relaxed) < kBigPipesMax &&
+        ::fcntl(fds[1], F_SETPIPE_SZ, kBigPipeBytes) >= 0) {
+      out->big = true;
+    } else {
+      big_pipes.fetch_sub(1, std::memory_order_relaxed);
+      ::fcntl(fds[1], F_SETPIPE_SZ, kPipeBytes);  // best effort
+    }
     const int size = ::fcntl(fds[1], F_GETPIPE_SZ);
     out->capacity = size > 0 ? static_cast<size_t>(size) : 65536;
     return 0;

@@ -14,7 +14,7 @@
 // connections hold none. Pipes go back to a small process-wide pool
 // (kPipePoolMax), so a busy stream does not create and close a pipe per
 // burst. The bytes in a pipe are page references (kernel memory, not this
-// process's RSS); at most kPipeBytes per direction.
+// process's RSS); at most one pipe's capacity per direction.
 //
 // Man pages relied on: splice(2), pipe2(2), fcntl(2) (F_SETPIPE_SZ,
 // F_GETPIPE_SZ), send(2), shutdown(2), socket(7) (SO_LINGER), epoll(7).

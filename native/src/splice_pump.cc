@@ -2,8 +2,8 @@
 //
 // Per direction: src socket -> pipe -> dst socket with splice(2). Each step
 // first passes on what the pipe holds, then refills it from the socket while
-// it has room, so the source is read while the destination drains (as
-// systemd-socket-proxyd does). Edge-triggered readiness: EAGAIN from the
+// it has room (and passes that on at once), so the source is read while the
+// destination drains (as systemd-socket-proxyd does). Edge-triggered readiness: EAGAIN from the
 // refill is "the socket has nothing" only when the pipe was empty (a pipe
 // with bytes may be full: partly filled pages take whole slots), so
 // readability is cleared only then and the refill is retried after the pipe
@@ -272,20 +272,8 @@ class SplicePump final : public Stream {
       }
       return 1;
     }
-    int moved = 0;
-    if (d.in_pipe > 0 && writable_[d.dst]) {
-      const ssize_t n = ::splice(d.pipe.read_fd, nullptr, dst, nullptr, d.in_pipe, kSpliceFlags);
-      if (n < 0) {
-        const int w = WriteError(d);
-        if (w != 0) return w;
-      } else if (n == 0) {
-        return StepFail(FailErrno(EIO, "local"));  // a pipe with bytes cannot be empty
-      } else {
-        d.in_pipe -= static_cast<size_t>(n);
-        if (!Wrote(d, n, d.in_pipe + static_cast<size_t>(n))) return -1;
-        moved = 1;
-      }
-    }
+    const int moved = Drain(d);
+    if (moved < 0) return -1;
     if (d.src_eof) {
       if (d.in_pipe > 0) return moved;
       if (::shutdown(dst, SHUT_WR) != 0 && errno != ENOTCONN) return StepFail(FailErrno(errno, SideOf(d.dst)));
@@ -303,7 +291,9 @@ class SplicePump final : public Stream {
     const ssize_t n = ::splice(fds_[d.src], nullptr, d.pipe.write_fd, nullptr, d.pipe.capacity - d.in_pipe, kSpliceFlags);
     if (n > 0) {
       d.in_pipe += static_cast<size_t>(n);
-      return 1;
+      // Passed on at once: a new stream's first bytes leave in the step
+      // StartStream runs on the JS thread, without a reactor turn.
+      return Drain(d) < 0 ? -1 : 1;
     }
     if (n == 0) {
       d.src_eof = true;
@@ -318,6 +308,17 @@ class SplicePump final : public Stream {
       return moved;
     }
     return StepFail(FailErrno(errno, SideOf(d.src)));
+  }
+
+  // Pass on what the pipe holds. 1: moved (or EINTR); 0: the pipe is empty
+  // or the destination full; -1: failed.
+  int Drain(Dir& d) {
+    if (d.in_pipe == 0 || !writable_[d.dst]) return 0;
+    const ssize_t n = ::splice(d.pipe.read_fd, nullptr, fds_[d.dst], nullptr, d.in_pipe, kSpliceFlags);
+    if (n < 0) return WriteError(d);
+    if (n == 0) return StepFail(FailErrno(EIO, "local"));  // a pipe with bytes cannot be empty
+    d.in_pipe -= static_cast<size_t>(n);
+    return Wrote(d, n, d.in_pipe + static_cast<size_t>(n)) ? 1 : -1;
   }
 
   int WriteError(Dir& d) {

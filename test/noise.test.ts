@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadSodium } from '../src/crypto/sodium.js';
 import { allHandshakePrimitives, handshakePrimitives, type HandshakePrimitives } from '../src/crypto/handshake-primitives.js';
-import { loadNative, nativeAvailable } from '../src/native/binding.js';
+import { loadNative, nativeAvailable, nativeExports } from '../src/native/binding.js';
 import { keyPairFromPrivate, NNpsk0Handshake, PROTOCOL_NAME } from '../src/proto/noise.js';
 import { sealTransport } from '../src/proto/record.js';
 
@@ -100,8 +100,9 @@ for (const primitives of allHandshakePrimitives()) {
   });
 }
 
-test('the native primitives are the default wherever the addon is built', (t) => {
-  t.is(handshakePrimitives().name, nativeAvailable() ? 'native' : 'node');
+test('the native primitives are the default wherever the addon is built, named for their X25519', (t) => {
+  const sodium = nativeExports<Record<'sodiumX25519Agree', unknown>>(['sodiumX25519Agree']) !== undefined;
+  t.is(handshakePrimitives().name, !nativeAvailable() ? 'node' : sodium ? 'native' : 'native-openssl');
 });
 
 test('every pair of backends (native, native-openssl, node) interoperates in one handshake, both directions', (t) => {

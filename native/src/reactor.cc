@@ -110,24 +110,6 @@ struct StreamLink {
 Stream::~Stream() { delete link_; }
 
 namespace reactor_detail {
-int EpollFdOf(const Reactor* reactor);
-}  // namespace reactor_detail
-
-bool Stream::WantWritable(int slot) {
-  if (interest_[slot] & EPOLLOUT) return true;
-  interest_[slot] |= EPOLLOUT;
-  // Before registration (the priming step) the ADD takes the new interest.
-  if (!registered_) return true;
-  epoll_event ev{};
-  ev.events = interest_[slot];
-  ev.data.u64 = reinterpret_cast<uint64_t>(this) | static_cast<uint64_t>(slot);
-  // MOD reports EPOLLOUT at once if the socket has room again by now.
-  if (::epoll_ctl(reactor_detail::EpollFdOf(link_->reactor), EPOLL_CTL_MOD, fds_[slot], &ev) == 0) return true;
-  return Fail("io_error", ErrnoName(errno), "local");
-}
-
-
-namespace reactor_detail {
 
 struct Command {
   enum Kind { kAdd, kCancel, kCancelHost };
@@ -361,8 +343,6 @@ class Reactor {
   std::vector<Stream*> dead_;
 };
 
-int EpollFdOf(const Reactor* reactor) { return reactor->epoll_fd(); }
-
 // Process-wide, created on first use, never destroyed (detached threads
 // may outlive static destructors).
 std::mutex reactors_mu;
@@ -469,6 +449,20 @@ std::shared_ptr<Host> HostFor(Napi::Env env) {
 void FinalizeHandle(Napi::Env /*env*/, std::shared_ptr<StreamControl>* handle) { delete handle; }
 
 }  // namespace reactor_detail
+
+// Here, after Reactor: it needs the reactor's epoll set.
+bool Stream::WantWritable(int slot) {
+  if (interest_[slot] & EPOLLOUT) return true;
+  interest_[slot] |= EPOLLOUT;
+  // Before registration (the priming step) the ADD takes the new interest.
+  if (!registered_) return true;
+  epoll_event ev{};
+  ev.events = interest_[slot];
+  ev.data.u64 = reinterpret_cast<uint64_t>(this) | static_cast<uint64_t>(slot);
+  // MOD reports EPOLLOUT at once if the socket has room again by now.
+  if (::epoll_ctl(link_->reactor->epoll_fd(), EPOLL_CTL_MOD, fds_[slot], &ev) == 0) return true;
+  return Fail("io_error", ErrnoName(errno), "local");
+}
 
 using reactor_detail::Command;
 using reactor_detail::Host;

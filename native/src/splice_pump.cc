@@ -3,11 +3,11 @@
 // Per direction: src socket -> pipe -> dst socket with splice(2). Each step
 // first passes on what the pipe holds, then refills it from the socket while
 // it has room (and passes that on at once), so the source is read while the
-// destination drains (as systemd-socket-proxyd does). Edge-triggered readiness: EAGAIN from the
-// refill is "the socket has nothing" only when the pipe was empty (a pipe
-// with bytes may be full: partly filled pages take whole slots), so
-// readability is cleared only then and the refill is retried after the pipe
-// drained. Bytes JS had already read (a paused socket normally has none)
+// destination drains (as systemd-socket-proxyd does). Edge-triggered
+// readiness: EAGAIN from the refill is "the socket has nothing" only when
+// the pipe was empty (a pipe with bytes may be full: partly filled pages
+// take whole slots), so readability is cleared only then and the refill is
+// retried after the pipe drained. Bytes JS had already read (a paused socket normally has none)
 // are sent first with send(2).
 //
 // Memory: a direction holds a pipe only while bytes sit in it; idle

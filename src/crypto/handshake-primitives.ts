@@ -12,9 +12,9 @@
  *   agreement) and a Hmac object per HMAC, which made the handshake about
  *   half of a jumper's CPU per connection, and connection set-up rate is
  *   CPU-bound.
- * - `native-openssl`: the same with OpenSSL's X25519; the default's
- *   fallback when the addon has no libsodium, listed separately (for tests)
- *   when it has.
+ * - `native-openssl`: the same with OpenSSL's X25519: the default when the
+ *   addon was built without libsodium, listed after `native` (for tests)
+ *   when it was built with it. The name says which X25519 is in use.
  * - `node`: node:crypto and libsodium-wrappers, for machines without the
  *   addon (or JUMPER_NO_NATIVE_CRYPTO=1).
  *
@@ -178,12 +178,12 @@ function nativeBackends(): HandshakePrimitives[] {
   const sodium = nativeCryptoExports<NativeSodiumX25519>(SODIUM_EXPORTS);
   return sodium
     ? [nativeBackend('native', addon, sodiumX25519(sodium)), nativeBackend('native-openssl', addon, opensslX25519(addon))]
-    : [nativeBackend('native', addon, opensslX25519(addon))];
+    : [nativeBackend('native-openssl', addon, opensslX25519(addon))];
 }
 
 const backends = new BackendChoice<HandshakePrimitives>(() => nativeBackends()[0], nodeBackend);
 
-/** The backend handshakes use: native when the addon is built, else node:crypto. Decided once. */
+/** The backend handshakes use: native (or native-openssl) when the addon is built, else node:crypto. Decided once. */
 export function handshakePrimitives(): HandshakePrimitives {
   return backends.get();
 }

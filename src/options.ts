@@ -1,3 +1,9 @@
+/** A client's preconnect setting: a number of wires (0 = off) or 'auto'. */
+export type PreconnectSetting = number | 'auto';
+
+/** Wires 'auto' keeps ready: one covers a sequential stream rate (a second one measured no faster). */
+export const AUTO_PRECONNECT_WIRES = 1;
+
 /**
  * Every default in one place. The CLI's --help shows these values.
  */
@@ -6,8 +12,12 @@ export const DEFAULTS = {
   maxConnections: 1000,
   /** Server: connections still proving the key; beyond it they wait unread like maxConnections. */
   maxHandshakes: 4096,
-  /** Client: wires kept dialled and handshaken ahead of demand (0 = off). */
-  preconnect: 0,
+  /**
+   * Client: wires kept dialled and handshaken ahead of demand. 'auto' keeps
+   * one while streams come in a row (each within preconnectIdleMs of the
+   * last) and none for a lone stream; 0 = off.
+   */
+  preconnect: 'auto' as PreconnectSetting,
   /** Client: a preconnected wire is retired after this long unused (below the server's handshakeTimeoutMs). */
   preconnectIdleMs: 2_000,
   /** Time to establish the outgoing TCP/Unix connection. */

@@ -35,7 +35,8 @@ async function setup(t: import('ava').ExecutionContext) {
   const server = createServer({ listen: '127.0.0.1:0', connect: provider.address, key });
   await server.listen();
   t.teardown(() => server.close({ drainTimeoutMs: 0 }));
-  const client = createClient({ listen: '127.0.0.1:0', connect: `127.0.0.1:${server.port()}`, key });
+  // Off, so the server counts exactly the streams sent (preconnect's own metrics: test/preconnect.test.ts).
+  const client = createClient({ listen: '127.0.0.1:0', connect: `127.0.0.1:${server.port()}`, key, preconnect: 0 });
   await client.listen();
   t.teardown(() => client.close({ drainTimeoutMs: 0 }));
   const metrics = new JumperMetrics();

@@ -38,7 +38,8 @@ async function startBalancer(t: ExecutionContext, options: Parameters<typeof cre
 }
 
 async function startClient(t: ExecutionContext, key: TunnelKey, connect: string | string[], extra: Partial<Parameters<typeof createClient>[0]> = {}) {
-  const client = createClient({ listen: '127.0.0.1:0', connect, key, ...extra });
+  // The strategy tests count streams per backend exactly: no preconnected wire (auto) may take a turn.
+  const client = createClient({ listen: '127.0.0.1:0', connect, key, preconnect: 0, ...extra });
   await client.listen();
   t.teardown(() => client.close({ drainTimeoutMs: 100 }));
   return client;

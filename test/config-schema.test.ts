@@ -118,3 +118,12 @@ links:
   t.true(bad.some((l) => l.includes('links[0].lease-ttl: must be at least 2s')), bad.join('\n'));
   t.true(bad.some((l) => l.includes('links[1].weight: only applies with register')), bad.join('\n'));
 });
+
+test('preconnect takes auto or a whole number', (t) => {
+  const link = (value: string) => `links:\n  - { name: c, role: client, listen: 127.0.0.1:7000, connect: 127.0.0.1:80, key: k, preconnect: ${value} }\n`;
+  t.is(ok(link('auto')).links[0]!.preconnect, 'auto');
+  t.is(ok(link('0')).links[0]!.preconnect, 0);
+  t.is(ok(link('3')).links[0]!.preconnect, 3);
+  t.deepEqual(problems(link('-1')), ['j.yaml:2: links[0].preconnect: expected auto or an integer ≥ 0, got number -1']);
+  t.deepEqual(problems(link('always')), ['j.yaml:2: links[0].preconnect: expected auto or an integer ≥ 0, got string "always"']);
+});

@@ -42,7 +42,8 @@ async function startChain(t: ExecutionContext, etcd: TestEtcd, keyPath: string, 
   await balancer.waitFor((l) => l.msg === 'balance jumper listening');
   await waitBackends(balancer, expectBackends);
   const clientPort = await freePort();
-  const client = startJumper(t, ['client', '--listen', `127.0.0.1:${clientPort}`, '--connect', `127.0.0.1:${balancerPort}`, '--key', keyPath]);
+  // These tests count streams per server exactly: no preconnected wire (auto) may take a turn at the balancer.
+  const client = startJumper(t, ['client', '--listen', `127.0.0.1:${clientPort}`, '--connect', `127.0.0.1:${balancerPort}`, '--key', keyPath, '--preconnect', '0']);
   await client.waitFor((l) => l.msg === 'client jumper listening');
   return { balancer, client, clientPort };
 }

@@ -135,13 +135,54 @@ test('a key rotation retires ready wires; new streams use the new key', async (t
   t.is(closed.find((s) => s.reason === 'done')!.keyFingerprint, newKey.fingerprint);
 });
 
-test('preconnect is refused with the spiped protocol and for a negative size', (t) => {
+test('preconnect is refused with the spiped protocol and for a negative size; the default auto is off for spiped', (t) => {
   const base = { listen: '127.0.0.1:0', connect: '127.0.0.1:1' };
   return makeKey().then((key) => {
     t.throws(() => createClient({ ...base, key, protocol: 'spiped', preconnect: 1 }), { code: 'JUMPER_ERR_INVALID_ARG' });
     t.throws(() => createClient({ ...base, key, preconnect: -1 }), { code: 'JUMPER_ERR_INVALID_ARG' });
+    t.throws(() => createClient({ ...base, key, preconnect: 'many' as unknown as number }), { code: 'JUMPER_ERR_INVALID_ARG' });
     t.notThrows(() => createClient({ ...base, key, protocol: 'spiped', preconnect: 0 }));
+    const spiped = createClient({ ...base, key, protocol: 'spiped' });
+    t.is(spiped.preconnectSetting, 0);
+    t.is(spiped.preconnectStats(), undefined);
+    const native = createClient({ ...base, key });
+    t.is(native.preconnectSetting, 'auto');
+    t.deepEqual(native.preconnectStats(), { ready: 0, hits: 0, misses: 0, retired: 0, lost: 0, failed: 0 });
   });
+});
+
+test('auto (the default): a lone stream makes no wire; streams in a row keep one ready, the next takes it; idle retires it', async (t) => {
+  const provider = await startEchoProvider(t);
+  const tunnel = await withTunnel(t, { provider: provider.address, preconnectIdleMs: 600 });
+  t.is(tunnel.client.preconnectSetting, 'auto');
+  const send = async () => {
+    const body = randomBytes(32 * 1024);
+    const result = await exchange({ port: tunnel.clientPort }, body);
+    t.is(sha256(result.received), sha256(body));
+  };
+  // Nothing at start, and nothing after one stream.
+  await sleep(200);
+  t.is(tunnel.server.stats().total, 0, 'no wire before any stream');
+  await send();
+  await sleep(300);
+  t.is(tunnel.server.stats().total, 1, 'a lone stream costs one connection to the server');
+  t.like(tunnel.client.preconnectStats()!, { ready: 0, misses: 1, hits: 0 });
+  // A second stream within the idle time: one wire is made for the next.
+  await send();
+  await until(() => tunnel.client.preconnectStats()!.ready === 1, 3000, 'one ready wire');
+  await sleep(100);
+  t.is(tunnel.client.preconnectStats()!.ready, 1, 'auto keeps one wire, not more');
+  await send();
+  t.like(tunnel.client.preconnectStats()!, { misses: 2, hits: 1 });
+  await until(() => tunnel.client.preconnectStats()!.ready === 1, 3000, 'the wire to be refilled');
+  // Quiet: the wire is retired as unused, and none follows it.
+  await until(() => tunnel.client.preconnectStats()!.retired === 1, 3000, 'the wire to retire');
+  await sleep(900);
+  t.like(tunnel.client.preconnectStats()!, { ready: 0, retired: 1, lost: 0, failed: 0 });
+  await until(() => tunnel.serverClosed.length === 4, 3000, "the server's four summaries");
+  t.deepEqual(tunnel.serverClosed.map((s) => s.reason).sort(), ['done', 'done', 'done', 'unused']);
+  t.is(provider.connections, 3, 'the provider saw the three streams and nothing else');
+  t.is(tunnel.server.stats().failed, 0);
 });
 
 test('peekSocket sees the kernel state before the event loop does: open, data, eof, reset', async (t) => {
@@ -187,4 +228,23 @@ test('peekSocket sees the kernel state before the event loop does: open, data, e
   const addon = loadNative() as unknown as { peekSocket(fd: unknown): string };
   t.throws(() => addon.peekSocket(-1), { instanceOf: RangeError });
   t.throws(() => addon.peekSocket('3'), { instanceOf: TypeError });
+});
+
+test('a draining server keeps a ready wire open and serves the stream that arrives on it', async (t) => {
+  const provider = await startEchoProvider(t);
+  const tunnel = await withTunnel(t, { provider: provider.address, preconnect: 1, preconnectIdleMs: 4000 });
+  await until(() => tunnel.client.preconnectStats()!.ready === 1, 3000, 'a ready wire');
+  let drained = false;
+  const draining = tunnel.server.close({ drainTimeoutMs: 10_000 }).then(() => (drained = true));
+  await sleep(100);
+  t.false(drained, 'the handshaken wire holds the drain open');
+  const body = randomBytes(256 * 1024);
+  const result = await exchange({ port: tunnel.clientPort }, body);
+  t.is(result.ending, 'end');
+  t.is(sha256(result.received), sha256(body));
+  t.like(tunnel.client.preconnectStats()!, { hits: 1, misses: 0 });
+  // The refill finds the listener closed; the drain ends once the stream is done.
+  await draining;
+  t.is(provider.connections, 1);
+  t.deepEqual(tunnel.serverClosed.map((s) => s.reason), ['done']);
 });

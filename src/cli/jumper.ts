@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { handshakePrimitives } from '../crypto/handshake-primitives.js';
 import { InvalidArgumentError } from '../errors.js';
 import { readKeyFile, type TunnelKey } from '../keys/key-file.js';
-import { DEFAULTS } from '../options.js';
+import { DEFAULTS, type PreconnectSetting } from '../options.js';
 import { createClient, type TunnelProtocol } from '../roles/client.js';
 import type { PfsMode } from '../proto/spiped/handshake.js';
 import { addAcceptCommand } from './accept-command.js';
@@ -25,7 +25,7 @@ import { STRATEGIES, type StrategyName } from '../balance/strategy.js';
 import { createBalancer } from '../roles/balancer.js';
 import { die } from './fail.js';
 import { createLogger, LOG_LEVELS, type LogFormat } from './logger.js';
-import { collect, parseCount, parseDuration, parsePositiveInt } from './parse.js';
+import { collect, parseDuration, parsePositiveInt, parsePreconnect } from './parse.js';
 import { runRole } from './run-role.js';
 import { addOperateOptions, addProxyProtocolOption, operateOptions, proxyProtocolOption, type OperateFlags } from './operate-options.js';
 import { addRunCommand } from './run-command.js';
@@ -280,15 +280,15 @@ function buildProgram(): Command {
     .addHelpText('after', '\nExample:\n  jumper client --listen 127.0.0.1:5432 --connect db-host:8025 --key db.key');
   addKeyOptions(addCommonOptions(client), false)
     .option(
-      '--preconnect <n>',
-      'keep n wires to the server dialled and handshaken ahead of demand, so a new stream skips the handshake round trip (0 = off); refilled while streams arrive',
-      parseCount,
+      '--preconnect <n|auto>',
+      'keep n wires to the server dialled and handshaken ahead of demand, so a new stream skips the handshake round trip; refilled while streams arrive. auto: one wire, only while streams come in a row (each within --preconnect-idle of the last); 0 = off',
+      parsePreconnect,
       DEFAULTS.preconnect,
     )
     .addOption(
       durationOption('--preconnect-idle <duration>', "retire a preconnected wire after this long unused; keep it below the server's --handshake-timeout", DEFAULTS.preconnectIdleMs),
     );
-  client.action(async (flags: CommonFlags & KeyFlags & { preconnect: number; preconnectIdle: number }) => {
+  client.action(async (flags: CommonFlags & KeyFlags & { preconnect: PreconnectSetting; preconnectIdle: number }) => {
     if (flags.key.length !== 1) throw new InvalidArgumentError('a client jumper takes exactly one --key');
     const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, name: 'jumper' });
     const [key] = await readKeys(flags);
@@ -305,7 +305,7 @@ function buildProgram(): Command {
       jumper,
       logger,
       drainTimeoutMs: flags.drainTimeout, operate: flags,
-      startFields: { connect: jumper.connectDescription, key: key!.fingerprint, protocol: protocolLabel(proto), crypto: handshakeCrypto(proto), preconnect: flags.preconnect || undefined, strategy: jumper.backends().length > 0 || flags.discover ? flags.strategy : undefined },
+      startFields: { connect: jumper.connectDescription, key: key!.fingerprint, protocol: protocolLabel(proto), crypto: handshakeCrypto(proto), preconnect: jumper.preconnectSetting || undefined, strategy: jumper.backends().length > 0 || flags.discover ? flags.strategy : undefined },
       reloadKey: async () => {
         const [fresh] = await readKeys(flags);
         jumper.setKey(fresh!);

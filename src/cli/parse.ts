@@ -14,9 +14,10 @@ export function parseDuration(value: string): number {
   return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 's']!);
 }
 
-/** A positive integer. */
-export function parseCount(value: string): number {
-  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a whole number (0 or more)');
+/** A whole number of wires, or "auto" (--preconnect). */
+export function parsePreconnect(value: string): number | 'auto' {
+  if (value === 'auto') return 'auto';
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected auto or a whole number (0 = off)');
   return Number(value);
 }
 

@@ -14,6 +14,7 @@ import { createForward } from '../roles/forward.js';
 import type { CommonOptions, Jumper } from '../roles/jumper.js';
 import { createServer } from '../roles/server.js';
 import type { LinkSpec } from './schema.js';
+import type { PreconnectSetting } from '../options.js';
 
 
 /** The key files of a link, as a list (empty for key-less roles). */
@@ -80,7 +81,7 @@ export async function buildLink(spec: LinkSpec, logger: Logger): Promise<Jumper>
     case 'client': {
       const [key] = await readLinkKeys(spec);
       const preconnect = {
-        ...(spec.preconnect !== undefined ? { preconnect: spec.preconnect as number } : {}),
+        ...(spec.preconnect !== undefined ? { preconnect: spec.preconnect as PreconnectSetting } : {}),
         ...(spec['preconnect-idle'] !== undefined ? { preconnectIdleMs: spec['preconnect-idle'] as number } : {}),
       };
       return createClient({ ...common, ...tunnelOptions(spec), ...preconnect, key: key! });

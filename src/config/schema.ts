@@ -20,6 +20,7 @@ type Kind =
   | { type: 'address' }
   | { type: 'duration' }
   | { type: 'int'; min: number }
+  | { type: 'int-or-auto' }
   | { type: 'bool' }
   | { type: 'enum'; values: readonly string[] }
   | { type: 'strings'; item?: 'cidr' | 'address' }
@@ -53,7 +54,7 @@ export const LINK_FIELDS: Record<string, Field> = {
   'handshake-timeout': { kind: { type: 'duration' }, roles: TUNNEL, doc: 'time allowed for the peer to prove the key (default 5s)' },
   protocol: { kind: { type: 'enum', values: ['jumper', 'spiped'] }, roles: TUNNEL, doc: 'jumper (default) or spiped' },
   pfs: { kind: { type: 'enum', values: ['default', 'off', 'require'] }, roles: TUNNEL, doc: 'spiped only: off = spiped -f, require = spiped -g' },
-  preconnect: { kind: { type: 'int', min: 0 }, roles: ['client'], doc: 'client: wires kept dialled and handshaken ahead of demand (default 0 = off)' },
+  preconnect: { kind: { type: 'int-or-auto' }, roles: ['client'], doc: 'client: wires kept dialled and handshaken ahead of demand: auto (default: one, while streams come in a row), a number, or 0 = off' },
   'preconnect-idle': { kind: { type: 'duration' }, roles: ['client'], doc: "client: retire a preconnected wire after this long unused, below the server's handshake-timeout (default 2s)" },
   'proxy-protocol': {
     kind: { type: 'enum', values: ['v1', 'v2'] },
@@ -172,6 +173,10 @@ function checkValue(kind: Kind, value: unknown, path: (string | number)[], issue
     }
     case 'int':
       if (typeof value !== 'number' || !Number.isInteger(value) || value < kind.min) return bad(`expected an integer ≥ ${kind.min}, got ${typeName(value)}`);
+      return value;
+    case 'int-or-auto':
+      if (value === 'auto') return value;
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) return bad(`expected auto or an integer ≥ 0, got ${typeName(value)}`);
       return value;
     case 'bool':
       if (typeof value !== 'boolean') return bad(`expected true or false, got ${typeName(value)}`);

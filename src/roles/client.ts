@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import { loadSodium } from '../crypto/sodium.js';
 import type { TunnelKey } from '../keys/key-file.js';
 import { InvalidArgumentError } from '../errors.js';
-import { DEFAULTS } from '../options.js';
+import { AUTO_PRECONNECT_WIRES, DEFAULTS, type PreconnectSetting } from '../options.js';
 import { runClientConn, type Conn } from '../proto/conn.js';
 import { runSpipedClientConn } from '../proto/spiped/conn.js';
 import type { PfsMode } from '../proto/spiped/handshake.js';
@@ -27,9 +27,11 @@ export interface ClientOptions extends CommonOptions {
   pfs?: PfsMode;
   /**
    * jumper protocol only: wires to the server kept dialled and handshaken
-   * ahead of demand (src/roles/preconnect.ts). Default 0 (off).
+   * ahead of demand (src/roles/preconnect.ts). Default 'auto': one wire
+   * while streams come in a row, none for a lone stream; 0 = off. With the
+   * spiped protocol 'auto' means off.
    */
-  preconnect?: number;
+  preconnect?: PreconnectSetting;
   /** A preconnected wire is retired after this long unused; below the server's handshake timeout. Default 2000 ms. */
   preconnectIdleMs?: number;
 }
@@ -41,6 +43,8 @@ export class ClientJumper extends Jumper {
   readonly #pfs: PfsMode;
   readonly #keepAlive: boolean;
   readonly #preconnect: Preconnector | undefined;
+  /** The preconnect in effect: 'auto', a number of wires, or 0 (off). */
+  readonly preconnectSetting: PreconnectSetting;
 
   constructor(options: ClientOptions) {
     super('client', options, 'server');
@@ -49,8 +53,12 @@ export class ClientJumper extends Jumper {
     this.protocol = options.protocol ?? 'jumper';
     this.#pfs = options.pfs ?? 'default';
     this.#keepAlive = options.keepAlive ?? DEFAULTS.keepAlive;
-    const size = options.preconnect ?? DEFAULTS.preconnect;
-    if (!Number.isInteger(size) || size < 0) throw new InvalidArgumentError(`preconnect must be a whole number of wires, got ${size}`);
+    const setting = options.preconnect ?? DEFAULTS.preconnect;
+    const auto = setting === 'auto';
+    if (!auto && (!Number.isInteger(setting) || setting < 0)) throw new InvalidArgumentError(`preconnect must be 'auto' or a whole number of wires, got ${String(setting)}`);
+    // spiped servers allow no idle handshaken wire: 'auto' turns off, a number is an error.
+    const size = auto ? (this.protocol === 'jumper' ? AUTO_PRECONNECT_WIRES : 0) : setting;
+    this.preconnectSetting = size === 0 ? 0 : setting;
     if (size > 0) {
       if (this.protocol !== 'jumper') throw new InvalidArgumentError('preconnect needs the jumper protocol (spiped servers allow no idle handshaken wire)');
       const maxIdleMs = options.preconnectIdleMs ?? DEFAULTS.preconnectIdleMs;
@@ -58,6 +66,7 @@ export class ClientJumper extends Jumper {
       this.#preconnect = new Preconnector({
         size,
         maxIdleMs,
+        sustainedOnly: auto,
         handshakeTimeoutMs: this.#handshakeTimeoutMs,
         dial: this.dial,
         key: () => this.#key,
@@ -89,7 +98,8 @@ export class ClientJumper extends Jumper {
 
   override async listen(): Promise<this> {
     await super.listen();
-    this.#preconnect?.warm();
+    // A fixed pool is filled at once; 'auto' waits for streams to come in a row.
+    if (this.preconnectSetting !== 'auto') this.#preconnect?.warm();
     return this;
   }
 

@@ -1,8 +1,8 @@
 /**
- * Preconnect (client jumper, opt-in): keep a few wires to the server jumper
- * dialled and handshaken ahead of demand, so a new consumer connection
- * skips the connect, the handshake round trip and the X25519 agreement and
- * sends its ORIGIN record at once.
+ * Preconnect (client jumper): keep a few wires to the server jumper dialled
+ * and handshaken ahead of demand, so a new consumer connection skips the
+ * connect, the handshake round trip and the X25519 agreement and sends its
+ * ORIGIN record at once.
  *
  * - Forward secrecy and liveness are unchanged: every wire has its own
  *   ephemeral keys, and the server contacts the provider only after the
@@ -13,7 +13,10 @@
  *   server ends it cleanly (reason `unused`, no provider dial, not a failure).
  * - Preconnecting follows demand: the pool is refilled while consumer
  *   connections came within the last `maxIdleMs`; an idle client lets its
- *   wires retire and holds none.
+ *   wires retire and holds none. With `sustainedOnly` (the client's default,
+ *   `auto`) a lone stream fills nothing: only a stream that comes within
+ *   `maxIdleMs` of the one before does, so a client that connects now and
+ *   then never makes a wire it does not use.
  * - A failed preconnect (server down, wrong key) backs off, 100 ms doubling
  *   to 30 s; consumers meanwhile take the normal path and see its errors.
  */
@@ -34,6 +37,8 @@ export interface PreconnectOptions {
   size: number;
   /** A ready wire is retired after this long unused; below the server's handshake timeout. */
   maxIdleMs: number;
+  /** Fill only for a stream that came within maxIdleMs of the previous one (a steady rate), never for a lone one. */
+  sustainedOnly?: boolean;
   /** Time allowed for one preconnect's handshake. */
   handshakeTimeoutMs: number;
   dial: Dialer;
@@ -81,6 +86,8 @@ export class Preconnector {
   #entries: Entry[] = [];
   #inFlight = 0;
   #lastDemand = Number.NEGATIVE_INFINITY;
+  /** Whether demand asks for wires now; see sustainedOnly. */
+  #demanded = false;
   #backoffMs = 0;
   #retryTimer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -103,12 +110,15 @@ export class Preconnector {
   /** Start filling ahead of the first consumer (e.g. right after listen). */
   warm(): void {
     this.#lastDemand = performance.now();
+    this.#demanded = true;
     this.#fill();
   }
 
   /** A ready wire for a new consumer connection, if there is one; refills either way. */
   take(): ReadyWire | undefined {
-    this.#lastDemand = performance.now();
+    const now = performance.now();
+    this.#demanded = !this.#options.sustainedOnly || now - this.#lastDemand < this.#options.maxIdleMs;
+    this.#lastDemand = now;
     const key = this.#options.key();
     let entry: Entry | undefined;
     while ((entry = this.#entries.shift()) !== undefined) {
@@ -149,7 +159,7 @@ export class Preconnector {
   }
 
   #wanted(): boolean {
-    return !this.#closed && this.#retryTimer === undefined && performance.now() - this.#lastDemand < this.#options.maxIdleMs;
+    return !this.#closed && this.#demanded && this.#retryTimer === undefined && performance.now() - this.#lastDemand < this.#options.maxIdleMs;
   }
 
   #fill(): void {

@@ -30,7 +30,7 @@ export interface TunnelOptions {
   handshakeTimeoutMs?: number;
   maxConnections?: number;
   /** Client: wires kept handshaken ahead of demand, and their idle limit. */
-  preconnect?: number;
+  preconnect?: number | 'auto';
   preconnectIdleMs?: number;
   /** Put something between client and server: the client connects here instead. */
   clientConnect?: (serverPort: number) => string | Promise<string>;

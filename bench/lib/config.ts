@@ -61,18 +61,21 @@ export interface Profile {
 
 export const FULL: Profile = {
   name: 'full',
-  bulkSingleBytes: 256 * MiB,
+  // 512 MiB takes about half a second at jumper's rate (256 MiB took a
+  // quarter, where one scheduler hiccup moved a figure by a tenth); five
+  // rounds so a median is not decided by one slow round.
+  bulkSingleBytes: 512 * MiB,
   bulkParallelStreams: 8,
-  bulkParallelTotalBytes: 256 * MiB,
-  bulkRepetitions: 3,
+  bulkParallelTotalBytes: 512 * MiB,
+  bulkRepetitions: 5,
   bulkTimeoutMs: 60_000,
   warmupBytes: 16 * MiB,
   warmupRoundTrips: 500,
-  setupDurationMs: 5_000,
+  setupDurationMs: 8_000,
   setupWarmupMs: 5_000,
   setupMaxConnections: 50_000,
   setupPerConnectionTimeoutMs: 5_000,
-  rttRoundTrips: 20_000,
+  rttRoundTrips: 30_000,
   rttMessageBytes: 64,
   rttTimeoutMs: 60_000,
   idleConnections: 1_000,

@@ -9,7 +9,7 @@
  *   spiped                  client -> spiped -e -> spiped -d -> provider
  *   stunnel                 client -> stunnel (client) =TLS1.3=> stunnel (server) -> provider
  *   stunnel-chacha          same, TLS_CHACHA20_POLY1305_SHA256 forced (jumper's cipher)
- *   jumper-preconnect       the same pair, client with --preconnect 2
+ *   jumper-cold             the same pair, client with --preconnect 0 (every stream handshakes)
  *   jumper-spiped           the same pair with --protocol spiped (wire-compatible with spiped)
  *   jumper-forward          client -> jumper forward -> provider   (plain)
  *   socat                   client -> socat fork -> provider       (plain)
@@ -238,11 +238,13 @@ function jumperPair(name: string, description: string, protocolArgs: string[], c
 }
 
 const jumper = jumperPair('jumper', 'jumper client + jumper server, native protocol', []);
-const jumperPreconnect = jumperPair(
-  'jumper-preconnect',
-  'the jumper pair with the client keeping 2 wires handshaken ahead of demand (--preconnect 2)',
+// The default client keeps a wire ahead of demand while streams come in a row
+// (--preconnect auto); this row shows the path where every stream handshakes.
+const jumperCold = jumperPair(
+  'jumper-cold',
+  'the jumper pair with preconnect off (--preconnect 0): every stream dials and handshakes its own wire',
   [],
-  ['--preconnect', '2'],
+  ['--preconnect', '0'],
 );
 const jumperSpiped = jumperPair('jumper-spiped', 'jumper client + jumper server speaking the spiped protocol (with DH)', ['--protocol', 'spiped']);
 
@@ -423,7 +425,7 @@ const socketProxyd: SystemSpec = {
 export const SYSTEMS: readonly SystemSpec[] = [
   direct,
   jumper,
-  jumperPreconnect,
+  jumperCold,
   jumperSpiped,
   spiped,
   stunnelSpec('stunnel', null),

@@ -173,10 +173,10 @@ async function setupRound(r: Running, profile: Profile, round: number): Promise<
   });
 }
 
-/** One slice of the RTT figure: rttRoundTrips / rounds request/responses on one connection. */
+/** One slice of the RTT figure: rttRoundTrips / (rounds × slices per round) request/responses on one connection. */
 async function rttRound(r: Running, profile: Profile): Promise<void> {
   await phase(r.result, 'rtt', async () => {
-    const trips = Math.ceil(profile.rttRoundTrips / profile.bulkRepetitions);
+    const trips = Math.ceil(profile.rttRoundTrips / (profile.bulkRepetitions * profile.rttSlicesPerRound));
     r.rttRounds.push(await measureRtt(r.sys.entryPort, trips, profile.rttMessageBytes, profile.rttTimeoutMs));
   });
 }
@@ -225,7 +225,7 @@ function finishRounds(r: Running, profile: Profile): void {
   }
   if (setup) log(`  ${result.name}: ${setup.perSecond.toFixed(0)} conn/s (median of rounds ${setup.roundsPerSecond!.map((x) => x.toFixed(0)).join(', ')})`);
   if (r.rttRounds.length > 0) {
-    // Each percentile is the median of the rounds' percentiles; the count covers all rounds.
+    // Each percentile is the median of the slices' percentiles; the count covers all slices.
     const mid = (f: (x: RttResult) => number): number => median(r.rttRounds.map(f));
     const first = r.rttRounds[0]!;
     result.rtt = {
@@ -241,7 +241,7 @@ function finishRounds(r: Running, profile: Profile): void {
       roundsP50Us: r.rttRounds.map((x) => x.p50Us),
       roundsP99Us: r.rttRounds.map((x) => x.p99Us),
     };
-    log(`  ${result.name}: RTT p50 ${result.rtt.p50Us.toFixed(1)} µs p99 ${result.rtt.p99Us.toFixed(1)} µs (medians of ${r.rttRounds.length} rounds, ${result.rtt.count} round trips)`);
+    log(`  ${result.name}: RTT p50 ${result.rtt.p50Us.toFixed(1)} µs p99 ${result.rtt.p99Us.toFixed(1)} µs (medians of ${r.rttRounds.length} slices, ${result.rtt.count} round trips)`);
   }
 }
 
@@ -324,6 +324,9 @@ async function benchAll(specs: readonly SystemSpec[], ctx: SystemContext, profil
         await bulkRound(r, profile);
         await setupRound(r, profile, round);
         await rttRound(r, profile);
+      }
+      for (let slice = 1; slice < profile.rttSlicesPerRound; slice++) {
+        for (const r of running) await rttRound(r, profile);
       }
     }
     for (const r of running) finishRounds(r, profile);

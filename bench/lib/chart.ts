@@ -16,7 +16,7 @@ interface Panel {
 
 const PANELS: readonly Panel[] = [
   { title: 'Encrypted pairs, relative to the spiped pair', reference: 'spiped', systems: ['jumper', 'jumper-cold', 'jumper-spiped', 'stunnel', 'stunnel-chacha'] },
-  { title: 'Plain forwarders, relative to systemd-socket-proxyd', reference: 'systemd-socket-proxyd', systems: ['jumper-forward', 'socat'] },
+  { title: 'Plain forwarders, relative to systemd-socket-proxyd', reference: 'systemd-socket-proxyd', systems: ['jumper-forward', 'jumper-handoff', 'socat'] },
 ];
 
 const COLORS: Record<string, string> = {
@@ -26,6 +26,7 @@ const COLORS: Record<string, string> = {
   stunnel: '#c05621',
   'stunnel-chacha': '#ed8936',
   'jumper-forward': '#2b6cb0',
+  'jumper-handoff': '#63b3ed',
   socat: '#718096',
 };
 

@@ -120,10 +120,12 @@ export interface ProviderHandle {
 const THIS_FILE = fileURLToPath(import.meta.url);
 
 /** Spawn the provider as a child process and wait for it to report its port. */
-export async function startProvider(): Promise<ProviderHandle> {
-  const proc = new ManagedProcess('provider', process.execPath, ['--import', 'tsx', THIS_FILE, '--serve'], {
+export async function startProvider(options: { port?: number; env?: NodeJS.ProcessEnv; label?: string } = {}): Promise<ProviderHandle> {
+  const args = ['--import', 'tsx', THIS_FILE, '--serve', ...(options.port ? ['--port', String(options.port)] : [])];
+  const proc = new ManagedProcess(options.label ?? 'provider', process.execPath, args, {
     stdio: ['pipe', 'pipe', 'pipe'],
     cwd: path.resolve(path.dirname(THIS_FILE), '..', '..'),
+    ...(options.env ? { env: options.env } : {}),
   });
   const port = await withTimeout(
     'provider start',
@@ -143,7 +145,8 @@ export async function startProvider(): Promise<ProviderHandle> {
 }
 
 if (process.argv[1] === THIS_FILE && process.argv.includes('--serve')) {
-  const { port } = await serveProvider();
+  const at = process.argv.indexOf('--port');
+  const { port } = await serveProvider(at > 0 ? Number(process.argv[at + 1]) : 0);
   process.stdout.write(`PORT ${port}\n`);
   // Die with the parent: the runner holds our stdin open.
   process.stdin.on('end', () => process.exit(0));

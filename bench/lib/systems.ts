@@ -12,6 +12,8 @@
  *   jumper-cold             the same pair, client with --preconnect 0 (every stream handshakes)
  *   jumper-spiped           the same pair with --protocol spiped (wire-compatible with spiped)
  *   jumper-forward          client -> jumper forward -> provider   (plain)
+ *   jumper-handoff          client -> jumper forward --connect handoff: -> the provider's own copy,
+ *                           started under the LD_PRELOAD shim (the socket is passed, not relayed)
  *   socat                   client -> socat fork -> provider       (plain)
  *   systemd-socket-proxyd   client -> systemd-socket-proxyd -> provider (plain)
  *
@@ -35,6 +37,7 @@ import {
   STARTUP_TIMEOUT_MS,
 } from './config.js';
 import { ManagedProcess, runCommand } from './processes.js';
+import { startProvider } from './providers.js';
 import { echoHandshake, freePort, sleep, waitForPort } from './net.js';
 
 export type SystemGroup = 'baseline' | 'encrypted' | 'forward';
@@ -269,6 +272,59 @@ const jumperForward: SystemSpec = {
   },
 };
 
+/** The LD_PRELOAD hand-off shim (native/preload/), built at npm install. */
+function preloadShim(ctx: SystemContext): string {
+  return path.join(ctx.repoRoot, 'native', 'preload', 'libjumper_preload.so');
+}
+
+/**
+ * Hand-off: jumper forward passes each accepted socket (SCM_RIGHTS) to a
+ * provider of its own, the same provider code started under the LD_PRELOAD
+ * shim, whose accept() then returns the client's TCP socket. The jumper is
+ * out of the data path, so this row should match `direct`; its CPU and
+ * memory columns are the forwarder's alone, as in every row.
+ */
+const jumperHandoff: SystemSpec = {
+  name: 'jumper-handoff',
+  group: 'forward',
+  description: 'jumper forward --connect handoff: (SCM_RIGHTS) to a provider under the LD_PRELOAD shim: out of the data path',
+  detect: async (ctx) => (existsSync(preloadShim(ctx)) ? detectJumper(ctx, 'forward') : 'native/preload/libjumper_preload.so not built (npm install)'),
+  start: async (ctx) => {
+    const cmd = jumperCommand(ctx);
+    if (cmd === null) throw new Error('jumper not found');
+    const socketPath = path.join(ctx.workDir, 'handoff.sock');
+    // The shim remembers this port instead of binding it; nothing listens on it.
+    const shimPort = await freePort();
+    const provider = await startProvider({
+      port: shimPort,
+      label: 'jumper-handoff/provider',
+      env: { ...process.env, LD_PRELOAD: preloadShim(ctx), JUMPER_PRELOAD_PORT: String(shimPort), JUMPER_PRELOAD_SOCKET: socketPath },
+    });
+    try {
+      const port = await freePort();
+      const chain = await startChain('jumper-handoff', [
+        {
+          label: 'forward',
+          command: cmd.command,
+          args: [...cmd.args, 'forward', '--listen', addr(port), '--connect', `handoff:${socketPath}`, '--log-level', 'warn', ...jumperLimits(ctx)],
+          port,
+          cwd: ctx.repoRoot,
+        },
+      ]);
+      return {
+        ...chain,
+        stop: async () => {
+          await chain.stop();
+          await provider.stop();
+        },
+      };
+    } catch (err) {
+      await provider.stop();
+      throw err;
+    }
+  },
+};
+
 // ---------------------------------------------------------------- spiped
 
 const spiped: SystemSpec = {
@@ -431,6 +487,7 @@ export const SYSTEMS: readonly SystemSpec[] = [
   stunnelSpec('stunnel', null),
   stunnelSpec('stunnel-chacha', 'TLS_CHACHA20_POLY1305_SHA256'),
   jumperForward,
+  jumperHandoff,
   socat,
   socketProxyd,
 ];

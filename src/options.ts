@@ -4,6 +4,9 @@ export type PreconnectSetting = number | 'auto';
 /** Wires 'auto' keeps ready: one covers a sequential stream rate (a second one measured no faster). */
 export const AUTO_PRECONNECT_WIRES = 1;
 
+/** The most wires a client may be told to keep ready (each holds a handshake slot on the server). */
+export const MAX_PRECONNECT_WIRES = 1000;
+
 /**
  * Every default in one place. The CLI's --help shows these values.
  */

@@ -124,6 +124,7 @@ test('preconnect takes auto or a whole number', (t) => {
   t.is(ok(link('auto')).links[0]!.preconnect, 'auto');
   t.is(ok(link('0')).links[0]!.preconnect, 0);
   t.is(ok(link('3')).links[0]!.preconnect, 3);
-  t.deepEqual(problems(link('-1')), ['j.yaml:2: links[0].preconnect: expected auto or an integer ≥ 0, got number -1']);
-  t.deepEqual(problems(link('always')), ['j.yaml:2: links[0].preconnect: expected auto or an integer ≥ 0, got string "always"']);
+  t.deepEqual(problems(link('-1')), ['j.yaml:2: links[0].preconnect: expected auto or an integer from 0 to 1000, got number -1']);
+  t.deepEqual(problems(link('1001')), ['j.yaml:2: links[0].preconnect: expected auto or an integer from 0 to 1000, got number 1001']);
+  t.deepEqual(problems(link('always')), ['j.yaml:2: links[0].preconnect: expected auto or an integer from 0 to 1000, got string "always"']);
 });

@@ -53,7 +53,8 @@ test('server: handshakes beyond maxHandshakes wait unread; an authenticated stre
   const staller = net.connect({ port: server.port()!, host: '127.0.0.1' });
   t.teardown(() => staller.destroy());
   await new Promise((r) => staller.once('connect', r));
-  const client = createClient({ listen: '127.0.0.1:0', connect: `127.0.0.1:${server.port()}`, key, handshakeTimeoutMs: 20_000 });
+  // No ready wire (auto) may take the server's only handshake slot: this test is about streams waiting for it.
+  const client = createClient({ listen: '127.0.0.1:0', connect: `127.0.0.1:${server.port()}`, key, handshakeTimeoutMs: 20_000, preconnect: 0 });
   await client.listen();
   t.teardown(() => client.close({ drainTimeoutMs: 0 }));
   const body = randomBytes(10_000);

@@ -2,6 +2,7 @@
  * Client preconnect (src/roles/preconnect.ts): wires handshaken ahead of
  * demand, over real loopback sockets against a real server jumper.
  */
+import { execFileSync } from 'node:child_process';
 import test from 'ava';
 import { JumperMetrics } from '../src/admin/metrics.js';
 import { createClient } from '../src/index.js';
@@ -141,6 +142,7 @@ test('preconnect is refused with the spiped protocol and for a negative size; th
     t.throws(() => createClient({ ...base, key, protocol: 'spiped', preconnect: 1 }), { code: 'JUMPER_ERR_INVALID_ARG' });
     t.throws(() => createClient({ ...base, key, preconnect: -1 }), { code: 'JUMPER_ERR_INVALID_ARG' });
     t.throws(() => createClient({ ...base, key, preconnect: 'many' as unknown as number }), { code: 'JUMPER_ERR_INVALID_ARG' });
+    t.throws(() => createClient({ ...base, key, preconnect: 1001 }), { code: 'JUMPER_ERR_INVALID_ARG' });
     t.notThrows(() => createClient({ ...base, key, protocol: 'spiped', preconnect: 0 }));
     const spiped = createClient({ ...base, key, protocol: 'spiped' });
     t.is(spiped.preconnectSetting, 0);
@@ -153,7 +155,8 @@ test('preconnect is refused with the spiped protocol and for a negative size; th
 
 test('auto (the default): a lone stream makes no wire; streams in a row keep one ready, the next takes it; idle retires it', async (t) => {
   const provider = await startEchoProvider(t);
-  const tunnel = await withTunnel(t, { provider: provider.address, preconnectIdleMs: 600 });
+  // 1.5 s: the second stream must come within it of the first, even on a slow machine.
+  const tunnel = await withTunnel(t, { provider: provider.address, preconnectIdleMs: 1500 });
   t.is(tunnel.client.preconnectSetting, 'auto');
   const send = async () => {
     const body = randomBytes(32 * 1024);
@@ -171,17 +174,22 @@ test('auto (the default): a lone stream makes no wire; streams in a row keep one
   await send();
   await until(() => tunnel.client.preconnectStats()!.ready === 1, 3000, 'one ready wire');
   await sleep(100);
-  t.is(tunnel.client.preconnectStats()!.ready, 1, 'auto keeps one wire, not more');
+  t.is(tunnel.server.stats().total, 3, 'two streams and one wire: auto dials one wire, not more');
   await send();
   t.like(tunnel.client.preconnectStats()!, { misses: 2, hits: 1 });
   await until(() => tunnel.client.preconnectStats()!.ready === 1, 3000, 'the wire to be refilled');
   // Quiet: the wire is retired as unused, and none follows it.
-  await until(() => tunnel.client.preconnectStats()!.retired === 1, 3000, 'the wire to retire');
-  await sleep(900);
+  await until(() => tunnel.client.preconnectStats()!.retired === 1, 4000, 'the wire to retire');
+  await sleep(300);
   t.like(tunnel.client.preconnectStats()!, { ready: 0, retired: 1, lost: 0, failed: 0 });
-  await until(() => tunnel.serverClosed.length === 4, 3000, "the server's four summaries");
-  t.deepEqual(tunnel.serverClosed.map((s) => s.reason).sort(), ['done', 'done', 'done', 'unused']);
-  t.is(provider.connections, 3, 'the provider saw the three streams and nothing else');
+  // A lone stream after the quiet spell makes no wire again.
+  await send();
+  await sleep(400);
+  t.like(tunnel.client.preconnectStats()!, { ready: 0, misses: 3, hits: 1, retired: 1 });
+  await until(() => tunnel.serverClosed.length === 5, 3000, "the server's five summaries");
+  t.deepEqual(tunnel.serverClosed.map((s) => s.reason).sort(), ['done', 'done', 'done', 'done', 'unused']);
+  t.is(tunnel.server.stats().total, 5);
+  t.is(provider.connections, 4, 'the provider saw the four streams and nothing else');
   t.is(tunnel.server.stats().failed, 0);
 });
 
@@ -247,4 +255,29 @@ test('a draining server keeps a ready wire open and serves the stream that arriv
   await draining;
   t.is(provider.connections, 1);
   t.deepEqual(tunnel.serverClosed.map((s) => s.reason), ['done']);
+});
+
+test('a consumer that reset before its first byte (a health check) spends no ready wire and never reaches the server or provider', async (t) => {
+  const provider = await startEchoProvider(t);
+  const tunnel = await withTunnel(t, { provider: provider.address, preconnect: 1, preconnectIdleMs: 4000 });
+  await until(() => tunnel.client.preconnectStats()!.ready === 1, 3000, 'a ready wire');
+  // Connect and reset (SO_LINGER 0) while this event loop is blocked, so the reset is in the kernel before the jumper accepts.
+  const probe = [
+    'import socket, struct',
+    `s = socket.create_connection(("127.0.0.1", ${tunnel.clientPort}))`,
+    's.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))',
+    's.close()',
+  ].join('\n');
+  execFileSync('python3', ['-c', probe]);
+  const [summary] = await tunnel.closedOn('client', 1);
+  t.is(summary!.reason, 'no_data');
+  await sleep(200);
+  t.like(tunnel.client.preconnectStats()!, { ready: 1, hits: 0, misses: 0 });
+  t.is(tunnel.server.stats().total, 1, 'the server saw only the ready wire');
+  t.is(provider.connections, 0);
+  // The wire is still there for a real stream.
+  const body = randomBytes(64 * 1024);
+  const result = await exchange({ port: tunnel.clientPort }, body);
+  t.is(sha256(result.received), sha256(body));
+  t.like(tunnel.client.preconnectStats()!, { hits: 1, misses: 0 });
 });

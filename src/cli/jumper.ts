@@ -286,7 +286,7 @@ function buildProgram(): Command {
       DEFAULTS.preconnect,
     )
     .addOption(
-      durationOption('--preconnect-idle <duration>', "retire a preconnected wire after this long unused; keep it below the server's --handshake-timeout", DEFAULTS.preconnectIdleMs),
+      durationOption('--preconnect-idle <duration>', "retire a preconnected wire after this long unused, and (auto) the gap within which streams count as in a row; keep it below the server's --handshake-timeout", DEFAULTS.preconnectIdleMs),
     );
   client.action(async (flags: CommonFlags & KeyFlags & { preconnect: PreconnectSetting; preconnectIdle: number }) => {
     if (flags.key.length !== 1) throw new InvalidArgumentError('a client jumper takes exactly one --key');

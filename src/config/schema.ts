@@ -10,6 +10,7 @@
  */
 import { isIP } from 'node:net';
 import { STRATEGIES } from '../balance/strategy.js';
+import { MAX_PRECONNECT_WIRES } from '../options.js';
 
 export const ROLES = ['client', 'server', 'forward', 'balance'] as const;
 export type LinkRole = (typeof ROLES)[number];
@@ -55,7 +56,7 @@ export const LINK_FIELDS: Record<string, Field> = {
   protocol: { kind: { type: 'enum', values: ['jumper', 'spiped'] }, roles: TUNNEL, doc: 'jumper (default) or spiped' },
   pfs: { kind: { type: 'enum', values: ['default', 'off', 'require'] }, roles: TUNNEL, doc: 'spiped only: off = spiped -f, require = spiped -g' },
   preconnect: { kind: { type: 'int-or-auto' }, roles: ['client'], doc: 'client: wires kept dialled and handshaken ahead of demand: auto (default: one, while streams come in a row), a number, or 0 = off' },
-  'preconnect-idle': { kind: { type: 'duration' }, roles: ['client'], doc: "client: retire a preconnected wire after this long unused, below the server's handshake-timeout (default 2s)" },
+  'preconnect-idle': { kind: { type: 'duration' }, roles: ['client'], doc: "client: retire a preconnected wire after this long unused, and (auto) the gap within which streams count as in a row; below the server's handshake-timeout (default 2s)" },
   'proxy-protocol': {
     kind: { type: 'enum', values: ['v1', 'v2'] },
     roles: ['server', 'forward'],
@@ -176,7 +177,9 @@ function checkValue(kind: Kind, value: unknown, path: (string | number)[], issue
       return value;
     case 'int-or-auto':
       if (value === 'auto') return value;
-      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) return bad(`expected auto or an integer ≥ 0, got ${typeName(value)}`);
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_PRECONNECT_WIRES) {
+        return bad(`expected auto or an integer from 0 to ${MAX_PRECONNECT_WIRES}, got ${typeName(value)}`);
+      }
       return value;
     case 'bool':
       if (typeof value !== 'boolean') return bad(`expected true or false, got ${typeName(value)}`);

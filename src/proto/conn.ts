@@ -30,6 +30,7 @@ import {
 } from '../errors.js';
 import { nativePumpAvailable, runNativePump, type NativePump, type PumpResult, type RunNativePumpOptions } from '../native/pump.js';
 import { nativeSpliceAvailable, runNativeSplice, type NativeSplice } from '../native/splice.js';
+import { peekSocket } from '../native/peek.js';
 import type { TunnelKey } from '../keys/key-file.js';
 import {
   CLIENT_HELLO_BYTES,
@@ -426,6 +427,11 @@ export interface ClientConnOptions extends ConnTimeouts {
  */
 export async function runClientConn(conn: Conn, local: Socket, options: ClientConnOptions): Promise<void> {
   try {
+    if (options.takeReady && consumerGone(local)) {
+      // A health check that reset at once: no ready wire spent on it, and the provider never sees it.
+      conn.fail(new NoDataError('consumer reset the connection before any byte arrived'), 'plain');
+      return;
+    }
     let ready = options.takeReady?.();
     if (ready) {
       conn.adoptPlain(local);
@@ -447,6 +453,12 @@ export async function runClientConn(conn: Conn, local: Socket, options: ClientCo
     // Handshake and dial failures: no sealer yet, so nothing is told to the server.
     conn.fail(err, 'wire');
   }
+}
+
+/** Whether the kernel already holds a reset for the consumer's socket (a FIN may still want a reply: not gone). */
+function consumerGone(local: Socket): boolean {
+  const state = peekSocket(local);
+  return state !== undefined && state !== 'open' && state !== 'data' && state !== 'eof';
 }
 
 /** Prove liveness with the ORIGIN record, then let the pump (or the JS pipes) carry the stream. */

@@ -29,7 +29,7 @@ export const DEFAULTS = {
   handshakeTimeoutMs: 5_000,
   /** On SIGTERM/SIGINT, how long open streams may take to finish. */
   drainTimeoutMs: 30_000,
-  /** TCP keep-alive on every socket, so dead peers are noticed on idle streams. */
+  /** TCP keep-alive on every socket the jumper keeps (not on one a forward hands off), so dead peers are noticed on idle streams. */
   keepAlive: true,
   /** Idle time before the first probe: this plus a random 0..spread, per socket, so probes do not come in storms. */
   keepAliveIdleSeconds: 30,

@@ -43,11 +43,13 @@ async function waitForFile(path: string, timeoutMs = 10_000): Promise<void> {
   }
 }
 
-handoffTest('forward hand-off: `jumper accept` in unshare -n serves a connection it received, and holds the original TCP socket', async (t) => {
+handoffTest('forward hand-off: `jumper accept` in unshare -n serves a connection it received, and holds the original TCP socket with its default options', async (t) => {
   const dir = tempDir(t);
   const sock = join(dir, 'handoff.sock');
-  // The command prints the peer address of its stdin: the consumer's own address if the fd is the original socket.
-  inEmptyNetns(t, [process.execPath, JUMPER, 'accept', '--from', sock, '--exec', `python3 -c "import socket; s=socket.socket(fileno=0); print('%s:%d' % s.getpeername()[:2], flush=True)"`]);
+  // The command prints the peer address of its stdin (the consumer's own address if the fd is the original
+  // socket) and its TCP_NODELAY and SO_KEEPALIVE: the receiver gets the socket as if it had accepted it itself.
+  const show = "import socket; s=socket.socket(fileno=0); print('%s:%d nodelay=%d keepalive=%d' % (s.getpeername()[:2] + (s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY), s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE))), flush=True)";
+  inEmptyNetns(t, [process.execPath, JUMPER, 'accept', '--from', sock, '--exec', `python3 -c "${show}"`]);
   await waitForFile(sock);
   const fwd = createForward({ listen: '127.0.0.1:0', connect: `handoff:${sock}` });
   await fwd.listen();
@@ -55,7 +57,7 @@ handoffTest('forward hand-off: `jumper accept` in unshare -n serves a connection
   const consumer = net.connect({ port: fwd.port()!, host: '127.0.0.1' });
   await new Promise((r) => consumer.once('connect', r));
   const line = await new Promise<string>((resolve) => consumer.once('data', (c: Buffer) => resolve(c.toString().trim())));
-  t.is(line, `127.0.0.1:${consumer.localPort}`);
+  t.is(line, `127.0.0.1:${consumer.localPort} nodelay=0 keepalive=0`);
   consumer.destroy();
   t.is(fwd.stats().failures.handed_off, undefined);
   t.is(fwd.stats().total, 1);

@@ -26,6 +26,10 @@ export class ForwardJumper extends Jumper {
     }
   }
 
+  protected override get keepsAcceptedSockets(): boolean {
+    return this.handoffPath === undefined;
+  }
+
   protected serve(conn: Conn, socket: Socket): Promise<void> {
     // handoff: the accepted socket itself goes to the receiver (zero copy).
     if (this.handoffPath !== undefined) return runHandoffForwardConn(conn, socket, this.handoffPath);

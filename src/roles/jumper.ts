@@ -378,6 +378,15 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
     });
   }
 
+  /**
+   * Whether accepted sockets stay with this jumper (and get its no-delay and
+   * keep-alive settings). A forward that hands them off passes them on as the
+   * kernel gave them, as if the receiver had accepted them itself.
+   */
+  protected get keepsAcceptedSockets(): boolean {
+    return true;
+  }
+
   /** Serve one admitted connection; resolve or reject freely, the Conn reports the end. */
   protected abstract serve(conn: Conn, socket: Socket): Promise<void>;
 
@@ -396,7 +405,7 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
   }
 
   #onConnection(socket: Socket, release: () => void): void {
-    tuneSocket(socket, { keepAlive: this.settings.keepAlive });
+    if (this.keepsAcceptedSockets) tuneSocket(socket, { keepAlive: this.settings.keepAlive });
     const conn = new Conn(this.#nextId++, socket, (summary) => {
       this.#conns.delete(conn);
       release();

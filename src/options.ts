@@ -7,6 +7,11 @@ export const AUTO_PRECONNECT_WIRES = 1;
 /** The most wires a client may be told to keep ready (each holds a handshake slot on the server). */
 export const MAX_PRECONNECT_WIRES = 1000;
 
+/** 'auto' or a whole number of wires from 0 to MAX_PRECONNECT_WIRES: the one rule the CLI, the config and the API check. */
+export function isPreconnectSetting(value: unknown): value is PreconnectSetting {
+  return value === 'auto' || (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_PRECONNECT_WIRES);
+}
+
 /**
  * Every default in one place. The CLI's --help shows these values.
  */

@@ -257,18 +257,22 @@ test('a draining server keeps a ready wire open and serves the stream that arriv
   t.deepEqual(tunnel.serverClosed.map((s) => s.reason), ['done']);
 });
 
-test('a consumer that reset before its first byte (a health check) spends no ready wire and never reaches the server or provider', async (t) => {
-  const provider = await startEchoProvider(t);
-  const tunnel = await withTunnel(t, { provider: provider.address, preconnect: 1, preconnectIdleMs: 4000 });
-  await until(() => tunnel.client.preconnectStats()!.ready === 1, 3000, 'a ready wire');
-  // Connect and reset (SO_LINGER 0) while this event loop is blocked, so the reset is in the kernel before the jumper accepts.
+/** Connect and reset (SO_LINGER 0) while this event loop is blocked, so the reset is in the kernel before the jumper accepts. */
+function resetProbe(port: number): void {
   const probe = [
     'import socket, struct',
-    `s = socket.create_connection(("127.0.0.1", ${tunnel.clientPort}))`,
+    `s = socket.create_connection(("127.0.0.1", ${port}))`,
     's.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))',
     's.close()',
   ].join('\n');
   execFileSync('python3', ['-c', probe]);
+}
+
+test('a consumer that reset before its first byte (a health check) spends no ready wire and never reaches the server or provider', async (t) => {
+  const provider = await startEchoProvider(t);
+  const tunnel = await withTunnel(t, { provider: provider.address, preconnect: 1, preconnectIdleMs: 4000 });
+  await until(() => tunnel.client.preconnectStats()!.ready === 1, 3000, 'a ready wire');
+  resetProbe(tunnel.clientPort);
   const [summary] = await tunnel.closedOn('client', 1);
   t.is(summary!.reason, 'no_data');
   await sleep(200);
@@ -280,4 +284,16 @@ test('a consumer that reset before its first byte (a health check) spends no rea
   const result = await exchange({ port: tunnel.clientPort }, body);
   t.is(sha256(result.received), sha256(body));
   t.like(tunnel.client.preconnectStats()!, { hits: 1, misses: 0 });
+});
+
+test('without preconnect, a consumer that reset before its first byte is no_data and the client dials nothing for it', async (t) => {
+  const provider = await startEchoProvider(t);
+  const tunnel = await withTunnel(t, { provider: provider.address, preconnect: 0 });
+  resetProbe(tunnel.clientPort);
+  const [summary] = await tunnel.closedOn('client', 1);
+  t.is(summary!.reason, 'no_data');
+  await sleep(200);
+  t.is(tunnel.server.stats().total, 0, 'no connection to the server');
+  t.is(tunnel.client.stats().failed, 0);
+  t.is(provider.connections, 0);
 });

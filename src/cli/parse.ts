@@ -3,7 +3,7 @@
  * so the user gets "error: option '--x <v>' argument 'y' is invalid. ...".
  */
 import { InvalidArgumentError } from 'commander';
-import { MAX_PRECONNECT_WIRES } from '../options.js';
+import { isPreconnectSetting, MAX_PRECONNECT_WIRES, type PreconnectSetting } from '../options.js';
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m)?$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
@@ -16,10 +16,10 @@ export function parseDuration(value: string): number {
 }
 
 /** A whole number of wires, or "auto" (--preconnect). */
-export function parsePreconnect(value: string): number | 'auto' {
-  if (value === 'auto') return 'auto';
-  if (!/^\d+$/.test(value) || Number(value) > MAX_PRECONNECT_WIRES) throw new InvalidArgumentError(`expected auto or a whole number up to ${MAX_PRECONNECT_WIRES} (0 = off)`);
-  return Number(value);
+export function parsePreconnect(value: string): PreconnectSetting {
+  const setting = value === 'auto' ? value : /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!isPreconnectSetting(setting)) throw new InvalidArgumentError(`expected auto or a whole number up to ${MAX_PRECONNECT_WIRES} (0 = off)`);
+  return setting;
 }
 
 export function parsePositiveInt(value: string): number {

@@ -10,7 +10,7 @@
  */
 import { isIP } from 'node:net';
 import { STRATEGIES } from '../balance/strategy.js';
-import { MAX_PRECONNECT_WIRES } from '../options.js';
+import { isPreconnectSetting, MAX_PRECONNECT_WIRES } from '../options.js';
 
 export const ROLES = ['client', 'server', 'forward', 'balance'] as const;
 export type LinkRole = (typeof ROLES)[number];
@@ -21,7 +21,7 @@ type Kind =
   | { type: 'address' }
   | { type: 'duration' }
   | { type: 'int'; min: number }
-  | { type: 'int-or-auto' }
+  | { type: 'preconnect' }
   | { type: 'bool' }
   | { type: 'enum'; values: readonly string[] }
   | { type: 'strings'; item?: 'cidr' | 'address' }
@@ -55,7 +55,7 @@ export const LINK_FIELDS: Record<string, Field> = {
   'handshake-timeout': { kind: { type: 'duration' }, roles: TUNNEL, doc: 'time allowed for the peer to prove the key (default 5s)' },
   protocol: { kind: { type: 'enum', values: ['jumper', 'spiped'] }, roles: TUNNEL, doc: 'jumper (default) or spiped' },
   pfs: { kind: { type: 'enum', values: ['default', 'off', 'require'] }, roles: TUNNEL, doc: 'spiped only: off = spiped -f, require = spiped -g' },
-  preconnect: { kind: { type: 'int-or-auto' }, roles: ['client'], doc: 'client: wires kept dialled and handshaken ahead of demand: auto (default: one, while streams come in a row), a number, or 0 = off' },
+  preconnect: { kind: { type: 'preconnect' }, roles: ['client'], doc: 'client: wires kept dialled and handshaken ahead of demand: auto (default: one, while streams come in a row), a number, or 0 = off' },
   'preconnect-idle': { kind: { type: 'duration' }, roles: ['client'], doc: "client: retire a preconnected wire after this long unused, and (auto) the gap within which streams count as in a row; below the server's handshake-timeout (default 2s)" },
   'proxy-protocol': {
     kind: { type: 'enum', values: ['v1', 'v2'] },
@@ -175,11 +175,8 @@ function checkValue(kind: Kind, value: unknown, path: (string | number)[], issue
     case 'int':
       if (typeof value !== 'number' || !Number.isInteger(value) || value < kind.min) return bad(`expected an integer ≥ ${kind.min}, got ${typeName(value)}`);
       return value;
-    case 'int-or-auto':
-      if (value === 'auto') return value;
-      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_PRECONNECT_WIRES) {
-        return bad(`expected auto or an integer from 0 to ${MAX_PRECONNECT_WIRES}, got ${typeName(value)}`);
-      }
+    case 'preconnect':
+      if (!isPreconnectSetting(value)) return bad(`expected auto or an integer from 0 to ${MAX_PRECONNECT_WIRES}, got ${typeName(value)}`);
       return value;
     case 'bool':
       if (typeof value !== 'boolean') return bad(`expected true or false, got ${typeName(value)}`);

@@ -427,8 +427,8 @@ export interface ClientConnOptions extends ConnTimeouts {
  */
 export async function runClientConn(conn: Conn, local: Socket, options: ClientConnOptions): Promise<void> {
   try {
-    if (options.takeReady && consumerGone(local)) {
-      // A health check that reset at once: no ready wire spent on it, and the provider never sees it.
+    if (consumerGone(local)) {
+      // A health check that reset at once: no dial, no ready wire spent on it, and the provider never sees it.
       conn.fail(new NoDataError('consumer reset the connection before any byte arrived'), 'plain');
       return;
     }

@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import { loadSodium } from '../crypto/sodium.js';
 import type { TunnelKey } from '../keys/key-file.js';
 import { InvalidArgumentError } from '../errors.js';
-import { AUTO_PRECONNECT_WIRES, DEFAULTS, MAX_PRECONNECT_WIRES, type PreconnectSetting } from '../options.js';
+import { AUTO_PRECONNECT_WIRES, DEFAULTS, isPreconnectSetting, MAX_PRECONNECT_WIRES, type PreconnectSetting } from '../options.js';
 import { runClientConn, type Conn } from '../proto/conn.js';
 import { runSpipedClientConn } from '../proto/spiped/conn.js';
 import type { PfsMode } from '../proto/spiped/handshake.js';
@@ -54,10 +54,10 @@ export class ClientJumper extends Jumper {
     this.#pfs = options.pfs ?? 'default';
     this.#keepAlive = options.keepAlive ?? DEFAULTS.keepAlive;
     const setting = options.preconnect ?? DEFAULTS.preconnect;
-    const auto = setting === 'auto';
-    if (!auto && (!Number.isInteger(setting) || setting < 0 || setting > MAX_PRECONNECT_WIRES)) {
+    if (!isPreconnectSetting(setting)) {
       throw new InvalidArgumentError(`preconnect must be 'auto' or a whole number of wires up to ${MAX_PRECONNECT_WIRES}, got ${String(setting)}`);
     }
+    const auto = setting === 'auto';
     // spiped servers allow no idle handshaken wire: 'auto' turns off, a number is an error.
     const size = auto ? (this.protocol === 'jumper' ? AUTO_PRECONNECT_WIRES : 0) : setting;
     this.preconnectSetting = size === 0 ? 0 : setting;

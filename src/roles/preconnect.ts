@@ -114,7 +114,7 @@ export class Preconnector {
     this.#fill();
   }
 
-  /** A ready wire for a new consumer connection, if there is one; refills either way. */
+  /** A ready wire for a new consumer connection, if there is one; refills either way while demand asks for wires (see sustainedOnly). */
   take(): ReadyWire | undefined {
     const now = performance.now();
     this.#demanded = !this.#options.sustainedOnly || now - this.#lastDemand < this.#options.maxIdleMs;

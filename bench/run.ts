@@ -19,6 +19,7 @@ import { measureBurst } from './lib/measure-burst.js';
 import { measureBulk, type BulkRun, type Direction } from './lib/measure-throughput.js';
 import { measureMemory } from './lib/measure-memory.js';
 import { measureRtt, type RttResult } from './lib/measure-rtt.js';
+import { affinityUnavailable, allowedCpuList, firstCpu, setAffinity, setOwnAffinity } from './lib/cpu-affinity.js';
 import { measureSetup, type SetupResult } from './lib/measure-setup.js';
 import { cpuSeconds } from './lib/proc-stats.js';
 import { stopAll } from './lib/processes.js';
@@ -121,6 +122,15 @@ interface Running {
   setupRounds: SetupResult[];
   setupCpuSeconds: number;
   rttRounds: RttResult[];
+  rttOneCpuRounds: RttResult[];
+}
+
+/** Where the one-CPU RTT slices run, and what to restore afterwards; null when pinning is unavailable. */
+interface Pinning {
+  readonly cpu: string;
+  readonly allCpus: string;
+  /** The shared provider. */
+  readonly providerPid: number;
 }
 
 /** The four bulk figures: [key, direction, streams, bytes]. */
@@ -181,6 +191,40 @@ async function rttRound(r: Running, profile: Profile): Promise<void> {
   });
 }
 
+/** One RTT slice with the client, the provider and the system on one CPU; every mask is restored afterwards. */
+async function rttOneCpuRound(r: Running, profile: Profile, pinning: Pinning): Promise<void> {
+  await phase(r.result, 'one-CPU RTT', async () => {
+    const trips = Math.ceil(profile.rttRoundTrips / (profile.bulkRepetitions * profile.rttSlicesPerRound));
+    const pinned = [pinning.providerPid, ...r.sys.pids, ...(r.sys.helperPids ?? [])];
+    try {
+      setOwnAffinity(pinning.cpu);
+      setAffinity(pinned, pinning.cpu);
+      r.rttOneCpuRounds.push(await measureRtt(r.sys.entryPort, trips, profile.rttMessageBytes, profile.rttTimeoutMs));
+    } finally {
+      setAffinity(pinned, pinning.allCpus);
+      setOwnAffinity(pinning.allCpus);
+    }
+  });
+}
+
+/** Each percentile is the median of the slices' percentiles; the count covers all slices. */
+function summarizeRtt(slices: readonly RttResult[]): RttResult {
+  const mid = (f: (x: RttResult) => number): number => median(slices.map(f));
+  return {
+    ...slices[0]!,
+    count: slices.reduce((n, x) => n + x.count, 0),
+    p50Us: mid((x) => x.p50Us),
+    p90Us: mid((x) => x.p90Us),
+    p99Us: mid((x) => x.p99Us),
+    meanUs: mid((x) => x.meanUs),
+    minUs: Math.min(...slices.map((x) => x.minUs)),
+    maxUs: Math.max(...slices.map((x) => x.maxUs)),
+    truncated: slices.some((x) => x.truncated),
+    roundsP50Us: slices.map((x) => x.p50Us),
+    roundsP99Us: slices.map((x) => x.p99Us),
+  };
+}
+
 /** Turn the rounds' samples into the result's bulk, setup and cpu figures. */
 function finishRounds(r: Running, profile: Profile): void {
   const { result } = r;
@@ -225,23 +269,12 @@ function finishRounds(r: Running, profile: Profile): void {
   }
   if (setup) log(`  ${result.name}: ${setup.perSecond.toFixed(0)} conn/s (median of rounds ${setup.roundsPerSecond!.map((x) => x.toFixed(0)).join(', ')})`);
   if (r.rttRounds.length > 0) {
-    // Each percentile is the median of the slices' percentiles; the count covers all slices.
-    const mid = (f: (x: RttResult) => number): number => median(r.rttRounds.map(f));
-    const first = r.rttRounds[0]!;
-    result.rtt = {
-      ...first,
-      count: r.rttRounds.reduce((n, x) => n + x.count, 0),
-      p50Us: mid((x) => x.p50Us),
-      p90Us: mid((x) => x.p90Us),
-      p99Us: mid((x) => x.p99Us),
-      meanUs: mid((x) => x.meanUs),
-      minUs: Math.min(...r.rttRounds.map((x) => x.minUs)),
-      maxUs: Math.max(...r.rttRounds.map((x) => x.maxUs)),
-      truncated: r.rttRounds.some((x) => x.truncated),
-      roundsP50Us: r.rttRounds.map((x) => x.p50Us),
-      roundsP99Us: r.rttRounds.map((x) => x.p99Us),
-    };
+    result.rtt = summarizeRtt(r.rttRounds);
     log(`  ${result.name}: RTT p50 ${result.rtt.p50Us.toFixed(1)} µs p99 ${result.rtt.p99Us.toFixed(1)} µs (medians of ${r.rttRounds.length} slices, ${result.rtt.count} round trips)`);
+  }
+  if (r.rttOneCpuRounds.length > 0) {
+    result.rttOneCpu = summarizeRtt(r.rttOneCpuRounds);
+    log(`  ${result.name}: one-CPU RTT p50 ${result.rttOneCpu.p50Us.toFixed(1)} µs p99 ${result.rttOneCpu.p99Us.toFixed(1)} µs (medians of ${r.rttOneCpuRounds.length} slices)`);
   }
 }
 
@@ -298,6 +331,7 @@ async function startSystem(spec: SystemSpec, ctx: SystemContext): Promise<Runnin
       setupRounds: [],
       setupCpuSeconds: 0,
       rttRounds: [],
+      rttOneCpuRounds: [],
     };
   } catch (err) {
     log(`${spec.name}: failed to start: ${errText(err)}`);
@@ -312,7 +346,7 @@ async function startSystem(spec: SystemSpec, ctx: SystemContext): Promise<Runnin
  * moves all systems alike, and the ratios hold. Memory and the burst follow,
  * one system at a time.
  */
-async function benchAll(specs: readonly SystemSpec[], ctx: SystemContext, profile: Profile): Promise<SystemResult[]> {
+async function benchAll(specs: readonly SystemSpec[], ctx: SystemContext, profile: Profile, pinning: Pinning | null): Promise<SystemResult[]> {
   const started: (Running | SystemResult)[] = [];
   for (const spec of specs) started.push(await startSystem(spec, ctx));
   const running = started.filter((x): x is Running => 'sys' in x);
@@ -327,6 +361,11 @@ async function benchAll(specs: readonly SystemSpec[], ctx: SystemContext, profil
       }
       for (let slice = 1; slice < profile.rttSlicesPerRound; slice++) {
         for (const r of running) await rttRound(r, profile);
+      }
+      if (pinning !== null) {
+        for (let slice = 0; slice < profile.rttOneCpuSlicesPerRound; slice++) {
+          for (const r of running) await rttOneCpuRound(r, profile, pinning);
+        }
       }
     }
     for (const r of running) finishRounds(r, profile);
@@ -376,7 +415,11 @@ async function main(): Promise<void> {
       maxConnections: Math.max(profile.idleConnections, profile.burstConnections),
       jumperFromSource: opts.jumperFromSource,
     };
-    results.push(...(await benchAll(selected, ctx, profile)));
+    const allCpus = allowedCpuList();
+    const noPinning = affinityUnavailable();
+    if (noPinning !== null) log(`no one-CPU RTT figure: ${noPinning}`);
+    const pinning = noPinning === null && allCpus !== null ? { cpu: firstCpu(allCpus), allCpus, providerPid: provider.process.pid } : null;
+    results.push(...(await benchAll(selected, ctx, profile, pinning)));
   } finally {
     await provider.stop();
     rmSync(workDir, { recursive: true, force: true });

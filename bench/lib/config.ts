@@ -51,6 +51,12 @@ export interface Profile {
    * one run), so many short interleaved slices beat a few long ones.
    */
   readonly rttSlicesPerRound: number;
+  /**
+   * RTT slices per round with the client, the provider and the system's
+   * processes pinned to one CPU (see cpu-affinity.ts): the same trips per
+   * slice, reported as a figure of its own beside the unpinned one.
+   */
+  readonly rttOneCpuSlicesPerRound: number;
   readonly rttMessageBytes: number;
   readonly rttTimeoutMs: number;
   /** Idle connections held open to measure per-connection memory. */
@@ -84,6 +90,7 @@ export const FULL: Profile = {
   setupPerConnectionTimeoutMs: 5_000,
   rttRoundTrips: 30_000,
   rttSlicesPerRound: 3,
+  rttOneCpuSlicesPerRound: 2,
   rttMessageBytes: 64,
   rttTimeoutMs: 60_000,
   idleConnections: 1_000,
@@ -109,6 +116,7 @@ export const QUICK: Profile = {
   setupPerConnectionTimeoutMs: 5_000,
   rttRoundTrips: 2_000,
   rttSlicesPerRound: 1,
+  rttOneCpuSlicesPerRound: 1,
   rttMessageBytes: 64,
   rttTimeoutMs: 20_000,
   idleConnections: 200,

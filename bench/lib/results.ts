@@ -43,6 +43,8 @@ export interface SystemResult {
   };
   setup?: SetupResult;
   rtt?: RttResult;
+  /** The same RTT measurement with the client, the provider and the system pinned to one CPU. */
+  rttOneCpu?: RttResult;
   memory?: MemoryResult;
   burst?: BurstResult;
   /** Phases that failed while the others still produced figures. */

@@ -60,6 +60,8 @@ export interface RunningSystem {
   readonly entryPort: number;
   /** Root pids of the proxy processes (empty for direct). */
   readonly pids: readonly number[];
+  /** Other processes on the data path that the bench started for this system (hand-off's provider copy). */
+  readonly helperPids?: readonly number[];
   stop(): Promise<void>;
 }
 
@@ -313,6 +315,7 @@ const jumperHandoff: SystemSpec = {
       ]);
       return {
         ...chain,
+        helperPids: [provider.process.pid],
         stop: async () => {
           await chain.stop();
           await provider.stop();

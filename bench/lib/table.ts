@@ -23,6 +23,8 @@ export const COLUMNS: readonly Column[] = [
   { header: 'conn/s', better: 'higher', value: (r) => r.setup?.perSecond, digits: 0 },
   { header: 'RTT p50 µs', better: 'lower', value: (r) => r.rtt?.p50Us, digits: 1 },
   { header: 'RTT p99 µs', better: 'lower', value: (r) => r.rtt?.p99Us, digits: 1 },
+  { header: '1-CPU RTT p50', better: 'lower', value: (r) => r.rttOneCpu?.p50Us, digits: 1 },
+  { header: '1-CPU RTT p99', better: 'lower', value: (r) => r.rttOneCpu?.p99Us, digits: 1 },
   { header: 'CPU s/GB', better: 'lower', value: (r) => r.cpu?.secondsPerGB, digits: 2, proxyOnly: true },
   { header: 'CPU µs/conn', better: 'lower', value: (r) => r.cpu?.setupMicrosPerConnection, digits: 0, proxyOnly: true },
   { header: 'KiB/conn', better: 'lower', value: (r) => r.memory?.pssKiBPerConnection, digits: 1, proxyOnly: true },
@@ -71,7 +73,8 @@ export function ratioTable(results: readonly SystemResult[], referenceName: stri
 
 export const TABLE_LEGEND =
   'up/down: bulk MB/s (10^6 B/s) over 1 connection, ×8: 8 parallel connections (aggregate); ' +
-  'conn/s: sequential connect+1-byte echo+close; RTT: 64-byte request/response on one connection; ' +
+  'conn/s: sequential connect+1-byte echo+close; RTT: 64-byte request/response on one connection (µs); ' +
+  '1-CPU RTT: the same with client, provider and proxies pinned to one CPU, so no system gains or loses by where the scheduler puts it; ' +
   'CPU s/GB: CPU seconds of all proxy processes per 10^9 payload bytes (bulk phase); ' +
   'CPU µs/conn: proxy CPU per connection in the setup phase; KiB/conn: proxy PSS per idle connection; ' +
   'burst: N connections opened at once, each a 1-byte echo: % served and seconds until the last echo. ' +

@@ -26,7 +26,13 @@ const MAX_LOG_LINE = 1000;
 export function createExecDialer(command: string, options: { logger: Logger; label: string }): Dialer {
   const log = options.logger.child({ provider: command });
   return async () => {
-    const { ours, theirs } = await connectedPair();
+    let pair;
+    try {
+      pair = await connectedPair();
+    } catch (cause) {
+      throw new ConnectFailedError(`cannot make a socket pair for ${command}`, { cause, reason: `${options.label}_unreachable` });
+    }
+    const { ours, theirs } = pair;
     let child;
     try {
       child = spawn('/bin/sh', ['-c', command], { stdio: [theirs, theirs, 'pipe'] });

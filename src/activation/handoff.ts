@@ -67,7 +67,13 @@ export async function sendHandoff(path: string, fd: number, label: string): Prom
  */
 export function createHandoffDialer(path: string, label: string, pairs: PairFactory = connectedPair): Dialer {
   return async () => {
-    const { ours, theirs } = await pairs();
+    let pair;
+    try {
+      pair = await pairs();
+    } catch (cause) {
+      throw new ConnectFailedError(`cannot make a socket pair to hand off to ${path}`, { cause, reason: `${label}_unreachable` });
+    }
+    const { ours, theirs } = pair;
     try {
       await sendHandoff(path, handleFd(theirs), label);
     } catch (err) {
@@ -114,7 +120,11 @@ export async function listenForHandoffs(path: string, onFd: (fd: number) => void
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(path, () => resolve());
+    server.listen(path, () => {
+      // Later accept errors (EMFILE) are reported, not thrown for want of a listener.
+      server.off('error', reject).on('error', onError);
+      resolve();
+    });
   });
   return server;
 }

@@ -1,8 +1,14 @@
 /**
  * Connected pairs of Unix stream sockets, both as net.Socket. Node has no
  * socketpair(), so a private rendezvous listener (in a 0700 temp directory,
- * created on first use, removed at exit) accepts our own connections; each
- * connect is matched with its accept in order (a Unix listener's queue is FIFO).
+ * created on first use, removed at exit) accepts our own connections.
+ *
+ * Each accepted end writes a fresh tag to its connecting end, which reads it
+ * and claims the accepted socket by that tag. Matching by order instead would
+ * hand every later caller its neighbour's socket once one connect failed or
+ * one queued connection was dropped, and a child would then serve another
+ * client's stream. The tag travels towards the end we keep, so the end we
+ * give away is never read (its bytes belong to the child or the receiver).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
@@ -18,30 +24,83 @@ export interface SocketPair {
 
 export type PairFactory = () => Promise<SocketPair>;
 
-let rendezvous: Promise<{ path: string; waiting: ((s: net.Socket) => void)[] }> | undefined;
+const TAG_BYTES = 8;
+/** An accepted end nobody claimed in this long (its connector failed) is closed. */
+const CLAIM_TIMEOUT_MS = 10_000;
 
-function openRendezvous(): Promise<{ path: string; waiting: ((s: net.Socket) => void)[] }> {
+interface Rendezvous {
+  path: string;
+  /** Accepted ends by tag, until their connecting end claims them. */
+  unclaimed: Map<bigint, net.Socket>;
+}
+
+let rendezvous: Promise<Rendezvous> | undefined;
+
+function openRendezvous(): Promise<Rendezvous> {
   const dir = mkdtempSync(join(tmpdir(), 'jumper-pair-'));
   const path = join(dir, 'pair.sock');
-  const waiting: ((s: net.Socket) => void)[] = [];
-  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => waiting.shift()?.(s));
+  const unclaimed = new Map<bigint, net.Socket>();
+  let nextTag = 0n;
+  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (theirs) => {
+    const tag = nextTag++;
+    unclaimed.set(tag, theirs);
+    theirs.on('error', () => {});
+    const tagBytes = Buffer.alloc(TAG_BYTES);
+    tagBytes.writeBigUInt64BE(tag);
+    theirs.write(tagBytes);
+    setTimeout(() => {
+      if (unclaimed.delete(tag)) theirs.destroy();
+    }, CLAIM_TIMEOUT_MS).unref();
+  });
   server.unref();
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => resolve({ path, waiting }));
+    const failed = (err: Error): void => {
+      rendezvous = undefined;
+      reject(err);
+    };
+    server.once('error', failed);
+    server.listen(path, () => {
+      // An accept error later (EMFILE) loses that one connection: its
+      // connector times out on its tag. It must not throw for want of a listener.
+      server.off('error', failed).on('error', () => {});
+      resolve({ path, unclaimed });
+    });
+  });
+}
+
+/** Read exactly the tag from our end, leaving anything after it (there is nothing yet) in the stream. */
+function readTag(ours: net.Socket): Promise<bigint> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => done(new Error('socket pair: no tag from the rendezvous listener')), CLAIM_TIMEOUT_MS);
+    const onReadable = (): void => {
+      const tag = ours.read(TAG_BYTES) as Buffer | null;
+      if (tag !== null) done(null, tag.readBigUInt64BE());
+    };
+    const onEnd = (): void => done(new Error('socket pair: closed before its tag arrived'));
+    function done(err: Error | null, tag?: bigint): void {
+      clearTimeout(timer);
+      ours.off('readable', onReadable).off('error', done).off('end', onEnd);
+      if (err) reject(err);
+      else resolve(tag!);
+    }
+    ours.on('readable', onReadable).once('error', done).once('end', onEnd);
   });
 }
 
 /** A fresh connected pair. */
 export async function connectedPair(): Promise<SocketPair> {
   rendezvous ??= openRendezvous();
-  const { path, waiting } = await rendezvous;
-  const theirs = new Promise<net.Socket>((resolve) => waiting.push(resolve));
+  const { path, unclaimed } = await rendezvous;
   const ours = net.connect({ path, allowHalfOpen: true });
-  await new Promise<void>((resolve, reject) => {
-    ours.once('connect', resolve);
-    ours.once('error', reject);
-  });
-  return { ours, theirs: await theirs };
+  try {
+    const tag = await readTag(ours);
+    const theirs = unclaimed.get(tag);
+    if (theirs === undefined) throw new Error('socket pair: the accepted end was already closed');
+    unclaimed.delete(tag);
+    return { ours, theirs };
+  } catch (err) {
+    ours.destroy();
+    throw err;
+  }
 }

@@ -3,7 +3,7 @@
  * started again by the next one.
  */
 import test from 'ava';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createForward } from '../src/index.js';
@@ -80,4 +80,54 @@ test('a provider that exits at once gives the waiting connection a clear error, 
   t.is(reasons[0], 'provider_exited');
   await exchange({ port: fwd.port()! }, Buffer.from('x'), { keepOpen: true });
   t.is(fwd.provider!.starts, 2);
+});
+
+test('a provider that never accepts is stopped by --idle-stop once the waiting connection has failed', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'jumper-start-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const pidFile = join(dir, 'pid');
+  const port = await freePort(); // nothing will listen here
+  const fwd = createForward({
+    listen: '127.0.0.1:0',
+    connect: `127.0.0.1:${port}`,
+    start: { command: `echo $$ > ${pidFile}; exec sleep 60`, startTimeoutMs: 300, idleStopMs: 300 },
+  });
+  await fwd.listen();
+  t.teardown(() => fwd.close({ drainTimeoutMs: 0 }));
+  const reasons: string[] = [];
+  fwd.on('close', (s) => reasons.push(s.reason));
+  const result = await exchange({ port: fwd.port()! }, Buffer.from('x'), { keepOpen: true });
+  t.is(result.ending, 'reset');
+  t.deepEqual(reasons, ['provider_start_timeout']);
+  const pid = Number(readFileSync(pidFile, 'utf8').trim());
+  await new Promise((r) => setTimeout(r, 1200));
+  t.false(alive(pid), 'provider still running long after --idle-stop');
+  t.is(fwd.provider!.pid, undefined);
+});
+
+test('close() while a connection waits out the start back-off starts no provider', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'jumper-start-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const flag = join(dir, 'failed-once');
+  const pidFile = join(dir, 'pid');
+  const port = await freePort();
+  const fwd = createForward({
+    listen: '127.0.0.1:0',
+    connect: `127.0.0.1:${port}`,
+    // Fails its first start (a 500 ms back-off follows), then would run for a minute.
+    start: { command: `test -e ${flag} || { touch ${flag}; exit 1; }; echo $$ > ${pidFile}; exec sleep 60`, startTimeoutMs: 5000 },
+  });
+  await fwd.listen();
+  let closed = false;
+  t.teardown(() => (closed ? undefined : fwd.close({ drainTimeoutMs: 0 })));
+  const first = await exchange({ port: fwd.port()! }, Buffer.from('x'), { keepOpen: true });
+  t.is(first.ending, 'reset');
+  const waiting = exchange({ port: fwd.port()! }, Buffer.from('x'), { keepOpen: true }).catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 100));
+  await fwd.close({ drainTimeoutMs: 0 });
+  closed = true;
+  await waiting;
+  await new Promise((r) => setTimeout(r, 900));
+  t.false(existsSync(pidFile), 'a provider was started after close()');
+  t.is(fwd.provider!.starts, 1);
 });

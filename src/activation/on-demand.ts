@@ -41,6 +41,8 @@ export class OnDemandProvider {
   #child: ChildProcess | undefined;
   #exited: Promise<void> | undefined;
   #openStreams = 0;
+  /** Dials in progress: the provider is not idle while one waits for it. */
+  #dialing = 0;
   #idleTimer: NodeJS.Timeout | undefined;
   #failures = 0;
   #notBefore = 0;
@@ -64,8 +66,20 @@ export class OnDemandProvider {
 
   /** The dialer to use instead of the plain one. */
   readonly dial: Dialer = async () => {
-    const deadline = Date.now() + this.#options.startTimeoutMs;
     this.#cancelIdleStop();
+    this.#dialing++;
+    try {
+      return await this.#connect();
+    } finally {
+      // A failed dial opened no stream whose close would arm the idle stop:
+      // arm it here, or a provider that never accepted would run for good.
+      this.#dialing--;
+      if (this.#openStreams === 0 && this.#dialing === 0) this.#scheduleIdleStop();
+    }
+  };
+
+  async #connect(): Promise<Socket> {
+    const deadline = Date.now() + this.#options.startTimeoutMs;
     // The process this connection is waiting for; if it exits, fail at once.
     let waitingFor: ChildProcess | undefined;
     for (;;) {
@@ -91,7 +105,7 @@ export class OnDemandProvider {
         await sleep(RETRY_INTERVAL_MS);
       }
     }
-  };
+  }
 
   async #start(deadline: number): Promise<void> {
     const wait = this.#notBefore - Date.now();
@@ -100,6 +114,8 @@ export class OnDemandProvider {
         throw new ConnectFailedError(`provider failed recently; next start in ${wait} ms`, { reason: 'provider_backoff' });
       }
       await sleep(wait);
+      // close() may have run meanwhile: a provider started now would outlive the jumper.
+      if (this.#closed) throw new ConnectFailedError('jumper is shutting down', { reason: 'provider_stopped' });
       if (this.#child) return;
     }
     const child = spawn('/bin/sh', ['-c', this.#options.command], { stdio: ['ignore', 'pipe', 'pipe'], detached: false });
@@ -141,7 +157,7 @@ export class OnDemandProvider {
     this.#openStreams++;
     socket.once('close', () => {
       this.#openStreams--;
-      if (this.#openStreams === 0) this.#scheduleIdleStop();
+      if (this.#openStreams === 0 && this.#dialing === 0) this.#scheduleIdleStop();
     });
     return socket;
   }
@@ -153,10 +169,10 @@ export class OnDemandProvider {
 
   #scheduleIdleStop(): void {
     const idle = this.#options.idleStopMs;
-    if (idle === undefined || !this.#child) return;
+    if (idle === undefined || !this.#child || this.#closed) return;
     this.#cancelIdleStop();
     this.#idleTimer = setTimeout(() => {
-      if (this.#openStreams === 0) {
+      if (this.#openStreams === 0 && this.#dialing === 0) {
         this.#log.info({ idleMs: idle }, 'no open stream: stopping the provider');
         void this.stop();
       }

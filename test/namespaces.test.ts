@@ -8,7 +8,7 @@
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -151,6 +151,36 @@ nsTest('a namespace deleted while the jumper runs fails that connection clearly;
   t.is(closed.length, 2);
   t.regex(closed[0]!, /^netns_error: no such network namespace/);
   t.is(fwd.stats().failures.netns_error, 2);
+});
+
+nsTest('in a namespace, a missing Unix path is target_refused, as without one (so --start waits for a provider still binding)', async (t) => {
+  const target = await createNetns(t, 'reasons');
+  const fwd = createForward({ listen: '127.0.0.1:0', connectNetns: target.name, connect: '/nonexistent-jumper-test/provider.sock' });
+  await fwd.listen();
+  t.teardown(() => fwd.close({ drainTimeoutMs: 0 }));
+  const closed: string[] = [];
+  fwd.on('close', (s) => closed.push(s.reason));
+  await new Promise<void>((resolve) => {
+    const s = net.connect({ port: fwd.port()!, host: '127.0.0.1' });
+    s.on('error', () => resolve());
+    s.on('close', () => resolve());
+  });
+  t.deepEqual(closed, ['target_refused']);
+});
+
+nsTest('a Unix listener opened in a namespace gets --listen-mode, and close() removes its file', async (t) => {
+  const ns = await createNetns(t, 'unixmode');
+  const dir = mkdtempSync(join(tmpdir(), 'jumper-nsunix-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'in.sock');
+  const fwd = createForward({ listen: path, listenNetns: ns.name, listenMode: 0o600, connect: '127.0.0.1:9' });
+  await fwd.listen();
+  let closed = false;
+  t.teardown(() => (closed ? undefined : fwd.close({ drainTimeoutMs: 0 })));
+  t.is(statSync(path).mode & 0o777, 0o600);
+  await fwd.close({ drainTimeoutMs: 0 });
+  closed = true;
+  t.false(existsSync(path));
 });
 
 nsTest('without root, a namespace option fails with one clear line about CAP_SYS_ADMIN', async (t) => {

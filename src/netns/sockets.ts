@@ -135,7 +135,9 @@ function fromSystemError(err: NativeSystemError, context: Context): JumperError 
   }
 
   if (context.operation === 'connect') {
-    if (err.code === 'ECONNREFUSED') {
+    // A missing Unix path is nobody listening, as for the plain dialer: `_refused`
+    // (so a --start provider still binding is waited for, not failed at once).
+    if (err.code === 'ECONNREFUSED' || (err.syscall === 'connect' && err.code === 'ENOENT')) {
       return new ConnectRefusedError(`connection refused by ${address} in ${where(context)}`, options);
     }
     if (err.code === 'ETIMEDOUT') {
@@ -145,7 +147,8 @@ function fromSystemError(err: NativeSystemError, context: Context): JumperError 
       );
     }
     if (err.syscall === 'connect') {
-      return new ConnectFailedError(`cannot connect to ${address} in ${where(context)}: ${detail}`, options);
+      // EHOSTUNREACH, ENETUNREACH, ...: `_unreachable`, the reason the plain dialer gives.
+      return new ConnectFailedError(`cannot connect to ${address} in ${where(context)}: ${detail}`, { ...options, reason: 'connect_unreachable' });
     }
   } else if (err.syscall === 'bind' || err.syscall === 'listen' || err.syscall === 'setsockopt') {
     const hint = err.code === 'EADDRINUSE' && context.address.kind === 'unix' ? ' (remove a stale socket file?)' : '';

@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { rm } from 'node:fs/promises';
+import { chmod, chown, rm } from 'node:fs/promises';
 import { formatAddress, parseAddress, type Address } from '../addr/address.js';
 import { tuneSocket, type Dialer } from '../addr/dial.js';
 import { openListenerInNetns } from '../netns/sockets.js';
@@ -305,8 +305,22 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
       return resolveInherited(spec, inheritedFds()).map((f) => ({ kind: 'fd', fd: f.fd, label: `${prefix}${f.name}` }));
     }
     if (this.#listenNetns !== undefined) {
-      const fd = await openListenerInNetns(this.#listenNetns, spec, { backlog: this.settings.backlog });
-      if (spec.kind === 'unix') this.#unixPathToRemove = spec.path;
+      const { unixMode, unixOwner } = this.#listenerExtras;
+      const restrict = spec.kind === 'unix' && (unixMode !== undefined || unixOwner !== undefined);
+      // As for a plain Unix listener: bind under a tight umask, then set the
+      // exact mode and owner, so no peer connects through wider permissions.
+      const umask = restrict ? process.umask(0o177) : undefined;
+      let fd: number;
+      try {
+        fd = await openListenerInNetns(this.#listenNetns, spec, { backlog: this.settings.backlog });
+      } finally {
+        if (umask !== undefined) process.umask(umask);
+      }
+      if (spec.kind === 'unix') {
+        this.#unixPathToRemove = spec.path;
+        if (unixOwner) await chown(spec.path, unixOwner.uid, unixOwner.gid);
+        if (unixMode !== undefined) await chmod(spec.path, unixMode);
+      }
       return [{ kind: 'fd', fd, label: `${formatAddress(spec)} in netns ${this.#listenNetns}` }];
     }
     return [spec];
@@ -350,7 +364,12 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
       if (this.#deregisterDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.#deregisterDelayMs));
     }
     await Promise.all(this.#listeners.map((l) => l.close()));
-    if (this.#unixPathToRemove) await rm(this.#unixPathToRemove, { force: true });
+    if (this.#unixPathToRemove) {
+      // After --user the directory may not be ours to change: say so, and still drain.
+      await rm(this.#unixPathToRemove, { force: true }).catch((err: NodeJS.ErrnoException) =>
+        this.logger.warn({ path: this.#unixPathToRemove, err: err.code ?? err.message }, 'cannot remove the listening socket file'),
+      );
+    }
     this.#unixPathToRemove = undefined;
     if (this.#conns.size > 0) await this.#drain(drainTimeoutMs);
     this.#health?.stop();

@@ -50,6 +50,21 @@ for (const [title, fdname, listen] of [
   });
 }
 
+activateTest('the inherited listening socket is not passed on to the commands jumper starts (close-on-exec, as sd_listen_fds sets it)', async (t) => {
+  const port = await freePort();
+  // The command lists its own descriptors: 0 and 1 are its stream, 2 the stderr pipe; a socket above was leaked.
+  const child = spawn(ACTIVATE, ['-l', `127.0.0.1:${port}`, process.execPath, JUMPER, 'forward', '--listen', 'systemd', '--connect', 'exec:ls -l /proc/self/fd'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  killAtTeardown(t, child);
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  const result = await exchangeWhenUp(port, Buffer.from('x'));
+  const listing = result.received.toString();
+  const sockets = [...listing.matchAll(/ (\d+) -> socket:/g)].map((m) => Number(m[1]));
+  t.deepEqual(sockets, [0, 1, 2], `${listing}\n${stderr}`);
+});
+
 activateTest('LISTEN_PID naming another process is ignored, as the protocol says', async (t) => {
   const child = spawn(process.execPath, [JUMPER, 'forward', '--listen', 'systemd', '--connect', '127.0.0.1:1'], {
     env: { ...process.env, LISTEN_FDS: '1', LISTEN_PID: '1', LISTEN_FDNAMES: 'x' },

@@ -118,3 +118,10 @@ handoffTest('no receiver: the connection fails with target_refused, the jumper k
   t.is(result.ending, 'reset');
   t.is(fwd.stats().failures.target_refused, 1);
 });
+
+handoffTest('forward --connect handoff: with --start is refused at construction (nothing would wait for the started receiver)', (t) => {
+  t.throws(() => createForward({ listen: '127.0.0.1:0', connect: 'handoff:/tmp/jumper-test-none.sock', start: { command: 'true' } }), {
+    code: 'JUMPER_ERR_INVALID_ARG',
+    message: /--start does not apply to forward --connect handoff:/,
+  } as never);
+});

@@ -5,8 +5,8 @@
  * reached through a shared directory.
  */
 import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
 import type net from 'node:net';
+import { removeStaleUnixSocket } from '../addr/listener.js';
 import { silentLogger, type Logger } from '../log/logger.js';
 import { closeFd, listenForHandoffs } from './handoff.js';
 
@@ -28,7 +28,9 @@ export interface Acceptor {
 export async function startAcceptor(options: AcceptorOptions): Promise<Acceptor> {
   const logger = options.logger ?? silentLogger;
   let received = 0;
-  rmSync(options.from, { force: true }); // a stale socket file from a previous run
+  // A socket file left by a crashed receiver is replaced; a live receiver's, or
+  // a file that is not a socket, is not: binding then fails with EADDRINUSE.
+  await removeStaleUnixSocket(options.from);
   const server: net.Server = await listenForHandoffs(
     options.from,
     (fd) => {

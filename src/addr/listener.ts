@@ -60,17 +60,23 @@ function describe(target: ListenTarget): string {
   return target.kind === 'fd' ? target.label ?? `fd:${target.fd}` : formatAddress(target);
 }
 
-async function removeStaleUnixSocket(path: string): Promise<boolean> {
-  // A socket file nobody accepts on is left over from a crash: replace it.
-  const alive = await new Promise<boolean>((resolve) => {
+/**
+ * A socket file nobody accepts on is left over from a crash: remove it so the
+ * path can be bound again. Only a refused probe means stale: EAGAIN is a live
+ * listener with a full backlog, EACCES one we may not reach; those stay, and
+ * binding then fails with a clear EADDRINUSE. Anything but a socket stays too.
+ * @returns whether a file was removed
+ */
+export async function removeStaleUnixSocket(path: string): Promise<boolean> {
+  const stale = await new Promise<boolean>((resolve) => {
     const probe = net.connect({ path });
     probe.once('connect', () => {
       probe.destroy();
-      resolve(true);
+      resolve(false);
     });
-    probe.once('error', () => resolve(false));
+    probe.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
   });
-  if (alive) return false;
+  if (!stale) return false;
   const stat = await fs.lstat(path).catch(() => undefined);
   if (!stat?.isSocket()) return false;
   await fs.unlink(path);

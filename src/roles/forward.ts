@@ -24,6 +24,11 @@ export class ForwardJumper extends Jumper {
     if (this.#proxyProtocol && this.handoffPath !== undefined) {
       throw new InvalidArgumentError('--proxy-protocol does not apply to handoff: (the receiver gets the socket itself, peer address included)');
     }
+    // The accepted socket goes to the receiver without a dial, so nothing
+    // would wait for a started receiver or count its streams for --idle-stop.
+    if (options.start && this.handoffPath !== undefined) {
+      throw new InvalidArgumentError('--start does not apply to forward --connect handoff: (start the receiver with systemd, or use a server jumper, whose hand-off waits for --start)');
+    }
   }
 
   protected override get keepsAcceptedSockets(): boolean {

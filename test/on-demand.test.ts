@@ -6,8 +6,11 @@ import test from 'ava';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { createForward } from '../src/index.js';
-import { freePort } from './helpers/cli.js';
+import { cliBuilt, freePort, JUMPER } from './helpers/cli.js';
+import { killAtTeardown } from './helpers/netns.js';
 import { exchange } from './helpers/providers.js';
 
 /** Echo provider that takes ~1 s to bind and records each start in a file. */
@@ -130,4 +133,40 @@ test('close() while a connection waits out the start back-off starts no provider
   await new Promise((r) => setTimeout(r, 900));
   t.false(existsSync(pidFile), 'a provider was started after close()');
   t.is(fwd.provider!.starts, 1);
+});
+
+const cliTest = cliBuilt ? test : test.skip;
+if (!cliBuilt) console.log('skipping the on-demand CLI test: dist/ is not built');
+
+cliTest('a second SIGTERM, which exits without draining, takes the started provider with it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'jumper-start-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const pidFile = join(dir, 'pid');
+  const port = await freePort(); // the provider never listens: the connection waits
+  const child = spawn(process.execPath, [JUMPER, 'forward', '--listen', '127.0.0.1:0', '--connect', `127.0.0.1:${port}`, '--start', `echo $$ > ${pidFile}; exec sleep 60`, '--start-timeout', '30s', '--log-format', 'json'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  killAtTeardown(t, child);
+  let stderr = '';
+  const listening = new Promise<number>((resolve) =>
+    child.stderr!.on('data', (c: Buffer) => {
+      stderr += c.toString();
+      const m = /"listen":"127\.0\.0\.1:(\d+)"/.exec(stderr);
+      if (m) resolve(Number(m[1]));
+    }),
+  );
+  const jumperPort = await listening;
+  const consumer = net.connect({ port: jumperPort, host: '127.0.0.1' }, () => consumer.write('x'));
+  consumer.on('error', () => {});
+  t.teardown(() => consumer.destroy());
+  for (let i = 0; i < 100 && !existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 50));
+  const pid = Number(readFileSync(pidFile, 'utf8').trim());
+  t.true(alive(pid));
+  child.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 200));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  t.is(await exited, 1, stderr);
+  for (let i = 0; i < 40 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+  t.false(alive(pid), 'the provider outlived the jumper');
 });

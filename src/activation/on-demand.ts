@@ -127,8 +127,14 @@ export class OnDemandProvider {
         for (const line of text.split('\n')) if (line) this.#log.info({ stream: name }, line.slice(0, MAX_LOG_LINE));
       });
     }
+    // A second SIGTERM exits at once, without close(): the provider must not outlive us.
+    const killOnExit = (): void => {
+      child.kill('SIGTERM');
+    };
+    process.once('exit', killOnExit);
     this.#exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
+        process.off('exit', killOnExit);
         if (this.#child === child) this.#child = undefined;
         const expected = child.killed;
         if (!expected) this.#recordFailure();
@@ -136,6 +142,7 @@ export class OnDemandProvider {
         resolve();
       });
       child.once('error', (err) => {
+        process.off('exit', killOnExit);
         if (this.#child === child) this.#child = undefined;
         this.#recordFailure();
         this.#log.error({ err: err.message }, 'provider failed to start');

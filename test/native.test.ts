@@ -347,11 +347,12 @@ nsTest('a closed port is ConnectRefusedError', async (t) => {
   t.regex(err?.message ?? '', new RegExp(ns.name));
 });
 
-nsTest('a missing Unix socket path is ConnectFailedError (ENOENT)', async (t) => {
+nsTest('a missing Unix socket path is ConnectRefusedError (ENOENT), as for the plain dialer: nobody listens there', async (t) => {
   const ns = await createNetns(t, 'nosock');
   const err = await t.throwsAsync<JumperError>(connectInNetns(ns.name, { kind: 'unix', path: uniqueSocketPath('absent') }), {
-    code: 'JUMPER_ERR_CONNECT_FAILED',
+    code: 'JUMPER_ERR_CONNECT_REFUSED',
   });
+  t.is(err?.reason, 'connect_refused');
   t.is(err?.errno, 'ENOENT');
   t.is(err?.syscall, 'connect');
 });

@@ -166,6 +166,22 @@ test('health checks take a dead backend out of rotation and bring it back when i
   t.is(balancer.backends().find((b) => b.address === `127.0.0.1:${port}`)?.total, 2);
 });
 
+test('health checks against server jumpers (which reset a stream that sent nothing) keep them up and crash nothing', async (t) => {
+  const key = await makeKey();
+  const servers = await startServers(t, key, 2);
+  const balancer = await startBalancer(t, { listen: '127.0.0.1:0', backends: servers.map((s) => s.address), balance: { healthIntervalMs: 50 } });
+  const client = await startClient(t, key, `127.0.0.1:${balancer.port()}`);
+  const uncaught: unknown[] = [];
+  const onUncaught = (err: unknown) => uncaught.push(err);
+  process.on('uncaughtException', onUncaught);
+  t.teardown(() => process.off('uncaughtException', onUncaught));
+  await new Promise((r) => setTimeout(r, 1000)); // about 20 rounds of checks
+  t.deepEqual(uncaught, []);
+  t.deepEqual(balancer.backends().map((b) => b.state), ['up', 'up']);
+  await streams(t, client.port()!, 4, 1024);
+  t.is(servers.reduce((n, s) => n + s.provider.connections, 0), 4);
+});
+
 test('a client jumper with several --connect addresses balances itself (no extra hop)', async (t) => {
   const key = await makeKey();
   const servers = await startServers(t, key, 3);

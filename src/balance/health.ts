@@ -37,7 +37,11 @@ export class HealthChecker {
         this.#pool.configured().map(async (backend) => {
           try {
             const socket = await backend.dial();
-            socket.end(); // a clean close: the check only needed the connect
+            // The backend may answer our FIN with a reset (a server jumper ends
+            // a stream that sent nothing that way): that must not be an
+            // unhandled 'error'. FIN, then close once it is out.
+            socket.on('error', () => {});
+            socket.destroySoon();
             this.#pool.setHealth(backend, true);
           } catch (err) {
             this.#pool.setHealth(backend, false, err);

@@ -37,8 +37,6 @@ export async function runConfig(flags: RunFlags): Promise<void> {
   const admin = await startAdmin(flags.admin ?? spec.admin, metrics, () => supervisor.status(), logger);
   dropTo(dropTarget, logger);
   supervisor.privilegesDropped = dropTarget !== undefined;
-  logger.info({ config: flags.config, links: spec.links.length }, 'jumper run: all links listening');
-
   handleSignals({
     logger,
     drainTimeoutMs: () => flags.drainTimeout ?? supervisor.spec.drainTimeoutMs,
@@ -49,4 +47,6 @@ export async function runConfig(flags: RunFlags): Promise<void> {
       void supervisor.reload();
     },
   });
+  // Only now: whoever waits for this line may send SIGHUP at once.
+  logger.info({ config: flags.config, links: spec.links.length }, 'jumper run: all links listening');
 }

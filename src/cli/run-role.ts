@@ -47,11 +47,6 @@ export async function runRole(options: RunRoleOptions): Promise<void> {
     admin = await startAdmin(options.operate.admin, metrics, status, logger);
   }
   dropTo(dropTarget, logger);
-  logger.info(
-    { role: jumper.role, listen: jumper.address(), connect: options.startFields.connect, ...options.startFields },
-    `${jumper.role} jumper listening`,
-  );
-
   handleSignals({
     logger,
     drainTimeoutMs: () => options.drainTimeoutMs,
@@ -69,4 +64,10 @@ export async function runRole(options: RunRoleOptions): Promise<void> {
       );
     },
   });
+  // Only now: whoever waits for this line may signal at once (SIGHUP before the
+  // handler is installed would kill the process).
+  logger.info(
+    { role: jumper.role, listen: jumper.address(), connect: options.startFields.connect, ...options.startFields },
+    `${jumper.role} jumper listening`,
+  );
 }

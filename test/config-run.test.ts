@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
+import { freePort } from './helpers/cli.js';
 import { exchange, randomBytes, sha256, startEchoProvider } from './helpers/providers.js';
 import { adminGet, JUMPER_SRC, linkPort, startJumperSrc } from './helpers/run-cli.js';
 
@@ -205,6 +206,24 @@ test('a reload that cannot build a link (unreadable key) is refused as a whole',
   t.regex(String(line.err), /links "c": .*missing\.key/);
   t.is(await linkPort(admin, 'f'), port, 'the unchanged-in-force link was not restarted');
   t.falsy(run.logs.find(linkStarted('c')));
+});
+
+test('reloading a changed registered link moves it to its new instance on the same port (no deregister delay in between)', async (t) => {
+  const dir = tempDir(t);
+  const provider = await startEchoProvider(t);
+  const key = writeKey(dir, 's.key');
+  const port = await freePort();
+  const file = join(dir, 'jumper.yaml');
+  // etcd is unreachable here: registration fails and is retried, but the deregister delay still applies on close.
+  const link = { name: 's', role: 'server', listen: `127.0.0.1:${port}`, connect: provider.address, key, register: 'etcd://127.0.0.1:1/jumper-test', advertise: `127.0.0.1:${port}` };
+  writeFileSync(file, stringify({ links: [link] }));
+  const run = startJumperSrc(t, ['run', '--config', file]);
+  await run.waitFor((l) => l.msg === 'jumper run: all links listening');
+  writeFileSync(file, stringify({ links: [{ ...link, 'connect-timeout': '3s' }] }));
+  run.child.kill('SIGHUP');
+  await run.waitFor((l) => l.msg === 'configuration reloaded');
+  t.falsy(run.logs.find((l) => l.msg === 'link failed to start'), JSON.stringify(run.logs.find((l) => l.msg === 'link failed to start')));
+  t.truthy(run.logs.find((l) => l.msg === 'link started' && l.link === 's' && l.change === 'changed'));
 });
 
 test('run --check reports every problem with file, line and key path, exit status 2', async (t) => {

@@ -238,7 +238,9 @@ export class Supervisor {
     this.#draining.add(entry);
     const { active } = link.jumper.stats();
     this.#logger.info({ link: name, open: active, drainTimeoutMs }, 'link stopping: no new connections, draining open streams');
-    void link.jumper.close({ drainTimeoutMs }).then(
+    // At once, registered or not: the address may go to the link's new instance
+    // (which registers again), and operations.md promises it for a removed link.
+    void link.jumper.close({ drainTimeoutMs, stopAcceptingAtOnce: true }).then(
       () => {
         this.#draining.delete(entry);
         link.detach?.();

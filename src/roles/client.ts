@@ -105,7 +105,7 @@ export class ClientJumper extends Jumper {
     return this;
   }
 
-  override async close(options: { drainTimeoutMs?: number } = {}): Promise<void> {
+  override async close(options: { drainTimeoutMs?: number; stopAcceptingAtOnce?: boolean } = {}): Promise<void> {
     this.#preconnect?.close();
     await super.close(options);
   }

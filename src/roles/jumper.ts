@@ -352,17 +352,8 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
     };
   }
 
-  /**
-   * Stop accepting and let open streams finish. After `drainTimeoutMs`
-   * (default 30 s) the remaining streams are cut with reason drain_timeout.
-   */
-  async close(options: { drainTimeoutMs?: number } = {}): Promise<void> {
-    const drainTimeoutMs = options.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs;
-    if (this.#registration) {
-      // Leave the rotation first, and keep accepting until balancers have seen it.
-      await this.#registration.stop();
-      if (this.#deregisterDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.#deregisterDelayMs));
-    }
+  /** Close the listeners (synchronously, in effect) and remove a socket file we bound in a namespace. */
+  async #stopAccepting(): Promise<void> {
     await Promise.all(this.#listeners.map((l) => l.close()));
     if (this.#unixPathToRemove) {
       // After --user the directory may not be ours to change: say so, and still drain.
@@ -371,6 +362,25 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
       );
     }
     this.#unixPathToRemove = undefined;
+  }
+
+  /**
+   * Stop accepting and let open streams finish. After `drainTimeoutMs`
+   * (default 30 s) the remaining streams are cut with reason drain_timeout.
+   * A registered server first leaves etcd and keeps accepting for the
+   * deregister delay, so balancers stop sending before it stops listening;
+   * `stopAcceptingAtOnce` closes the listeners first instead (a reload that
+   * hands the address to a new instance, which registers it again).
+   */
+  async close(options: { drainTimeoutMs?: number; stopAcceptingAtOnce?: boolean } = {}): Promise<void> {
+    const drainTimeoutMs = options.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs;
+    const stoppedAccepting = options.stopAcceptingAtOnce ? this.#stopAccepting() : undefined;
+    if (this.#registration) {
+      await this.#registration.stop();
+      // Keep accepting until balancers have seen the deregistration.
+      if (!options.stopAcceptingAtOnce && this.#deregisterDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.#deregisterDelayMs));
+    }
+    await (stoppedAccepting ?? this.#stopAccepting());
     if (this.#conns.size > 0) await this.#drain(drainTimeoutMs);
     this.#health?.stop();
     await this.#discovery?.close();

@@ -3,11 +3,16 @@
  * equal what the test sent; /healthz, /status, and `jumper status`.
  */
 import test from 'ava';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { JumperMetrics } from '../src/admin/metrics.js';
 import { startAdminServer, type ProcessStatus } from '../src/admin/server.js';
-import { createClient, createServer, type Jumper } from '../src/index.js';
+import { createBalancer, createClient, createServer, type Jumper } from '../src/index.js';
 import { exchange, randomBytes, sha256, startEchoProvider } from './helpers/providers.js';
 import { parsePromText } from './helpers/prom-text.js';
 import { adminGet, JUMPER_SRC } from './helpers/run-cli.js';
@@ -149,4 +154,54 @@ test('jumper status --admin prints a table of links and live counters', async (t
   const unreachable = await execFileAsync(process.execPath, ['--import', 'tsx', JUMPER_SRC, 'status', '--admin', '127.0.0.1:1']).catch((e: unknown) => e as { code: number; stderr: string });
   t.is((unreachable as { code: number }).code, 1);
   t.regex((unreachable as { stderr: string }).stderr, /cannot reach the admin endpoint 127\.0\.0\.1:1: ECONNREFUSED/);
+});
+
+test('an admin Unix socket file left by a crash is replaced; a live one is not', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'jumper-admin-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'admin.sock');
+  // A process that bound the path and died without unlinking it, as after kill -9.
+  execFileSync('python3', ['-c', 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', path]);
+  const status = (): ProcessStatus => ({ pid: process.pid, uptimeSeconds: 0, links: [] });
+  const admin = await startAdminServer({ listen: path, metrics: new JumperMetrics(), status });
+  t.teardown(() => admin.close());
+  const body = await new Promise<string>((resolve, reject) => {
+    http.get({ socketPath: path, path: '/healthz' }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => resolve(text));
+    }).on('error', reject);
+  });
+  t.is(body, 'ok\n');
+  await t.throwsAsync(startAdminServer({ listen: path, metrics: new JumperMetrics(), status }), { code: 'JUMPER_ERR_LISTEN' } as never);
+});
+
+test('jumper_backend_up: one series per backend while a reloaded link drains beside its new instance; draining backends are left out', async (t) => {
+  const provider = await startEchoProvider(t);
+  const other = await startEchoProvider(t);
+  // The old and the new instance of one link, both balancing over the same backend.
+  const old = createBalancer({ listen: '127.0.0.1:0', backends: [provider.address, other.address] });
+  const next = createBalancer({ listen: '127.0.0.1:0', backends: [provider.address] });
+  for (const b of [old, next]) {
+    await b.listen();
+    t.teardown(() => b.close({ drainTimeoutMs: 0 }));
+  }
+  const metrics = new JumperMetrics();
+  metrics.attach('lb', old);
+  metrics.attach('lb', next);
+  const m = parsePromText(await metrics.text());
+  t.is(m.get('jumper_backend_up', { link: 'lb', backend: provider.address }), 1);
+  t.is(m.get('jumper_backend_up', { link: 'lb', backend: other.address }), 1);
+  // A backend removed while a stream is open to it drains: not reported as down.
+  const held = net.connect({ port: old.port()!, host: '127.0.0.1' });
+  t.teardown(() => held.destroy());
+  await new Promise<void>((resolve) => held.once('connect', () => resolve()));
+  held.write('x');
+  await new Promise<void>((resolve) => held.once('data', () => resolve()));
+  const target = old.backends().find((b) => b.active === 1)!.address;
+  old.updateBackends([{ address: target === provider.address ? other.address : provider.address, weight: 1 }]);
+  t.is(old.backends().find((b) => b.address === target)?.state, 'draining');
+  const after = parsePromText(await metrics.text());
+  if (target === other.address) t.is(after.get('jumper_backend_up', { link: 'lb', backend: other.address }), undefined);
+  else t.is(after.get('jumper_backend_up', { link: 'lb', backend: provider.address }), 1, 'the new instance still finds it healthy');
+  t.is(after.get('jumper_backend_open_streams', { link: 'lb', backend: target }), 1);
 });

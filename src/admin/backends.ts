@@ -8,10 +8,12 @@ import type { Jumper } from '../roles/jumper.js';
 export interface BackendReport {
   backend: string;
   healthy: boolean;
+  /** Removed from the configuration or discovery, finishing its open streams: neither healthy nor failing. */
+  draining: boolean;
   active: number;
 }
 
 /** Per-backend health and open streams of a balancing jumper; empty for a single target. */
 export function backendsOf(jumper: Jumper): BackendReport[] {
-  return jumper.backends().map((b) => ({ backend: b.address, healthy: b.state === 'up', active: b.active }));
+  return jumper.backends().map((b) => ({ backend: b.address, healthy: b.state === 'up', draining: b.state === 'draining', active: b.active }));
 }

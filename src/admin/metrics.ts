@@ -144,10 +144,24 @@ export class JumperMetrics {
       };
     new Gauge({
       name: 'jumper_backend_up',
-      help: 'Balancer backend health: 1 healthy, 0 not',
+      help: 'Balancer backend health: 1 healthy, 0 ejected or failing health checks (draining backends are left out)',
       labelNames: ['link', 'backend'],
       registers,
-      collect: backendSeries((b) => (b.healthy ? 1 : 0)),
+      collect(this: Gauge<'link' | 'backend'>) {
+        this.reset();
+        // A link being replaced by a reload drains while its new instance runs:
+        // one series per backend, healthy if either instance finds it so.
+        const up = new Map<string, { link: string; backend: string; value: number }>();
+        for (const a of attached) {
+          for (const b of backendsOf(a.jumper)) {
+            if (b.draining) continue;
+            const key = `${a.name}\0${b.backend}`;
+            const value = Math.max(up.get(key)?.value ?? 0, b.healthy ? 1 : 0);
+            up.set(key, { link: a.name, backend: b.backend, value });
+          }
+        }
+        for (const s of up.values()) this.set({ link: s.link, backend: s.backend }, s.value);
+      },
     });
     new Gauge({
       name: 'jumper_backend_open_streams',

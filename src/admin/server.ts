@@ -6,6 +6,7 @@
 import http from 'node:http';
 import { chmod, rm } from 'node:fs/promises';
 import { formatAddress, parseAddress } from '../addr/address.js';
+import { removeStaleUnixSocket } from '../addr/listener.js';
 import { ListenError } from '../errors.js';
 import type { JumperStats } from '../roles/jumper.js';
 import type { JumperMetrics } from './metrics.js';
@@ -20,7 +21,7 @@ export interface LinkStatus {
   connect?: string;
   error?: string;
   stats: JumperStats;
-  backends?: { backend: string; healthy: boolean; active: number }[];
+  backends?: { backend: string; healthy: boolean; draining?: boolean; active: number }[];
 }
 
 export interface ProcessStatus {
@@ -77,12 +78,19 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /healthz or /status\n');
   });
   server.keepAliveTimeout = 5_000;
+  // A socket file left by a crash (kill -9) would block start-up: replace it, as for link listeners.
+  if (target.kind === 'unix') await removeStaleUnixSocket(target.path);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new ListenError(`cannot listen for admin on ${options.listen}: ${err.code}`, { cause: err, errno: err.code ?? 'EIO', syscall: 'listen' })),
-    );
-    if (target.kind === 'unix') server.listen(target.path, resolve);
-    else server.listen(target.port, target.host, resolve);
+    const failed = (err: NodeJS.ErrnoException): void =>
+      reject(new ListenError(`cannot listen for admin on ${options.listen}: ${err.code}`, { cause: err, errno: err.code ?? 'EIO', syscall: 'listen' }));
+    server.once('error', failed);
+    const listening = (): void => {
+      // A later accept error (EMFILE) drops that one request; it must not throw for want of a listener.
+      server.off('error', failed).on('error', () => {});
+      resolve();
+    };
+    if (target.kind === 'unix') server.listen(target.path, listening);
+    else server.listen(target.port, target.host, listening);
   });
   if (target.kind === 'unix') await chmod(target.path, 0o660);
   const a = server.address();

@@ -62,7 +62,7 @@ export function formatStatus(status: ProcessStatus): string {
   for (const l of status.links as LinkStatus[]) {
     const s = l.stats;
     rows.push([l.name, l.role, l.state, l.listen, l.connect ?? '', String(s.active), String(s.waiting), String(s.total), String(s.failed), formatBytes(s.bytesUp), formatBytes(s.bytesDown)]);
-    for (const b of l.backends ?? []) rows.push([`  ${b.backend}`, '', b.healthy ? 'up' : 'down', '', '', String(b.active), '', '', '', '', '']);
+    for (const b of l.backends ?? []) rows.push([`  ${b.backend}`, '', b.healthy ? 'up' : b.draining ? 'draining' : 'down', '', '', String(b.active), '', '', '', '', '']);
     const reasons = Object.entries(s.failures).sort((a, b) => b[1] - a[1]);
     if (reasons.length > 0) notes.push(`${l.name} failures: ${reasons.map(([r, n]) => `${r}=${n}`).join(' ')}`);
     if (l.error) notes.push(`${l.name} error: ${l.error}`);

@@ -4,6 +4,13 @@ export type PreconnectSetting = number | 'auto';
 /** Wires 'auto' keeps ready: one covers a sequential stream rate (a second one measured no faster). */
 export const AUTO_PRECONNECT_WIRES = 1;
 
+/**
+ * Longest duration any option takes, in ms: Node's timers hold at most
+ * 2^31-1 ms and fire after 1 ms for anything longer, so a larger drain or
+ * handshake timeout would silently become immediate. About 24.8 days.
+ */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
 /** The most wires a client may be told to keep ready (each holds a handshake slot on the server). */
 export const MAX_PRECONNECT_WIRES = 1000;
 

@@ -4,6 +4,8 @@
  */
 import test from 'ava';
 import { parseConfig } from '../src/config/load.js';
+import { createServer } from '../src/index.js';
+import { makeKey } from './helpers/tunnel.js';
 
 const ok = (text: string) => parseConfig(text, 'j.yaml');
 const problems = (text: string): string[] => {
@@ -117,6 +119,30 @@ links:
   t.true(bad.some((l) => l.includes('links[0].advertise: required with register')), bad.join('\n'));
   t.true(bad.some((l) => l.includes('links[0].lease-ttl: must be at least 2s')), bad.join('\n'));
   t.true(bad.some((l) => l.includes('links[1].weight: only applies with register')), bad.join('\n'));
+});
+
+test('register: a weight above 1000 is refused by the schema, and a weight or advertise address balancers would ignore is refused before registering', async (t) => {
+  const bad = problems(`
+links:
+  - { name: s, role: server, listen: 127.0.0.1:7000, connect: 127.0.0.1:80, key: k, register: etcd://127.0.0.1:2379/x, advertise: 10.0.0.5:7000, weight: 5000 }
+`);
+  t.true(bad.some((l) => l.includes('links[0].weight: expected an integer from 1 to 1000, got number 5000')), bad.join('\n'));
+  const key = await makeKey();
+  const server = (register: { advertise: string; weight?: number }) => () =>
+    createServer({ listen: '127.0.0.1:0', connect: '127.0.0.1:9', key, register: { url: 'etcd://127.0.0.1:1/x', ...register } });
+  t.throws(server({ advertise: '127.0.0.1:7000', weight: 5000 }), { code: 'JUMPER_ERR_INVALID_ARG', message: /weight must be an integer from 1 to 1000/ } as never);
+  t.throws(server({ advertise: 'nohost' }), { code: 'JUMPER_ERR_BAD_ADDRESS' } as never);
+});
+
+test('a duration beyond what a timer holds (.inf, 3000000 s) is refused, not turned into an immediate timeout', (t) => {
+  const bad = problems(`
+drain-timeout: .inf
+links:
+  - { name: f, role: forward, listen: 127.0.0.1:7000, connect: 127.0.0.1:80, connect-timeout: 3000000 }
+`);
+  t.true(bad.some((l) => l.includes('drain-timeout: expected at most 2147483647 ms (about 24 days), got number Infinity')), bad.join('\n'));
+  t.true(bad.some((l) => l.includes('links[0].connect-timeout: expected at most 2147483647 ms')), bad.join('\n'));
+  t.is(ok('drain-timeout: 2147483s\nlinks: []\n').drainTimeoutMs, 2_147_483_000);
 });
 
 test('preconnect takes auto or a whole number', (t) => {

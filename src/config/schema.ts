@@ -10,7 +10,8 @@
  */
 import { isIP } from 'node:net';
 import { STRATEGIES } from '../balance/strategy.js';
-import { isPreconnectSetting, MAX_PRECONNECT_WIRES } from '../options.js';
+import { MAX_WEIGHT } from '../balance/backend.js';
+import { isPreconnectSetting, MAX_DURATION_MS, MAX_PRECONNECT_WIRES } from '../options.js';
 
 export const ROLES = ['client', 'server', 'forward', 'balance'] as const;
 export type LinkRole = (typeof ROLES)[number];
@@ -20,7 +21,7 @@ type Kind =
   | { type: 'string' }
   | { type: 'address' }
   | { type: 'duration' }
-  | { type: 'int'; min: number }
+  | { type: 'int'; min: number; max?: number }
   | { type: 'preconnect' }
   | { type: 'bool' }
   | { type: 'enum'; values: readonly string[] }
@@ -69,7 +70,7 @@ export const LINK_FIELDS: Record<string, Field> = {
   'health-interval': { kind: { type: 'duration' }, doc: 'with several backends: TCP health check period (off by default)' },
   register: { kind: { type: 'string' }, doc: 'etcd://HOST:PORT/PREFIX: register this link there while it runs (needs advertise; docs/discovery.md)' },
   advertise: { kind: { type: 'string' }, doc: 'with register: the host:port balancers and clients connect to' },
-  weight: { kind: { type: 'int', min: 1 }, doc: 'with register: relative share of streams (1-1000, default 1)' },
+  weight: { kind: { type: 'int', min: 1, max: MAX_WEIGHT }, doc: 'with register: relative share of streams (1-1000, default 1)' },
   'lease-ttl': { kind: { type: 'duration' }, doc: 'with register: etcd lease TTL, at least 2s (default 10s)' },
   'max-connections': { kind: { type: 'int', min: 1 }, doc: 'streams served at once (default 1000)' },
   'max-handshakes': { kind: { type: 'int', min: 1 }, roles: ['server'], doc: 'server: connections still proving the key (default 4096); streams count against max-connections only once authenticated' },
@@ -119,7 +120,7 @@ export interface RunSpec {
 }
 
 function typeName(v: unknown): string {
-  return v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a mapping' : `${typeof v} ${JSON.stringify(v)}`;
+  return v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a mapping' : typeof v === 'number' ? `number ${String(v)}` : `${typeof v} ${JSON.stringify(v)}`;
 }
 
 /** Closest known key, for "did you mean" (edit distance ≤ 2). */
@@ -167,13 +168,17 @@ function checkValue(kind: Kind, value: unknown, path: (string | number)[], issue
       if (typeof value !== 'string' || value.length === 0) return bad(`expected a non-empty string, got ${typeName(value)}`);
       return value;
     case 'duration': {
-      if (typeof value === 'number' && value >= 0) return Math.round(value * 1000);
       const m = typeof value === 'string' ? DURATION.exec(value.trim()) : null;
-      if (!m) return bad(`expected a duration such as 5s, 250ms or 2m (a bare number is seconds), got ${typeName(value)}`);
-      return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 's']!);
+      const ms = typeof value === 'number' && value >= 0 ? Math.round(value * 1000) : m ? Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 's']!) : NaN;
+      if (Number.isNaN(ms)) return bad(`expected a duration such as 5s, 250ms or 2m (a bare number is seconds), got ${typeName(value)}`);
+      // .inf, or beyond what a timer holds (it would fire at once).
+      if (!(ms <= MAX_DURATION_MS)) return bad(`expected at most ${MAX_DURATION_MS} ms (about 24 days), got ${typeName(value)}`);
+      return ms;
     }
     case 'int':
-      if (typeof value !== 'number' || !Number.isInteger(value) || value < kind.min) return bad(`expected an integer ≥ ${kind.min}, got ${typeName(value)}`);
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < kind.min || (kind.max !== undefined && value > kind.max)) {
+        return bad(kind.max === undefined ? `expected an integer ≥ ${kind.min}, got ${typeName(value)}` : `expected an integer from ${kind.min} to ${kind.max}, got ${typeName(value)}`);
+      }
       return value;
     case 'preconnect':
       if (!isPreconnectSetting(value)) return bad(`expected auto or an integer from 0 to ${MAX_PRECONNECT_WIRES}, got ${typeName(value)}`);

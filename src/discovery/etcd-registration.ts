@@ -6,6 +6,8 @@
  * key written again, with back-off, as soon as etcd answers.
  */
 import type { Etcd3, Lease } from 'etcd3';
+import { parseAddress } from '../addr/address.js';
+import { checkWeight } from '../balance/backend.js';
 import { silentLogger, type Logger } from '../log/logger.js';
 import { Backoff } from './backoff.js';
 import { createEtcdClient, ETCD_MAX_BACKOFF_MS } from './etcd-client.js';
@@ -45,6 +47,9 @@ export class EtcdRegistration {
   #firstAttempt: Promise<void> | undefined;
 
   constructor(options: EtcdRegistrationOptions) {
+    // A record balancers would ignore (decodeRecord) is refused here rather than registered.
+    parseAddress(options.advertise);
+    checkWeight(options.weight ?? 1, 'with --register');
     this.location = parseEtcdUrl(options.url);
     this.key = `${this.location.prefix}${options.advertise}`;
     this.ttlSeconds = options.ttlSeconds ?? DEFAULT_LEASE_TTL_SECONDS;

@@ -36,9 +36,11 @@ test('a provider that resets mid-stream: both jumpers log peer_reset, the consum
   const tun = await tunnelTo(t, provider.address);
   const result = await exchangeStrict(tun.port, randomBytes(2 * 1024 * 1024), { keepOpen: true });
   t.is(result.ending, 'reset');
-  t.is((await tun.serverClosed).reason, 'peer_reset');
+  // Both logs in every message: a rare CI failure (peer_closed, 2026-11-24) did not say which side.
+  const logs = () => `server:\n${tun.serverLog.text()}\nclient:\n${tun.clientLog.text()}`;
+  t.is((await tun.serverClosed).reason, 'peer_reset', logs());
   // The server tells the client why in an authenticated ABORT.
-  t.is((await tun.clientClosed).reason, 'peer_reset');
+  t.is((await tun.clientClosed).reason, 'peer_reset', logs());
   t.deepEqual(tun.serverLog.failures().map((l) => l.reason), ['peer_reset']);
   t.deepEqual(tun.clientLog.failures().map((l) => l.reason), ['peer_reset']);
 });

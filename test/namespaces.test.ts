@@ -5,7 +5,7 @@
  *        ^ listen-netns                  ^ connect-netns
  *   [client jumper in host A] --veth-- [server jumper in host B]
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -13,7 +13,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { createForward } from '../src/index.js';
+import { createForward, type ConnSummary } from '../src/index.js';
 import { cliBuilt, freePort, JUMPER, startJumper } from './helpers/cli.js';
 import { createNetns, createVethPair, netnsUnsupportedReason } from './helpers/netns.js';
 import { sha256, startEchoProvider } from './helpers/providers.js';
@@ -132,13 +132,19 @@ nsTest('jumper forward bridges a lo-only namespace to a service bound to the hos
   t.is(hostService.peers[0]!.split(':')[0], '127.0.0.1');
 });
 
-nsTest('a namespace deleted while the jumper runs fails that connection clearly; the jumper keeps serving', async (t) => {
-  const target = await createNetns(t, 'gone');
-  const fwd = createForward({ listen: '127.0.0.1:0', connectNetns: target.name, connect: '127.0.0.1:9' });
+/** A forwarder that dials `connect` inside namespace `ns`, and the summaries of the streams it closed. */
+async function forwardInto(t: ExecutionContext, ns: string, connect: string) {
+  const fwd = createForward({ listen: '127.0.0.1:0', connectNetns: ns, connect });
   await fwd.listen();
   t.teardown(() => fwd.close({ drainTimeoutMs: 0 }));
-  const closed: string[] = [];
-  fwd.on('close', (s) => closed.push(`${s.reason}: ${s.error?.message}`));
+  const closed: ConnSummary[] = [];
+  fwd.on('close', (s) => closed.push(s));
+  return { fwd, closed };
+}
+
+nsTest('a namespace deleted while the jumper runs fails that connection clearly; the jumper keeps serving', async (t) => {
+  const target = await createNetns(t, 'gone');
+  const { fwd, closed } = await forwardInto(t, target.name, '127.0.0.1:9');
   await execFileAsync('ip', ['netns', 'delete', target.name]);
   const attempt = () =>
     new Promise<string>((resolve) => {
@@ -149,23 +155,20 @@ nsTest('a namespace deleted while the jumper runs fails that connection clearly;
   t.is(await attempt(), 'ECONNRESET');
   t.is(await attempt(), 'ECONNRESET');
   t.is(closed.length, 2);
-  t.regex(closed[0]!, /^netns_error: no such network namespace/);
+  t.is(closed[0]!.reason, 'netns_error');
+  t.regex(closed[0]!.error?.message ?? '', /^no such network namespace/);
   t.is(fwd.stats().failures.netns_error, 2);
 });
 
 nsTest('in a namespace, a missing Unix path is target_refused, as without one (so --start waits for a provider still binding)', async (t) => {
   const target = await createNetns(t, 'reasons');
-  const fwd = createForward({ listen: '127.0.0.1:0', connectNetns: target.name, connect: '/nonexistent-jumper-test/provider.sock' });
-  await fwd.listen();
-  t.teardown(() => fwd.close({ drainTimeoutMs: 0 }));
-  const closed: string[] = [];
-  fwd.on('close', (s) => closed.push(s.reason));
+  const { fwd, closed } = await forwardInto(t, target.name, '/nonexistent-jumper-test/provider.sock');
   await new Promise<void>((resolve) => {
     const s = net.connect({ port: fwd.port()!, host: '127.0.0.1' });
     s.on('error', () => resolve());
     s.on('close', () => resolve());
   });
-  t.deepEqual(closed, ['target_refused']);
+  t.deepEqual(closed.map((c) => c.reason), ['target_refused']);
 });
 
 nsTest('a Unix listener opened in a namespace gets --listen-mode, and close() removes its file', async (t) => {

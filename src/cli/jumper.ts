@@ -136,7 +136,7 @@ function protocolOptions(flags: KeyFlags): { protocol: TunnelProtocol; pfs: PfsM
 /** --start, --start-timeout, --idle-stop: on server and forward. */
 function addStartOptions(cmd: Command): Command {
   return cmd
-    .option('--start <command>', 'start the provider with this shell command on the first connection that needs it')
+    .option('--start <command>', 'start the provider with this shell command on the first connection that needs it (not with forward --connect handoff:)')
     .addOption(durationOption('--start-timeout <duration>', 'with --start: how long connections wait for the provider to accept', DEFAULTS.startTimeoutMs))
     .addOption(new Option('--idle-stop <duration>', 'with --start: stop the provider after this long without open streams').argParser(parseDuration));
 }

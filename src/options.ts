@@ -4,6 +4,14 @@ export type PreconnectSetting = number | 'auto';
 /** Wires 'auto' keeps ready: one covers a sequential stream rate (a second one measured no faster). */
 export const AUTO_PRECONNECT_WIRES = 1;
 
+/** The most wires a client may be told to keep ready (each holds a handshake slot on the server). */
+export const MAX_PRECONNECT_WIRES = 1000;
+
+/** 'auto' or a whole number of wires from 0 to MAX_PRECONNECT_WIRES: the one rule the CLI, the config and the API check. */
+export function isPreconnectSetting(value: unknown): value is PreconnectSetting {
+  return value === 'auto' || (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_PRECONNECT_WIRES);
+}
+
 /**
  * Longest duration any option takes, in ms: Node's timers hold at most
  * 2^31-1 ms and fire after 1 ms for anything longer, so a larger drain or
@@ -11,12 +19,13 @@ export const AUTO_PRECONNECT_WIRES = 1;
  */
 export const MAX_DURATION_MS = 2 ** 31 - 1;
 
-/** The most wires a client may be told to keep ready (each holds a handshake slot on the server). */
-export const MAX_PRECONNECT_WIRES = 1000;
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m)?$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
 
-/** 'auto' or a whole number of wires from 0 to MAX_PRECONNECT_WIRES: the one rule the CLI, the config and the API check. */
-export function isPreconnectSetting(value: unknown): value is PreconnectSetting {
-  return value === 'auto' || (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_PRECONNECT_WIRES);
+/** "5" (seconds), "5s", "250ms", "2m" → milliseconds; NaN when it is not a duration. The one grammar the CLI and the config file share. */
+export function durationMs(text: string): number {
+  const m = DURATION.exec(text.trim());
+  return m ? Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 's']!) : NaN;
 }
 
 /**

@@ -83,6 +83,21 @@ export async function removeStaleUnixSocket(path: string): Promise<boolean> {
   return true;
 }
 
+type UnixPermissions = Pick<ListenerOptions, 'unixMode' | 'unixOwner'>;
+
+/** Bind a Unix socket under this umask when a mode or owner is given: no peer connects through wider permissions before they are set. */
+export const RESTRICTIVE_UMASK = 0o177;
+
+export function restrictsUnixPermissions(p: UnixPermissions): boolean {
+  return p.unixMode !== undefined || p.unixOwner !== undefined;
+}
+
+/** --listen-mode / --listen-owner on a bound socket file (plain or opened in a namespace). */
+export async function applyUnixPermissions(path: string, p: UnixPermissions): Promise<void> {
+  if (p.unixOwner) await fs.chown(path, p.unixOwner.uid, p.unixOwner.gid);
+  if (p.unixMode !== undefined) await fs.chmod(path, p.unixMode);
+}
+
 export class Listener {
   readonly #options: ListenerOptions;
   readonly #server: net.Server;
@@ -160,10 +175,7 @@ export class Listener {
 
   /** --listen-mode/--listen-owner: exact mode and owner once bound (bind itself ran under a tight umask). */
   async #applyUnixPermissions(target: ListenTarget): Promise<void> {
-    if (target.kind !== 'unix') return;
-    const { unixMode, unixOwner } = this.#options;
-    if (unixOwner) await fs.chown(target.path, unixOwner.uid, unixOwner.gid);
-    if (unixMode !== undefined) await fs.chmod(target.path, unixMode);
+    if (target.kind === 'unix') await applyUnixPermissions(target.path, this.#options);
   }
 
   #listenOnce(target: ListenTarget): Promise<void> {
@@ -178,8 +190,7 @@ export class Listener {
       if (target.kind === 'fd') this.#server.listen({ fd: target.fd, backlog }, done);
       else if (target.kind === 'unix') {
         // bind() is synchronous here: no peer can connect through wider permissions before the chmod.
-        const restrict = this.#options.unixMode !== undefined || this.#options.unixOwner !== undefined;
-        const umask = restrict ? process.umask(0o177) : undefined;
+        const umask = restrictsUnixPermissions(this.#options) ? process.umask(RESTRICTIVE_UMASK) : undefined;
         try {
           this.#server.listen({ path: target.path, backlog }, done);
         } finally {

@@ -11,7 +11,7 @@
 import { isIP } from 'node:net';
 import { STRATEGIES } from '../balance/strategy.js';
 import { MAX_WEIGHT } from '../balance/backend.js';
-import { isPreconnectSetting, MAX_DURATION_MS, MAX_PRECONNECT_WIRES } from '../options.js';
+import { durationMs, isPreconnectSetting, MAX_DURATION_MS, MAX_PRECONNECT_WIRES } from '../options.js';
 
 export const ROLES = ['client', 'server', 'forward', 'balance'] as const;
 export type LinkRole = (typeof ROLES)[number];
@@ -97,8 +97,6 @@ export const TOP_FIELDS: Record<string, Field> = {
 
 const START_FIELDS = ['command', 'start-timeout', 'idle-stop'];
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
-const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m)?$/;
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
 
 /** One problem, with the path of the offending key. */
 export interface ConfigIssue {
@@ -168,8 +166,7 @@ function checkValue(kind: Kind, value: unknown, path: (string | number)[], issue
       if (typeof value !== 'string' || value.length === 0) return bad(`expected a non-empty string, got ${typeName(value)}`);
       return value;
     case 'duration': {
-      const m = typeof value === 'string' ? DURATION.exec(value.trim()) : null;
-      const ms = typeof value === 'number' && value >= 0 ? Math.round(value * 1000) : m ? Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 's']!) : NaN;
+      const ms = typeof value === 'number' && value >= 0 ? Math.round(value * 1000) : typeof value === 'string' ? durationMs(value) : NaN;
       if (Number.isNaN(ms)) return bad(`expected a duration such as 5s, 250ms or 2m (a bare number is seconds), got ${typeName(value)}`);
       // .inf, or beyond what a timer holds (it would fire at once).
       if (!(ms <= MAX_DURATION_MS)) return bad(`expected at most ${MAX_DURATION_MS} ms (about 24 days), got ${typeName(value)}`);

@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { chmod, chown, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { formatAddress, parseAddress, type Address } from '../addr/address.js';
 import { tuneSocket, type Dialer } from '../addr/dial.js';
 import { openListenerInNetns } from '../netns/sockets.js';
@@ -17,7 +17,7 @@ import { EtcdDiscovery } from '../discovery/etcd-discovery.js';
 import { EtcdRegistration } from '../discovery/etcd-registration.js';
 import { planConnect, type BalanceOptions } from './connect-plan.js';
 import { inheritedFds, parseInheritedSpec, resolveInherited, type InheritedSpec } from '../activation/systemd.js';
-import { Listener, type ListenerOptions, type ListenTarget } from '../addr/listener.js';
+import { applyUnixPermissions, Listener, restrictsUnixPermissions, RESTRICTIVE_UMASK, type ListenerOptions, type ListenTarget } from '../addr/listener.js';
 import { Slots } from '../addr/slots.js';
 import { createAllowList } from '../addr/allow.js';
 import { performance } from 'node:perf_hooks';
@@ -305,11 +305,9 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
       return resolveInherited(spec, inheritedFds()).map((f) => ({ kind: 'fd', fd: f.fd, label: `${prefix}${f.name}` }));
     }
     if (this.#listenNetns !== undefined) {
-      const { unixMode, unixOwner } = this.#listenerExtras;
-      const restrict = spec.kind === 'unix' && (unixMode !== undefined || unixOwner !== undefined);
-      // As for a plain Unix listener: bind under a tight umask, then set the
-      // exact mode and owner, so no peer connects through wider permissions.
-      const umask = restrict ? process.umask(0o177) : undefined;
+      // As for a plain Unix listener: a tight umask while binding, then the exact mode and owner.
+      const restrict = spec.kind === 'unix' && restrictsUnixPermissions(this.#listenerExtras);
+      const umask = restrict ? process.umask(RESTRICTIVE_UMASK) : undefined;
       let fd: number;
       try {
         fd = await openListenerInNetns(this.#listenNetns, spec, { backlog: this.settings.backlog });
@@ -318,8 +316,7 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
       }
       if (spec.kind === 'unix') {
         this.#unixPathToRemove = spec.path;
-        if (unixOwner) await chown(spec.path, unixOwner.uid, unixOwner.gid);
-        if (unixMode !== undefined) await chmod(spec.path, unixMode);
+        await applyUnixPermissions(spec.path, this.#listenerExtras);
       }
       return [{ kind: 'fd', fd, label: `${formatAddress(spec)} in netns ${this.#listenNetns}` }];
     }

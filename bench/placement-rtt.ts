@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { affinityUnavailable, allowedCpuList, setAffinity, setOwnAffinity } from './lib/cpu-affinity.js';
+import { affinityUnavailable, allowedCpuList, cpuListMembers, setAffinity, setOwnAffinity } from './lib/cpu-affinity.js';
 import { measureRtt } from './lib/measure-rtt.js';
 import { startProvider } from './lib/providers.js';
 import { median } from './lib/stats.js';
@@ -60,10 +60,7 @@ async function main(): Promise<void> {
   const unavailable = affinityUnavailable();
   const all = allowedCpuList();
   if (unavailable !== null || all === null) throw new Error(`cannot pin: ${unavailable}`);
-  const cpus = all.split(',').flatMap((part) => {
-    const [a, b] = part.split('-').map(Number);
-    return b === undefined ? [a!] : Array.from({ length: b - a! + 1 }, (_, i) => a! + i);
-  });
+  const cpus = cpuListMembers(all);
   if (cpus.length < 2) throw new Error(`needs two CPUs, has ${all}`);
   const cpuOf = (slot: 0 | 1 | null): string => (slot === null ? all : String(cpus[slot]));
 

@@ -183,23 +183,26 @@ async function setupRound(r: Running, profile: Profile, round: number): Promise<
   });
 }
 
-/** One slice of the RTT figure: rttRoundTrips / (rounds × slices per round) request/responses on one connection. */
+/** Round trips in one RTT slice, pinned or not: rttRoundTrips over every unpinned slice of the run. */
+function tripsPerSlice(profile: Profile): number {
+  return Math.ceil(profile.rttRoundTrips / (profile.bulkRepetitions * profile.rttSlicesPerRound));
+}
+
+/** One slice of the RTT figure: tripsPerSlice request/responses on one connection. */
 async function rttRound(r: Running, profile: Profile): Promise<void> {
   await phase(r.result, 'rtt', async () => {
-    const trips = Math.ceil(profile.rttRoundTrips / (profile.bulkRepetitions * profile.rttSlicesPerRound));
-    r.rttRounds.push(await measureRtt(r.sys.entryPort, trips, profile.rttMessageBytes, profile.rttTimeoutMs));
+    r.rttRounds.push(await measureRtt(r.sys.entryPort, tripsPerSlice(profile), profile.rttMessageBytes, profile.rttTimeoutMs));
   });
 }
 
 /** One RTT slice with the client, the provider and the system on one CPU; every mask is restored afterwards. */
 async function rttOneCpuRound(r: Running, profile: Profile, pinning: Pinning): Promise<void> {
   await phase(r.result, 'one-CPU RTT', async () => {
-    const trips = Math.ceil(profile.rttRoundTrips / (profile.bulkRepetitions * profile.rttSlicesPerRound));
     const pinned = [pinning.providerPid, ...r.sys.pids, ...(r.sys.helperPids ?? [])];
     try {
       setOwnAffinity(pinning.cpu);
       setAffinity(pinned, pinning.cpu);
-      r.rttOneCpuRounds.push(await measureRtt(r.sys.entryPort, trips, profile.rttMessageBytes, profile.rttTimeoutMs));
+      r.rttOneCpuRounds.push(await measureRtt(r.sys.entryPort, tripsPerSlice(profile), profile.rttMessageBytes, profile.rttTimeoutMs));
     } finally {
       setAffinity(pinned, pinning.allCpus);
       setOwnAffinity(pinning.allCpus);

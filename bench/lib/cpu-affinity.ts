@@ -41,9 +41,17 @@ export function affinityUnavailable(): string | null {
   }
 }
 
-/** The first CPU of a list such as "0-1,4": where the one-CPU slices run. */
+/** The CPUs of a list such as "0-1,4", in order. */
+export function cpuListMembers(list: string): number[] {
+  return list.split(',').flatMap((part) => {
+    const [a, b] = part.split('-').map(Number);
+    return b === undefined ? [a!] : Array.from({ length: b - a! + 1 }, (_, i) => a! + i);
+  });
+}
+
+/** The first CPU of a list: where the one-CPU slices run. */
 export function firstCpu(list: string): string {
-  return /^\d+/.exec(list)?.[0] ?? '0';
+  return String(cpuListMembers(list)[0] ?? 0);
 }
 
 /** Set the affinity of every thread of this process (not its children: those are the systems). */

@@ -7,8 +7,8 @@
 // readiness: EAGAIN from the refill is "the socket has nothing" only when
 // the pipe was empty (a pipe with bytes may be full: partly filled pages
 // take whole slots), so readability is cleared only then and the refill is
-// retried after the pipe drained. Bytes JS had already read (a paused socket normally has none)
-// are sent first with send(2).
+// retried after the pipe drained. Bytes JS had already read (a paused
+// socket normally has none) are sent first with send(2).
 //
 // Memory: a direction holds a pipe only while bytes sit in it; idle
 // connections hold none. Pipes go back to a small process-wide pool

@@ -5,6 +5,7 @@
  * SIGKILL and SIGTERM are the real thing.
  */
 import test, { type ExecutionContext } from 'ava';
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { cliBuilt, freePort, startJumper, type RunningCli } from './helpers/cli.js';
 import { etcdUnavailableReason, startEtcd, type TestEtcd } from './helpers/etcd.js';
@@ -234,4 +235,74 @@ maybe('a backend written into etcd by hand is in rotation within 1 s; a bad reco
   await etcd.client.put(`${PREFIX}/manual`).value(JSON.stringify({ address: manual.address, weight: 2, version: 1 }));
   await balancer.waitFor((l) => l.msg === 'backend added' && l.backend === manual.address, 1_000);
   t.deepEqual([...inRotation(balancer)].sort(), [first.address, second.address, manual.address].sort());
+});
+
+/**
+ * A discovery in a child process reads the prefix, then etcd gets `signal`
+ * from onUpdate (before the watch that follows the read exists), then the
+ * child closes the discovery. Its output and, unless it is killed after
+ * `killAfterMs`, its exit code.
+ */
+async function closeAfterEtcd(etcd: TestEtcd, signal: NodeJS.Signals, killAfterMs: number): Promise<{ out: string; code: number | null }> {
+  const script = `
+    import { EtcdDiscovery } from ${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)};
+    let signalled = false;
+    const d = new EtcdDiscovery({ url: ${JSON.stringify(etcd.url(PREFIX))}, onUpdate: (b) => {
+      if (signalled) return;
+      signalled = true;
+      process.kill(${etcd.pid()}, ${JSON.stringify(signal)});
+      console.log('read ' + b.length);
+    } });
+    await d.start();
+    await new Promise((r) => setTimeout(r, 300));
+    await d.close();
+    console.log('closed');
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+  const code = await exited;
+  clearTimeout(timer);
+  return { out: out.trim(), code };
+}
+
+maybe('etcd gone between the read and the watch: start() resolves, close() ends the watch retries and the process exits', async (t) => {
+  const etcd = await startEtcd(t);
+  await etcd.client.put(`${PREFIX}/a`).value(JSON.stringify({ address: '127.0.0.1:1', weight: 1, version: 1 }));
+  const { out, code } = await closeAfterEtcd(etcd, 'SIGKILL', 8_000);
+  t.is(out, 'read 1\nclosed');
+  t.is(code, 0, 'the process stayed alive after close() and was killed');
+});
+
+maybe('etcd frozen (SIGSTOP) between the read and the watch: start() resolves and close() returns', async (t) => {
+  const etcd = await startEtcd(t);
+  await etcd.client.put(`${PREFIX}/a`).value(JSON.stringify({ address: '127.0.0.1:1', weight: 1, version: 1 }));
+  // The open gRPC connection to a frozen etcd may keep the child alive: it is killed once close() has had time.
+  const { out } = await closeAfterEtcd(etcd, 'SIGSTOP', 5_000);
+  t.is(out, 'read 1\nclosed');
+});
+
+maybe('an etcd that accepts connections but never answers (SIGSTOP) does not hold up start-up: a registering server serves, a discovering balancer listens', async (t) => {
+  const etcd = await startEtcd(t);
+  const key = await makeKeyFile(t);
+  const provider = await startEchoProvider(t);
+  process.kill(etcd.pid()!, 'SIGSTOP');
+  const serverPort = await freePort();
+  const server = startJumper(t, [
+    'server', '--listen', `127.0.0.1:${serverPort}`, '--connect', provider.address, '--key', key.path,
+    '--register', etcd.url(PREFIX), '--advertise', `127.0.0.1:${serverPort}`,
+  ]);
+  const balancer = startJumper(t, ['balance', '--listen', `127.0.0.1:${await freePort()}`, '--discover', etcd.url(PREFIX)]);
+  await server.waitFor((l) => l.msg === 'cannot register in etcd yet; retrying', 30_000);
+  await server.waitFor((l) => l.msg === 'server jumper listening', 5_000);
+  await balancer.waitFor((l) => l.msg === 'etcd unreachable: serving the last known backends, reconnecting', 30_000);
+  await balancer.waitFor((l) => l.msg === 'balance jumper listening', 5_000);
+  const clientPort = await freePort();
+  const client = startJumper(t, ['client', '--listen', `127.0.0.1:${clientPort}`, '--connect', `127.0.0.1:${serverPort}`, '--key', key.path]);
+  await client.waitFor((l) => l.msg === 'client jumper listening');
+  t.is(await streams(clientPort, 5), 0);
+  t.is(provider.connections, 5);
 });

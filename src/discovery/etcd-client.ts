@@ -19,12 +19,21 @@ const loadCockatiel = (): typeof import('cockatiel') => require('cockatiel') as 
 /** Longest wait between watch reconnects while etcd is unreachable. */
 export const ETCD_MAX_BACKOFF_MS = 2_000;
 
+/**
+ * Deadline of one request (a read, a lease grant, a put). dialTimeout only
+ * covers connecting: an etcd that accepts but never answers (stopped, hung)
+ * would otherwise hold a jumper's start-up for ever. Watch and keep-alive
+ * streams have none; they live as long as the connection.
+ */
+export const ETCD_CALL_TIMEOUT_MS = 5_000;
+
 export function createEtcdClient(location: EtcdLocation): Etcd3 {
   const { Etcd3, isRecoverableError } = loadEtcd3();
   const { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, retry } = loadCockatiel();
   return new Etcd3({
     hosts: location.hosts,
     dialTimeout: 2_000,
+    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + ETCD_CALL_TIMEOUT_MS }),
     faultHandling: {
       host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1_000, breaker: new ConsecutiveBreaker(3) }),
       global: retry(handleWhen(isRecoverableError), { maxAttempts: 2 }),

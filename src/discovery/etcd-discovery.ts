@@ -16,6 +16,9 @@ import { createEtcdClient, ETCD_MAX_BACKOFF_MS } from './etcd-client.js';
 import { parseEtcdUrl, type EtcdLocation } from './etcd-url.js';
 import { decodeRecord } from './registration-record.js';
 
+/** How long close() waits for etcd to confirm the watch's cancellation. */
+const CANCEL_WAIT_MS = 1_000;
+
 export interface EtcdDiscoveryOptions {
   /** etcd://HOST:PORT[,HOST:PORT]/PREFIX */
   url: string;
@@ -64,7 +67,13 @@ export class EtcdDiscovery {
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     const watcher = this.#watcher;
     this.#watcher = undefined;
-    await watcher?.cancel().catch(() => undefined);
+    if (watcher) {
+      // An etcd that accepts but never answers would hold cancel() for ever.
+      let timer: NodeJS.Timeout | undefined;
+      const gaveUp = new Promise<void>((resolve) => (timer = setTimeout(resolve, CANCEL_WAIT_MS)));
+      await Promise.race([watcher.cancel().catch(() => undefined), gaveUp]);
+      clearTimeout(timer);
+    }
     this.#client.close();
   }
 
@@ -78,22 +87,28 @@ export class EtcdDiscovery {
       for (const kv of response.kvs) this.#apply(kv.key.toString(), kv.value.toString());
       this.#synced = true;
       this.#publish();
-      const watcher = await this.#client
-        .watch()
-        .prefix(prefix)
-        .startRevision((BigInt(response.header.revision) + 1n).toString())
-        .create();
-      if (this.#closed) {
-        await watcher.cancel();
-        return;
-      }
-      this.#watch(watcher);
-      this.#reachable();
+      // The watcher is kept from the moment it exists, not once it connects:
+      // close() must cancel a watch still waiting for etcd (etcd3 would retry
+      // it for ever), and start() must not wait on a watch etcd leaves
+      // unanswered. It resumes after the revision just read, so nothing put
+      // in between is missed.
+      this.#watch(
+        this.#client
+          .watch()
+          .prefix(prefix)
+          .startRevision((BigInt(response.header.revision) + 1n).toString())
+          .watcher(),
+      );
     } catch (err) {
+      if (this.#closed) return;
       this.#unreachableNow(err);
-      this.#retryTimer = setTimeout(() => void this.#sync(), this.#backoff.next());
-      this.#retryTimer.unref();
+      this.#retryLater();
     }
+  }
+
+  #retryLater(): void {
+    this.#retryTimer = setTimeout(() => void this.#sync(), this.#backoff.next());
+    this.#retryTimer.unref();
   }
 
   #watch(watcher: Watcher): void {
@@ -112,8 +127,7 @@ export class EtcdDiscovery {
       this.#logger.warn({ etcd: this.location.url, reason: reasonOf(err), err: err.message }, 'etcd watch failed; re-reading the prefix');
       if (this.#watcher === watcher) this.#watcher = undefined;
       void watcher.cancel().catch(() => undefined);
-      this.#retryTimer = setTimeout(() => void this.#sync(), this.#backoff.next());
-      this.#retryTimer.unref();
+      if (!this.#closed) this.#retryLater();
     });
   }
 

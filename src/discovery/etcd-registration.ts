@@ -100,9 +100,11 @@ export class EtcdRegistration {
     this.#lease = lease;
     lease.on('lost', (err) => {
       if (this.#lease !== lease || this.#stopped) return;
+      // A lease etcd never granted was not lost: this is the first attempt failing.
+      const what = this.#registered ? 'etcd lease lost; registering again' : 'cannot register in etcd yet; retrying';
       this.#registered = false;
       this.#lease = undefined;
-      this.#logger.warn({ etcd: this.location.url, key: this.key, err: err.message }, 'etcd lease lost; registering again');
+      this.#logger.warn({ etcd: this.location.url, key: this.key, err: err.message }, what);
       this.#retryLater();
     });
     try {

@@ -29,6 +29,8 @@ export interface TestEtcd {
   stop(): Promise<void>;
   /** Start again on the same ports and data directory. */
   start(): Promise<void>;
+  /** The server's pid while it runs (a test may SIGSTOP it: connections then go unanswered). */
+  pid(): number | undefined;
   /** Keys (as strings) under `prefix`, with their values. */
   keys(prefix: string): Promise<Record<string, string>>;
 }
@@ -97,6 +99,7 @@ export async function startEtcd(t: ExecutionContext): Promise<TestEtcd> {
     client,
     stop,
     start,
+    pid: () => child?.pid,
     keys: async (prefix) => client.getAll().prefix(prefix).strings(),
   };
 }

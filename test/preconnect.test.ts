@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import test from 'ava';
 import { JumperMetrics } from '../src/admin/metrics.js';
-import { createClient } from '../src/index.js';
+import { createClient, createServer } from '../src/index.js';
 import { parsePromText } from './helpers/prom-text.js';
 import { exchange, randomBytes, sha256, startEchoProvider } from './helpers/providers.js';
 import { makeKey, withTunnel } from './helpers/tunnel.js';
@@ -296,4 +296,32 @@ test('without preconnect, a consumer that reset before its first byte is no_data
   t.is(tunnel.server.stats().total, 0, 'no connection to the server');
   t.is(tunnel.client.stats().failed, 0);
   t.is(provider.connections, 0);
+});
+
+test('balanced over two servers, a ready wire to a backend removed from the set is retired, not used: every later stream reaches the other provider', async (t) => {
+  const key = await makeKey();
+  const providers = [await startEchoProvider(t), await startEchoProvider(t)];
+  const servers = await Promise.all(
+    providers.map((p) => createServer({ listen: '127.0.0.1:0', connect: p.address, key, handshakeTimeoutMs: 10_000 }).listen()),
+  );
+  const addresses = servers.map((s) => `127.0.0.1:${s.port()!}`);
+  const client = await createClient({ listen: '127.0.0.1:0', connect: addresses, key, preconnect: 2, preconnectIdleMs: 8_000 }).listen();
+  t.teardown(async () => {
+    await client.close({ drainTimeoutMs: 0 });
+    await Promise.all(servers.map((s) => s.close({ drainTimeoutMs: 0 })));
+  });
+  // Round-robin: one ready wire to each server.
+  await until(() => client.preconnectStats()!.ready === 2 && servers.every((s) => s.stats().total === 1), 3000, 'a ready wire to each server');
+  client.updateBackends([{ address: addresses[1]!, weight: 1 }]);
+  const port = client.port()!;
+  for (let i = 0; i < 4; i++) {
+    const body = randomBytes(64 * 1024 + i);
+    const result = await exchange({ port }, body);
+    t.is(result.ending, 'end');
+    t.is(sha256(result.received), sha256(body));
+  }
+  t.is(providers[0]!.connections, 0, 'no stream went to the removed backend');
+  t.is(providers[1]!.connections, 4);
+  t.is(client.preconnectStats()!.retired, 1, 'the wire to the removed backend was retired');
+  await until(() => servers[0]!.stats().total === 1 && servers[0]!.stats().active === 0, 3000, 'the removed server to end its wire');
 });

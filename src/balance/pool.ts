@@ -118,6 +118,7 @@ export class BackendPool extends EventEmitter<PoolEvents> {
     let released = false;
     return {
       target: backend.address,
+      stale: () => backend.removed || !backend.healthy,
       release: () => {
         if (released) return;
         released = true;

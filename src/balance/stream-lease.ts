@@ -11,12 +11,23 @@ export interface StreamLease {
   readonly target: string;
   /** Called once when the stream has ended. */
   release(): void;
+  /**
+   * The backend left the rotation (removed, failed its health check) since
+   * the socket was dialled: a wire made ahead of demand should not carry a
+   * new stream there.
+   */
+  stale(): boolean;
 }
 
 const leases = new WeakMap<Socket, StreamLease>();
 
 export function attachLease(socket: Socket, lease: StreamLease): void {
   leases.set(socket, lease);
+}
+
+/** The socket's lease, left in place. */
+export function leaseOf(socket: Socket): StreamLease | undefined {
+  return leases.get(socket);
 }
 
 /** The socket's lease, removed so it is released only once. */

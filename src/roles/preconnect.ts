@@ -17,13 +17,16 @@
  *   `auto`) a lone stream fills nothing: only a stream that comes within
  *   `maxIdleMs` of the one before does, so a client that connects now and
  *   then never makes a wire it does not use.
+ * - Balanced over several servers, a ready wire whose backend has left the
+ *   rotation since (removed from the set, failed its health check) is
+ *   retired when a consumer would take it, so new streams follow the set.
  * - A failed preconnect (server down, wrong key) backs off, 100 ms doubling
  *   to 30 s; consumers meanwhile take the normal path and see its errors.
  */
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Dialer } from '../addr/dial.js';
-import { takeLease } from '../balance/stream-lease.js';
+import { leaseOf, takeLease } from '../balance/stream-lease.js';
 import { HandshakeTimeoutError, reasonOf } from '../errors.js';
 import type { TunnelKey } from '../keys/key-file.js';
 import type { Logger } from '../log/logger.js';
@@ -126,7 +129,9 @@ export class Preconnector {
       const { wire } = entry.ready;
       // The kernel may know of the server's FIN or reset before the event loop does.
       const kernel = peekSocket(wire);
-      if (entry.ready.key === key && !wire.destroyed && wire.writable && !wire.readableEnded && (kernel === undefined || kernel === 'open')) {
+      // A wire to a backend that left the rotation since is retired: a fresh dial goes elsewhere.
+      const stale = leaseOf(wire)?.stale() === true;
+      if (entry.ready.key === key && !stale && !wire.destroyed && wire.writable && !wire.readableEnded && (kernel === undefined || kernel === 'open')) {
         this.#count('hit');
         this.#fill();
         return entry.ready;

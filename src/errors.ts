@@ -112,10 +112,11 @@ export function reasonOf(err: unknown): string {
   if (err instanceof JumperError) return err.reason;
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   switch (code) {
+    // EPIPE on a TCP socket means a reset whose ECONNRESET another call took
+    // (a half-close still lets us write): the same event, the same reason.
     case 'ECONNRESET':
-      return 'peer_reset';
     case 'EPIPE':
-      return 'peer_closed';
+      return 'peer_reset';
     case 'ECONNREFUSED':
       return 'connect_refused';
     case 'ETIMEDOUT':

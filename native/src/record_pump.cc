@@ -237,7 +237,8 @@ class Pump final : public Stream {
   bool FailErrno(int error, const char* side) {
     const std::string name = ErrnoName(error);
     if (error == ECONNRESET || error == EPIPE || error == ENOTCONN) {
-      abort_text_ = error == EPIPE ? "peer_closed" : "peer_reset";
+      // The peer is told what is logged here (EPIPE: a reset another call saw first).
+      abort_text_ = "peer_reset";
       return Fail("peer_reset", name, side);
     }
     abort_text_.clear();

@@ -19,7 +19,7 @@ export interface PipeHooks {
   onError(err: unknown): void;
 }
 
-/** Reasons a peer may name in ABORT that we log as such; anything else is 'peer_abort'. */
+/** Reasons a peer may name in ABORT that we log as such; anything else is 'peer_abort' (peer_closed: what older jumpers sent for EPIPE). */
 const KNOWN_ABORT_REASON = /^((provider|server|target)_(refused|timeout|unreachable)|peer_reset|peer_closed|drain_timeout|timeout|socket_error|error|e[a-z]+)$/;
 
 /**

@@ -4,14 +4,18 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { execFile } from 'node:child_process';
+import net from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
-import { createForward } from '../src/index.js';
+import { createClient, createForward } from '../src/index.js';
 import { resolveDropTarget } from '../src/privilege/drop.js';
 import { exchange, randomBytes, sha256, startEchoProvider } from './helpers/providers.js';
+import { freePort } from './helpers/cli.js';
+import { makeKeyFile } from './helpers/spiped.js';
+import { etcdUnavailableReason, startEtcd } from './helpers/etcd.js';
 import { adminGet, JUMPER_SRC, linkPort, startJumperSrc } from './helpers/run-cli.js';
 
 const execFileAsync = promisify(execFile);
@@ -142,4 +146,43 @@ test('unknown users and root are refused as drop targets', (t) => {
   t.throws(() => resolveDropTarget('no-such-user-jumper'), { code: 'JUMPER_ERR_INVALID_ARG', message: /no such user/ });
   t.throws(() => resolveDropTarget('root'), { code: 'JUMPER_ERR_INVALID_ARG', message: /not root/ });
   t.throws(() => resolveDropTarget('nobody', 'no-such-group-jumper'), { code: 'JUMPER_ERR_INVALID_ARG', message: /no such group/ });
+});
+
+rootTest('a connection accepted before the drop waits for it: an exec: command never runs as root', async (t) => {
+  if (etcdUnavailableReason()) {
+    t.log(`skipped: ${etcdUnavailableReason()}`);
+    t.pass();
+    return;
+  }
+  // A frozen etcd holds start-up after the listener is up (the registration's
+  // first attempt waits out its deadline): the drop comes seconds after accepting began.
+  const etcd = await startEtcd(t);
+  process.kill(etcd.pid()!, 'SIGSTOP');
+  const key = await makeKeyFile(t);
+  const port = await freePort();
+  const run = startJumperSrc(t, [
+    'server', '--listen', `127.0.0.1:${port}`, '--connect', 'exec:id -u', '--key', key.path,
+    '--register', etcd.url('/jumper/priv'), '--advertise', `127.0.0.1:${port}`, '--user', 'nobody',
+  ]);
+  // The server holds the stream until the drop, seconds later: the client waits for its handshake that long.
+  const client = createClient({ listen: '127.0.0.1:0', connect: `127.0.0.1:${port}`, key: key.key, preconnect: 0, handshakeTimeoutMs: 60_000 });
+  await client.listen();
+  t.teardown(() => client.close({ drainTimeoutMs: 0 }));
+  // Wait for the server's listener (bounded: 200 probes, 25 ms apart).
+  let up = false;
+  for (let i = 0; i < 200 && !up; i++) {
+    up = await new Promise<boolean>((resolve) => {
+      const probe = net.connect({ port, host: '127.0.0.1' });
+      probe.once('connect', () => resolve(true));
+      probe.once('error', () => resolve(false));
+      probe.once('connect', () => probe.destroy());
+    });
+    if (!up) await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  t.true(up, 'the server listens');
+  t.false(run.logs.some((l) => l.msg === 'privileges dropped'), 'the stream starts before the drop');
+  const answer = (await exchange({ port: client.port()! }, Buffer.alloc(0))).received;
+  const dropped = run.logs.find((l) => l.msg === 'privileges dropped');
+  t.truthy(dropped, 'the answer came after the drop');
+  t.is(answer?.toString().trim(), String(resolveDropTarget('nobody').uid));
 });

@@ -34,6 +34,17 @@ export function dropTo(target: DropTarget | undefined, logger: Logger): void {
   logger.info({ user: target.user, uid: target.uid, gid: target.gid }, 'privileges dropped');
 }
 
+/**
+ * What listen() waits on before serving when privileges are to be dropped:
+ * `listen` goes to listen()/start(), `dropped()` is called after dropTo().
+ */
+export function serveAfterDrop(target: DropTarget | undefined): { listen: { serveAfter?: Promise<void> }; dropped(): void } {
+  if (!target) return { listen: {}, dropped: () => undefined };
+  let dropped!: () => void;
+  const serveAfter = new Promise<void>((resolve) => (dropped = resolve));
+  return { listen: { serveAfter }, dropped };
+}
+
 /** A metrics registry; loaded on demand so commands without --admin never load prom-client. */
 export async function createMetrics(): Promise<JumperMetrics> {
   const { JumperMetrics } = await import('../admin/metrics.js');

@@ -9,7 +9,7 @@ import { Supervisor } from '../config/run.js';
 import { ConfigError } from '../errors.js';
 import { silentLogger } from '../log/logger.js';
 import { createLogger } from './logger.js';
-import { createMetrics, dropTo, resolveUserFlags, startAdmin } from './operate.js';
+import { createMetrics, dropTo, resolveUserFlags, serveAfterDrop, startAdmin } from './operate.js';
 import type { RunFlags } from './run-command.js';
 
 /** --check: validate the file and build every link (reads key files, parses addresses) without listening. */
@@ -33,9 +33,12 @@ export async function runConfig(flags: RunFlags): Promise<void> {
   const dropTarget = resolveUserFlags({ user, group });
   const metrics = await createMetrics();
   const supervisor = new Supervisor({ file: flags.config, logger, metrics, willDropPrivileges: dropTarget !== undefined });
-  const spec = await supervisor.start();
+  // Connections accepted before the drop wait for it (nothing is served as root).
+  const gate = serveAfterDrop(dropTarget);
+  const spec = await supervisor.start(gate.listen);
   const admin = await startAdmin(flags.admin ?? spec.admin, metrics, () => supervisor.status(), logger);
   dropTo(dropTarget, logger);
+  gate.dropped();
   supervisor.privilegesDropped = dropTarget !== undefined;
   handleSignals({
     logger,

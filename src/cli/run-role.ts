@@ -6,7 +6,7 @@ import type { Logger as PinoLogger } from 'pino';
 import type { Jumper } from '../roles/jumper.js';
 import { handleSignals } from './signals.js';
 import { checkDroppable } from '../privilege/drop.js';
-import { createMetrics, dropTo, resolveUserFlags, startAdmin, type OperateSetup } from './operate.js';
+import { createMetrics, dropTo, resolveUserFlags, serveAfterDrop, startAdmin, type OperateSetup } from './operate.js';
 
 export interface RunRoleOptions {
   jumper: Jumper;
@@ -24,7 +24,9 @@ export async function runRole(options: RunRoleOptions): Promise<void> {
   const { jumper, logger } = options;
   const dropTarget = resolveUserFlags(options.operate ?? {});
   if (dropTarget) checkDroppable(jumper.role, { connectNetns: options.operate?.connectNetns });
-  await jumper.listen();
+  // Connections accepted before the drop wait for it (nothing is served as root).
+  const gate = serveAfterDrop(dropTarget);
+  await jumper.listen(gate.listen);
   let admin: Awaited<ReturnType<typeof startAdmin>>;
   if (options.operate?.admin !== undefined) {
     const metrics = await createMetrics();
@@ -47,6 +49,7 @@ export async function runRole(options: RunRoleOptions): Promise<void> {
     admin = await startAdmin(options.operate.admin, metrics, status, logger);
   }
   dropTo(dropTarget, logger);
+  gate.dropped();
   handleSignals({
     logger,
     drainTimeoutMs: () => options.drainTimeoutMs,

@@ -95,13 +95,13 @@ export class Supervisor {
    * start (the ones already listening are closed again).
    * @throws ConfigError (JUMPER_ERR_CONFIG) for an invalid file; the link's error (e.g. ListenError) otherwise.
    */
-  async start(): Promise<RunSpec> {
+  async start(options: { serveAfter?: Promise<unknown> } = {}): Promise<RunSpec> {
     const spec = await loadConfig(this.#options.file);
     if (spec.user !== undefined || this.#options.willDropPrivileges) for (const l of spec.links) checkDroppable(`links "${l.name}"`, { connectNetns: l['connect-netns'] as string | undefined });
     const built = await this.#buildAll(spec.links);
     try {
       for (const [spec, jumper] of built) {
-        await jumper.listen();
+        await jumper.listen(options);
         this.#install(spec, jumper);
         this.#logger.info({ link: spec.name, role: spec.role, listen: jumper.address(), connect: jumper.connectDescription }, 'link started');
       }

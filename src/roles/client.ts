@@ -98,10 +98,14 @@ export class ClientJumper extends Jumper {
     await loadSodium();
   }
 
-  override async listen(): Promise<this> {
-    await super.listen();
-    // A fixed pool is filled at once; 'auto' waits for streams to come in a row.
-    if (this.preconnectSetting !== 'auto') this.#preconnect?.warm();
+  override async listen(options: { serveAfter?: Promise<unknown> } = {}): Promise<this> {
+    await super.listen(options);
+    // A fixed pool is filled at once (once serving starts); 'auto' waits for streams to come in a row.
+    const preconnect = this.#preconnect;
+    if (preconnect && this.preconnectSetting !== 'auto') {
+      if (options.serveAfter) void options.serveAfter.then(() => preconnect.warm(), () => preconnect.warm());
+      else preconnect.warm();
+    }
     return this;
   }
 

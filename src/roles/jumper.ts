@@ -164,6 +164,8 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
   #deregisterDelayMs = 0;
   #nextId = 1;
   #drainWaiters: (() => void)[] = [];
+  /** listen({ serveAfter }) until it settles. */
+  #serveGate: Promise<void> | undefined;
   readonly #stats: JumperStats = { active: 0, waiting: 0, total: 0, failed: 0, bytesUp: 0, bytesDown: 0, failures: {} };
 
   constructor(role: RoleName, options: CommonOptions, dialLabel: string) {
@@ -271,10 +273,23 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
 
   /**
    * Start accepting.
+   * @param options.serveAfter connections accepted before it settles wait,
+   *   unread, until then: a daemon that drops privileges after binding
+   *   serves nothing (spawns no --start or exec: command, dials nothing) as root.
    * @throws ListenError (JUMPER_ERR_LISTEN) when the address cannot be bound.
    */
-  async listen(): Promise<this> {
+  async listen(options: { serveAfter?: Promise<unknown> } = {}): Promise<this> {
     if (this.#listeners.length > 0) throw new InvalidArgumentError('listen() was already called');
+    if (options.serveAfter) {
+      const gate = options.serveAfter.then(
+        () => undefined,
+        () => undefined,
+      );
+      this.#serveGate = gate;
+      void gate.then(() => {
+        if (this.#serveGate === gate) this.#serveGate = undefined;
+      });
+    }
     await this.prepare();
     for (const target of await this.#resolveTargets()) {
       const listener = new Listener({
@@ -444,7 +459,9 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
     if (this.#streamSlots) this.#acceptReleases.set(conn, release);
     this.#stats.total++;
     this.emit('connection', { id: conn.id, peer: conn.peer });
-    void this.serve(conn, socket);
+    const gate = this.#serveGate;
+    if (gate) void gate.then(() => (conn.closed ? undefined : this.serve(conn, socket)));
+    else void this.serve(conn, socket);
   }
 
   /** Report each connect's duration ('dial' event) without changing its outcome. */

@@ -186,3 +186,30 @@ rootTest('a connection accepted before the drop waits for it: an exec: command n
   t.truthy(dropped, 'the answer came after the drop');
   t.is(answer?.toString().trim(), String(resolveDropTarget('nobody').uid));
 });
+
+rootTest('--user with --admin on a Unix socket in a root-owned directory: SIGTERM still drains the open stream and exits 0', async (t) => {
+  const dir = tempDir(t);
+  const provider = await startEchoProvider(t);
+  const adminPath = join(dir, 'admin.sock');
+  const run = startJumperSrc(t, ['forward', '--listen', '127.0.0.1:0', '--connect', provider.address, '--user', 'nobody', '--admin', adminPath]);
+  const listening = await run.waitFor((l) => l.msg === 'forward jumper listening');
+  const port = Number(String(listening.listen).split(':').pop());
+  // A stream open across the SIGTERM: half now, half after.
+  const socket = net.connect({ port, host: '127.0.0.1' });
+  const chunks: Buffer[] = [];
+  socket.on('data', (c: Buffer) => chunks.push(c));
+  socket.on('error', () => {});
+  const closed = new Promise((resolve) => socket.once('close', resolve));
+  const first = randomBytes(64 * 1024);
+  const second = randomBytes(64 * 1024);
+  socket.write(first);
+  while (Buffer.concat(chunks).length < first.length) await new Promise((r) => setTimeout(r, 10));
+  const exited = new Promise<number | null>((resolve) => run.child.once('exit', (code) => resolve(code)));
+  run.child.kill('SIGTERM');
+  await run.waitFor((l) => l.msg === 'stopping: no new connections, draining open streams');
+  await new Promise((r) => setTimeout(r, 200));
+  socket.end(second);
+  await closed;
+  t.is(sha256(Buffer.concat(chunks)), sha256(Buffer.concat([first, second])));
+  t.is(await exited, 0, JSON.stringify(run.logs.filter((l) => (l.level as number) >= 50)));
+});

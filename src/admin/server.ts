@@ -100,7 +100,9 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      if (target.kind === 'unix') await rm(target.path, { force: true });
+      // After --user the directory may not be ours (EACCES): the socket stays,
+      // and the next start replaces it. Never a reason to cut the drain short.
+      if (target.kind === 'unix') await rm(target.path, { force: true }).catch(() => undefined);
     },
   };
 }

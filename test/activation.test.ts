@@ -4,7 +4,9 @@
  */
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { listenFds, parseInheritedSpec } from '../src/activation/systemd.js';
 import { cliBuilt, freePort, JUMPER } from './helpers/cli.js';
 import { killAtTeardown } from './helpers/netns.js';
@@ -95,4 +97,34 @@ test('parseInheritedSpec: systemd, systemd:NAME, fd:N, and addresses left alone'
   t.is(parseInheritedSpec('127.0.0.1:80'), undefined);
   t.throws(() => parseInheritedSpec('fd:x'), { code: 'JUMPER_ERR_INVALID_ARG' } as never);
   t.throws(() => parseInheritedSpec('systemd:'), { code: 'JUMPER_ERR_INVALID_ARG' } as never);
+});
+
+activateTest('jumper run: a reload that changes a link on an inherited socket keeps serving it (the new instance listens on the same socket)', async (t) => {
+  const provider = await startEchoProvider(t);
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'jumper-act-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'jumper.yaml');
+  const config = (timeout: string) => `links:\n  - name: t\n    role: forward\n    listen: systemd:tunnel\n    connect: ${provider.address}\n    connect-timeout: ${timeout}\n`;
+  writeFileSync(file, config('5s'));
+  const child = spawn(ACTIVATE, ['-l', `127.0.0.1:${port}`, '--fdname=tunnel', process.execPath, JUMPER, 'run', '--config', file, '--log-format', 'json'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  killAtTeardown(t, child);
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  for (const round of [1, 2, 3]) {
+    const body = randomBytes(100_000 + round);
+    const result = await exchangeWhenUp(port, body);
+    t.is(sha256(result.received), sha256(body), `round ${round}: ${stderr}`);
+    if (round === 3) break;
+    // A changed link is replaced by a new instance on the same inherited socket.
+    writeFileSync(file, config(round === 1 ? '4s' : '3s'));
+    const reloads = (stderr.match(/"msg":"configuration reloaded"/g) ?? []).length;
+    child.kill('SIGHUP');
+    for (let i = 0; i < 100 && (stderr.match(/"msg":"configuration reloaded"/g) ?? []).length === reloads; i++) await new Promise((r) => setTimeout(r, 50));
+    t.regex(stderr, /"change":"changed"/);
+  }
+  t.is(provider.connections, 3);
+  t.notRegex(stderr, /link failed to start/);
 });

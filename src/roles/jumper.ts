@@ -24,6 +24,7 @@ import { performance } from 'node:perf_hooks';
 import { CLEAN_END_REASONS, DrainTimeoutError, InvalidArgumentError, reasonOf } from '../errors.js';
 import { silentLogger, type Logger } from '../log/logger.js';
 import type { PreconnectOutcome } from './preconnect.js';
+import { dupFd, nativePumpAvailable } from '../native/pump.js';
 import { DEFAULTS } from '../options.js';
 import { Conn, type ConnSummary } from '../proto/conn.js';
 
@@ -317,7 +318,7 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
     if (spec.kind === 'systemd' || spec.kind === 'fd') {
       if (this.#listenNetns !== undefined) throw new InvalidArgumentError('--listen-netns cannot apply to an inherited socket');
       const prefix = spec.kind === 'systemd' ? 'systemd:' : '';
-      return resolveInherited(spec, inheritedFds()).map((f) => ({ kind: 'fd', fd: f.fd, label: `${prefix}${f.name}` }));
+      return resolveInherited(spec, inheritedFds()).map((f) => ({ kind: 'fd', fd: listeningCopy(f.fd), label: `${prefix}${f.name}` }));
     }
     if (this.#listenNetns !== undefined) {
       // As for a plain Unix listener: a tight umask while binding, then the exact mode and owner.
@@ -509,4 +510,15 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
     }
     this.emit('close', summary);
   }
+}
+
+/**
+ * The descriptor a listener on an inherited socket owns: a duplicate, so
+ * closing it (stop, or a reload replacing the link) leaves the inherited
+ * one open for the next instance; connections queue there meanwhile.
+ * Without the addon, the inherited descriptor itself (then a replaced link
+ * cannot listen again until a restart).
+ */
+function listeningCopy(fd: number): number {
+  return nativePumpAvailable() ? dupFd(fd) : fd;
 }

@@ -3,6 +3,7 @@
  * demand, over real loopback sockets against a real server jumper.
  */
 import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import test from 'ava';
 import { JumperMetrics } from '../src/admin/metrics.js';
 import { createClient, createServer } from '../src/index.js';
@@ -258,12 +259,13 @@ test('a draining server keeps a ready wire open and serves the stream that arriv
 });
 
 /** Connect and reset (SO_LINGER 0) while this event loop is blocked, so the reset is in the kernel before the jumper accepts. */
-function resetProbe(port: number): void {
+function resetProbe(port: number, count = 1): void {
   const probe = [
     'import socket, struct',
-    `s = socket.create_connection(("127.0.0.1", ${port}))`,
-    's.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))',
-    's.close()',
+    `for _ in range(${count}):`,
+    `    s = socket.create_connection(("127.0.0.1", ${port}))`,
+    '    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))',
+    '    s.close()',
   ].join('\n');
   execFileSync('python3', ['-c', probe]);
 }
@@ -324,4 +326,20 @@ test('balanced over two servers, a ready wire to a backend removed from the set 
   t.is(providers[1]!.connections, 4);
   t.is(client.preconnectStats()!.retired, 1, 'the wire to the removed backend was retired');
   await until(() => servers[0]!.stats().total === 1 && servers[0]!.stats().active === 0, 3000, 'the removed server to end its wire');
+});
+
+test('consumers that reset before their first byte leave no socket behind: the process holds no more descriptors after 200 of them', async (t) => {
+  const provider = await startEchoProvider(t);
+  const tunnel = await withTunnel(t, { provider: provider.address, preconnect: 0 });
+  const fds = () => readdirSync('/proc/self/fd').length;
+  // One stream first, so lazily opened descriptors (epoll, the reactor) exist before counting.
+  const body = randomBytes(1024);
+  t.is(sha256((await exchange({ port: tunnel.clientPort }, body)).received), sha256(body));
+  await tunnel.closedOn('client', 1);
+  const before = fds();
+  resetProbe(tunnel.clientPort, 200);
+  const closed = await tunnel.closedOn('client', 201);
+  t.is(closed.filter((s) => s.reason === 'no_data').length, 200);
+  await sleep(100);
+  t.true(fds() - before < 20, `descriptors: ${before} before, ${fds()} after 200 reset consumers`);
 });

@@ -429,6 +429,8 @@ export async function runClientConn(conn: Conn, local: Socket, options: ClientCo
   try {
     if (consumerGone(local)) {
       // A health check that reset at once: no dial, no ready wire spent on it, and the provider never sees it.
+      // Adopted first, so that fail() closes it: a paused socket nobody reads is never closed otherwise.
+      conn.adoptPlain(local);
       conn.fail(new NoDataError('consumer reset the connection before any byte arrived'), 'plain');
       return;
     }

@@ -82,7 +82,8 @@ export class ServerJumper extends Jumper {
     if (this.protocol === 'spiped') {
       // spiped streams take their slot at accept, handshake included, as in spiped.
       await this.admitStream(conn);
-      if (conn.closed) return;
+      // Cut while it waited for a slot (drain timeout): the socket was never adopted.
+      if (conn.closed) return void socket.destroy();
       const options = { key: this.#keys[0]!, dial: this.dial, handshakeTimeoutMs: this.#handshakeTimeoutMs, pfs: this.#pfs, keepAlive: this.#keepAlive };
       return runSpipedServerConn(conn, socket, options);
     }

@@ -461,8 +461,12 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
     this.#stats.total++;
     this.emit('connection', { id: conn.id, peer: conn.peer });
     const gate = this.#serveGate;
-    if (gate) void gate.then(() => (conn.closed ? socket.destroy() : this.serve(conn, socket)));
-    else void this.serve(conn, socket);
+    if (gate) {
+      void gate.then(() => {
+        if (conn.closed) socket.destroy();
+        else return this.serve(conn, socket);
+      });
+    } else void this.serve(conn, socket);
   }
 
   /** Report each connect's duration ('dial' event) without changing its outcome. */

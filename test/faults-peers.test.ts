@@ -12,9 +12,9 @@ import { createClient, createServer, type ConnSummary } from '../src/index.js';
 import { captureLogger } from './helpers/capture-logger.js';
 import { makeKeyFile, spawnJumper } from './helpers/child-jumper.js';
 import { killAtTeardown } from './helpers/netns.js';
-import { randomBytes, startProvider } from './helpers/providers.js';
+import { randomBytes, startEchoProvider, startProvider } from './helpers/providers.js';
 import { exchangeStrict, tcpEnding } from './helpers/tcp-ending.js';
-import { makeKey } from './helpers/tunnel.js';
+import { makeKey, withTunnel } from './helpers/tunnel.js';
 
 async function tunnelTo(t: import('ava').ExecutionContext, provider: string, options: { connectTimeoutMs?: number } = {}) {
   const key = await makeKey();
@@ -106,4 +106,29 @@ test('a server jumper killed with SIGKILL mid-stream: the consumer sees a reset,
   t.regex(summary.reason, /^(peer_reset|truncated)$/);
   t.deepEqual(clientLog.failures().map((l) => l.reason), [summary.reason]);
   consumer.destroy();
+});
+
+test('a drain timeout on the server while the consumer uploads and reads: the client is told drain_timeout every time, not a bare reset', async (t) => {
+  const reasons: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    const provider = await startEchoProvider(t);
+    const tunnel = await withTunnel(t, { provider: provider.address });
+    const socket = net.connect({ port: tunnel.clientPort, host: '127.0.0.1' });
+    socket.on('error', () => {});
+    socket.on('data', () => {});
+    // Bounded: stops with the connection, or after 2 GiB.
+    const chunk = randomBytes(256 * 1024);
+    let writes = 0;
+    const pump = (): void => {
+      if (!socket.destroyed && writes++ < 8192) socket.write(chunk, () => setImmediate(pump));
+    };
+    socket.once('connect', pump);
+    await new Promise((r) => setTimeout(r, 150));
+    void tunnel.server.close({ drainTimeoutMs: 50 });
+    const [server] = await tunnel.closedOn('server', 1);
+    const [client] = await tunnel.closedOn('client', 1);
+    socket.destroy();
+    reasons.push(`${server!.reason} -> ${client!.reason}`);
+  }
+  t.deepEqual(reasons, Array(5).fill('drain_timeout -> drain_timeout'));
 });

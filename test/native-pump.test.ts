@@ -354,6 +354,28 @@ serial('plain side reset: peer_reset, and the tunnel peer gets an ABORT naming i
   t.is(await wireEnding, 'end');
 });
 
+serial('a peer that sends ABORT and resets while the pump is blocked sending: peer_abort with its reason, not peer_reset', async (t) => {
+  const { provider, peer, result } = await rig();
+  // The peer stops reading; the provider's bytes fill the wire until the pump's sends would block.
+  peer.socket.pause();
+  void provider.send(randomBytes(16 * 1024 * 1024)).catch(() => {});
+  let before = -1;
+  while (provider.socket.bytesWritten !== before) {
+    before = provider.socket.bytesWritten;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const out: Buffer[] = [];
+  peer.sealer.sealAbort('drain_timeout', out);
+  // In one go (the write goes to the kernel at once): the pump wakes to both the
+  // ABORT and the reset that follows it (unread bytes: the close is a reset).
+  peer.socket.write(Buffer.concat(out));
+  peer.socket.resetAndDestroy();
+  const r = await result;
+  t.is(r.reason, 'peer_abort');
+  t.is(r.detail, 'drain_timeout');
+  t.is(r.side, 'wire');
+});
+
 serial('cancel: cancelled promptly, the peer gets ABORT(reason), the provider a reset', async (t) => {
   const { provider, peer, pump, result } = await rig();
   await peer.write(peer.seal(Buffer.from('x')));

@@ -326,6 +326,7 @@ class Reactor {
     host->cv.notify_all();
     // Not delivered (environment gone): the reference dies with the
     // environment; it must not be deleted off the JS thread.
+    if (completion != nullptr && completion->result.linger_fd >= 0) ::close(completion->result.linger_fd);
     delete completion;
     dead_.push_back(stream);
   }
@@ -386,6 +387,7 @@ void CallJs(Napi::Env env, Napi::Function /*unused*/, Host* host, Completion* ra
   if (env == nullptr) {
     // Environment teardown: the reference goes with it.
     on_done->SuppressDestruct();
+    if (completion->result.linger_fd >= 0) ::close(completion->result.linger_fd);
     return;
   }
   if (--host->js_pending == 0) host->report.Unref(env);
@@ -397,6 +399,7 @@ void CallJs(Napi::Env env, Napi::Function /*unused*/, Host* host, Completion* ra
     if (!r.side.empty()) out.Set("side", Napi::String::New(env, r.side));
     out.Set("bytesUp", Napi::Number::New(env, static_cast<double>(r.bytes_up)));
     out.Set("bytesDown", Napi::Number::New(env, static_cast<double>(r.bytes_down)));
+    if (r.linger_fd >= 0) out.Set("lingerFd", Napi::Number::New(env, r.linger_fd));
     on_done->Call({out});
   } catch (const Napi::Error& error) {
     error.ThrowAsJavaScriptException();

@@ -44,6 +44,10 @@ struct StreamResult {
   std::string side;  // 'plain' | 'wire' | 'local' ('' when done)
   uint64_t bytes_up = 0;
   uint64_t bytes_down = 0;
+  // A socket Teardown left open for JS to close (lingerFd): after an ABORT,
+  // the peer's last bytes are read and dropped until its FIN, so the close
+  // does not reset the connection before the ABORT got there. -1: none.
+  int linger_fd = -1;
 };
 
 struct StreamLink;  // reactor bookkeeping (reactor.cc)

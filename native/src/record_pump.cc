@@ -56,6 +56,9 @@ constexpr size_t kReadAhead = 64 * 1024;
 constexpr size_t kInCapacity = kMaxRecord + kReadAhead;
 // Records JS sealed that lead the first send (the ORIGIN is ~32 bytes).
 constexpr size_t kMaxSealedPending = 4096;
+// Reads of the wire (at most kInCapacity each) after a failed send, looking
+// for the peer's ABORT (WireSendFailed).
+constexpr int kSalvageReads = 16;
 // Buffers kept for reuse per size, process-wide (at most ~3 MiB in all).
 constexpr size_t kPoolMax = 16;
 constexpr int kPlain = 0;
@@ -220,9 +223,17 @@ class Pump final : public Stream {
       // The tunnel peer gets a FIN after an ABORT it must read, else a reset
       // (as the JS path does): a wire failure is not a clean close either.
       if (!told) ::setsockopt(fds_[kWire], SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+      if (told) {
+        // A close now would reset the connection as soon as the peer's next
+        // bytes arrive, and drop the ABORT if it still waits behind earlier
+        // records. So: FIN after the ABORT, and JS keeps reading and
+        // dropping until the peer's FIN (lingerFd, at most a second).
+        ::shutdown(fds_[kWire], SHUT_WR);
+        result_.linger_fd = fds_[kWire];
+      }
     }
     ::close(fds_[kPlain]);
-    ::close(fds_[kWire]);
+    if (result_.linger_fd != fds_[kWire]) ::close(fds_[kWire]);
     ReleaseUpBuffer();
     ReleaseInBuffer();
     std::vector<uint8_t>().swap(cfg_->opened_pending);
@@ -386,15 +397,29 @@ class Pump final : public Stream {
         writable_[kWire] = false;
         return WantWritable(kWire);
       } else {
-        return FailErrno(n < 0 ? errno : EPIPE, "wire");
+        return WireSendFailed(n < 0 ? errno : EPIPE);
       }
     }
     up_off_ = up_len_ = 0;
     if (end_sealed_ && !up_done_) {
-      if (::shutdown(fds_[kWire], SHUT_WR) != 0 && errno != ENOTCONN) return FailErrno(errno, "wire");
+      if (::shutdown(fds_[kWire], SHUT_WR) != 0 && errno != ENOTCONN) return WireSendFailed(errno);
       up_done_ = true;
     }
     return true;
+  }
+
+  // A send on the wire failed. A tunnel peer that ended the stream with an
+  // ABORT and closed while we were still sending resets the connection, but
+  // its ABORT stays readable in our receive queue: read that first, so the
+  // failure carries the peer's reason (drain_timeout, peer_reset, ...), as
+  // the JS path does (libuv reads before it writes). Bounded by kSalvageReads.
+  bool WireSendFailed(int error) {
+    readable_[kWire] = true;
+    for (int i = 0; i < kSalvageReads && !finished() && CanReadWire() && readable_[kWire]; i++) {
+      if (!ReadWire()) return false;
+    }
+    if (finished()) return false;
+    return FailErrno(error, "wire");
   }
 
   bool CanReadPlain() const { return !end_sealed_ && up_len_ == 0; }

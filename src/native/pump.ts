@@ -15,7 +15,7 @@
  * JUMPER_NO_NATIVE=1 nor JUMPER_NO_NATIVE_PUMP=1 may be set.
  */
 import { closeSync } from 'node:fs';
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import { loadNative, nativeAvailable, NO_NATIVE_ENV } from './binding.js';
 import { flushed, isStreamSocket, resetSocket as reset, socketFd, takeReadable } from './handover.js';
 
@@ -49,6 +49,8 @@ export interface PumpResult {
   bytesUp: number;
   /** Plaintext bytes written to plain (includes openedPending). */
   bytesDown: number;
+  /** The addon's only: a wire socket left open after an ABORT, for lingerClose (never reaches callers). */
+  lingerFd?: number;
 }
 
 /** Opaque handle returned by the addon's startPump. */
@@ -209,6 +211,30 @@ export function runNativePump(options: RunNativePumpOptions): NativePump {
   };
 }
 
+/** How long a wire that carried an ABORT is kept reading before it is closed anyway. */
+const LINGER_MS = 1_000;
+
+/**
+ * Close a wire the pump ended with an ABORT and a FIN: read and drop what the
+ * peer still sends until its own FIN (at most LINGER_MS). Closing at once
+ * would answer those bytes with a reset, which can overtake the ABORT; the
+ * JS path's end()-then-destroy does the same.
+ */
+function lingerClose(fd: number): void {
+  let socket: Socket;
+  try {
+    socket = new net.Socket({ fd, readable: true, writable: false });
+  } catch {
+    closeSync(fd);
+    return;
+  }
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  socket.on('error', () => socket.destroy());
+  socket.once('close', () => clearTimeout(timer));
+  socket.once('end', () => socket.destroy());
+  socket.resume();
+}
+
 interface LaunchState {
   handle: PumpHandle | undefined;
   cancelReason: string | undefined;
@@ -256,7 +282,11 @@ function launch(binding: PumpBinding, options: RunNativePumpOptions, state: Laun
       plainPending,
       openedPending: options.openedPending ?? EMPTY,
       recvEnded: options.recvEnded ?? false,
-      onDone: settle,
+      onDone: (result) => {
+        if (result.lingerFd !== undefined) lingerClose(result.lingerFd);
+        delete result.lingerFd;
+        settle(result);
+      },
     };
     state.handle = binding.startPump(pumpOptions);
   } catch (err) {

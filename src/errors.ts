@@ -116,6 +116,7 @@ export function reasonOf(err: unknown): string {
     // (a half-close still lets us write): the same event, the same reason.
     case 'ECONNRESET':
     case 'EPIPE':
+    case 'ENOTCONN': // shutdown() after the reset: the native pump says peer_reset too
       return 'peer_reset';
     case 'ECONNREFUSED':
       return 'connect_refused';

@@ -11,6 +11,7 @@ const sysError = (code: string) => Object.assign(new Error(code), { code });
 test('errno reasons: a reset is peer_reset whether the call saw ECONNRESET or, after it, EPIPE', (t) => {
   t.is(reasonOf(sysError('ECONNRESET')), 'peer_reset');
   t.is(reasonOf(sysError('EPIPE')), 'peer_reset');
+  t.is(reasonOf(sysError('ENOTCONN')), 'peer_reset');
   t.is(reasonOf(sysError('ECONNREFUSED')), 'connect_refused');
   t.is(reasonOf(sysError('ETIMEDOUT')), 'timeout');
   t.is(reasonOf(sysError('EHOSTUNREACH')), 'ehostunreach');

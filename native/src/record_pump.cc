@@ -252,8 +252,13 @@ class Pump final : public Stream {
       abort_text_ = "peer_reset";
       return Fail("peer_reset", name, side);
     }
+    // As reasonOf names it, so both data paths tell the peer the same word.
     abort_text_.clear();
-    for (char c : name) abort_text_.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    if (error == ETIMEDOUT) {
+      abort_text_ = "timeout";
+    } else {
+      for (char c : name) abort_text_.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    }
     return Fail("io_error", name, side);
   }
 

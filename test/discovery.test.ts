@@ -107,6 +107,23 @@ async function openLongStream(port: number) {
   };
 }
 
+/** Until a TCP connect to the port succeeds (bounded: 400 tries, 25 ms apart). */
+async function untilAccepting(port: number): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    const up = await new Promise<boolean>((resolve) => {
+      const probe = net.connect({ port, host: '127.0.0.1' });
+      probe.once('connect', () => {
+        probe.destroy();
+        resolve(true);
+      });
+      probe.once('error', () => resolve(false));
+    });
+    if (up) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`nothing accepts on port ${port}`);
+}
+
 async function waitGone(etcd: TestEtcd, key: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (key in (await etcd.keys(PREFIX))) {
@@ -285,7 +302,7 @@ maybe('etcd frozen (SIGSTOP) between the read and the watch: start() resolves an
   t.is(out, 'read 1\nclosed');
 });
 
-maybe('an etcd that accepts connections but never answers (SIGSTOP) does not hold up start-up: a registering server serves, a discovering balancer listens', async (t) => {
+maybe('an etcd that accepts connections but never answers (SIGSTOP) does not hold up start-up: a registering server serves (a SIGHUP while it starts is kept), a discovering balancer listens', async (t) => {
   const etcd = await startEtcd(t);
   const key = await makeKeyFile(t);
   const provider = await startEchoProvider(t);
@@ -296,8 +313,14 @@ maybe('an etcd that accepts connections but never answers (SIGSTOP) does not hol
     '--register', etcd.url(PREFIX), '--advertise', `127.0.0.1:${serverPort}`,
   ]);
   const balancer = startJumper(t, ['balance', '--listen', `127.0.0.1:${await freePort()}`, '--discover', etcd.url(PREFIX)]);
+  // Bound, not yet ready (etcd holds it): a SIGHUP now is kept for later, not fatal.
+  await untilAccepting(serverPort);
+  t.false(server.logs.some((l) => l.msg === 'server jumper listening'), 'still starting');
+  server.child.kill('SIGHUP');
   await server.waitFor((l) => l.msg === 'cannot register in etcd yet; retrying', 30_000);
   await server.waitFor((l) => l.msg === 'server jumper listening', 5_000);
+  await server.waitFor((l) => l.msg === 'SIGHUP: key reloaded; new streams use it, open streams keep theirs', 5_000);
+  t.is(server.child.exitCode, null);
   await balancer.waitFor((l) => l.msg === 'etcd unreachable: serving the last known backends, reconnecting', 30_000);
   await balancer.waitFor((l) => l.msg === 'balance jumper listening', 5_000);
   const clientPort = await freePort();

@@ -2,7 +2,7 @@
  * What `jumper run` does: validate (--check), or start the supervisor, the
  * admin endpoint and the privilege drop, then serve until a signal.
  */
-import { handleSignals } from './signals.js';
+import { handleSignals, holdHangupUntilReady } from './signals.js';
 import { buildLink } from '../config/build-link.js';
 import { loadConfig } from '../config/load.js';
 import { Supervisor } from '../config/run.js';
@@ -25,6 +25,7 @@ export async function checkConfig(file: string): Promise<void> {
 
 /** Run every link of the file until SIGTERM/SIGINT; SIGHUP reloads. */
 export async function runConfig(flags: RunFlags): Promise<void> {
+  holdHangupUntilReady();
   // The log level may come from the file: peek at it (the supervisor validates it again).
   const preview = await loadConfig(flags.config);
   const logger = createLogger({ level: flags.logLevel ?? preview.logLevel ?? 'info', format: flags.logFormat, name: 'jumper' });

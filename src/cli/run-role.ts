@@ -4,7 +4,7 @@
  */
 import type { Logger as PinoLogger } from 'pino';
 import type { Jumper } from '../roles/jumper.js';
-import { handleSignals } from './signals.js';
+import { handleSignals, holdHangupUntilReady } from './signals.js';
 import { checkDroppable } from '../privilege/drop.js';
 import { createMetrics, dropTo, resolveUserFlags, serveAfterDrop, startAdmin, type OperateSetup } from './operate.js';
 
@@ -22,6 +22,7 @@ export interface RunRoleOptions {
 
 export async function runRole(options: RunRoleOptions): Promise<void> {
   const { jumper, logger } = options;
+  holdHangupUntilReady();
   const dropTarget = resolveUserFlags(options.operate ?? {});
   if (dropTarget) checkDroppable(jumper.role, { connectNetns: options.operate?.connectNetns });
   // Connections accepted before the drop wait for it (nothing is served as root).

@@ -18,6 +18,21 @@ export interface SignalHandlers {
   reload(): void;
 }
 
+/** A SIGHUP that came during start-up, replayed by handleSignals. */
+let heldHangup = false;
+const holdHangup = (): void => {
+  heldHangup = true;
+};
+
+/**
+ * From the start of a daemon command until handleSignals: Node's default for
+ * SIGHUP would kill the process (a reload sent while it binds, or while etcd
+ * holds its start-up), so it is noted and replayed once the handlers exist.
+ */
+export function holdHangupUntilReady(): void {
+  process.on('SIGHUP', holdHangup);
+}
+
 export function handleSignals(h: SignalHandlers): void {
   let stopping = false;
   const stop = (signal: string) => {
@@ -41,5 +56,11 @@ export function handleSignals(h: SignalHandlers): void {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  process.off('SIGHUP', holdHangup);
   process.on('SIGHUP', () => h.reload());
+  if (heldHangup) {
+    heldHangup = false;
+    h.logger.info('SIGHUP received during start-up: reloading now');
+    h.reload();
+  }
 }

@@ -22,8 +22,9 @@ interface Run {
   stderr: string;
 }
 
-function run(file: string, args: string[]): Promise<Run> {
-  return execFileAsync(process.execPath, [file, ...args]).then(
+/** Run to completion; a command still running after `timeoutMs` is killed (code null). */
+function run(file: string, args: string[], timeoutMs = 60_000): Promise<Run> {
+  return execFileAsync(process.execPath, [file, ...args], { timeout: timeoutMs }).then(
     ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
     (err: { code: number; stdout: string; stderr: string }) => ({ code: err.code, stdout: err.stdout, stderr: err.stderr }),
   );
@@ -158,4 +159,16 @@ cliTest('SIGTERM lets an open stream finish before exiting 0', async (t) => {
   await new Promise((r) => socket.once('end', r));
   t.is(Buffer.concat(chunks).toString(), 'before+after');
   t.deepEqual(await fwd.exited, { code: 0, signal: null });
+});
+
+cliTest('--connect-netns with a host name or a bad designator is refused at start in one line, not on every stream', async (t) => {
+  // Refused at once; a jumper that starts listening instead is killed after 10 s.
+  const byName = await run(JUMPER, ['forward', '--listen', '127.0.0.1:0', '--connect', 'db-host:8025', '--connect-netns', 'pid:1'], 10_000);
+  t.is(byName.code, 2);
+  t.is(byName.stderr.trim().split('\n').length, 1, byName.stderr);
+  t.regex(byName.stderr, /given by address, not name: "db-host"/);
+  const badNetns = await run(JUMPER, ['forward', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:8025', '--connect-netns', 'pid:0'], 10_000);
+  t.is(badNetns.code, 2);
+  t.is(badNetns.stderr.trim().split('\n').length, 1, badNetns.stderr);
+  t.regex(badNetns.stderr, /bad network namespace "pid:0"/);
 });

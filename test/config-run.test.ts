@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { freePort } from './helpers/cli.js';
+import { etcdUnavailableReason, startEtcd } from './helpers/etcd.js';
 import { exchange, randomBytes, sha256, startEchoProvider } from './helpers/providers.js';
 import { adminGet, JUMPER_SRC, linkPort, startJumperSrc } from './helpers/run-cli.js';
 
@@ -238,4 +239,38 @@ test('run --check reports every problem with file, line and key path, exit statu
   t.regex(err.stderr, new RegExp(`${file}:7: links\\[0\\]\\.connect-timeout: expected a duration`));
   t.regex(err.stderr, new RegExp(`${file}:8: links\\[0\\]\\.colour: unknown key`));
   t.regex(err.stderr, /JUMPER_ERR_CONFIG/);
+});
+
+test('a second SIGHUP while a reload still runs is applied after it, not lost', async (t) => {
+  if (etcdUnavailableReason()) {
+    t.log(`skipped: ${etcdUnavailableReason()}`);
+    t.pass();
+    return;
+  }
+  const dir = tempDir(t);
+  const provider = await startEchoProvider(t);
+  // A link registering in a frozen etcd holds its reload for seconds (the registration's first attempt).
+  const etcd = await startEtcd(t);
+  process.kill(etcd.pid()!, 'SIGSTOP');
+  const file = join(dir, 'jumper.yaml');
+  const link = (name: string, extra: Record<string, unknown> = {}) => ({ name, role: 'forward', listen: '127.0.0.1:0', connect: provider.address, ...extra });
+  writeFileSync(file, stringify({ links: [link('a')] }));
+  const run = startJumperSrc(t, ['run', '--config', file, '--admin', '127.0.0.1:0']);
+  const admin = (await run.waitFor((l) => l.msg === 'admin endpoint listening: /metrics /healthz /status')).admin as string;
+  await run.waitFor((l) => l.msg === 'jumper run: all links listening');
+  const slowPort = await freePort();
+  const slow = link('slow', { listen: `127.0.0.1:${slowPort}`, register: etcd.url('/jumper/reload'), advertise: `127.0.0.1:${slowPort}` });
+  writeFileSync(file, stringify({ links: [link('a'), slow] }));
+  run.child.kill('SIGHUP');
+  await run.waitFor((l) => l.msg === 'SIGHUP: reloading the configuration');
+  // The first reload has read the file and waits on etcd: this edit needs a second read.
+  await new Promise((r) => setTimeout(r, 500));
+  t.false(run.logs.some((l) => l.msg === 'configuration reloaded'), 'the first reload is still running');
+  writeFileSync(file, stringify({ links: [link('a'), slow, link('late')] }));
+  run.child.kill('SIGHUP');
+  const second = await run.waitFor((l) => l.msg === 'configuration reloaded' && Array.isArray(l.added) && (l.added as string[]).includes('late'), 45_000);
+  t.deepEqual(second.added, ['late']);
+  const data = randomBytes(50_000);
+  const r = await exchange({ port: await linkPort(admin, 'late') }, data);
+  t.is(sha256(r.received), sha256(data));
 });

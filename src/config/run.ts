@@ -71,6 +71,8 @@ export class Supervisor {
   #reloads = 0;
   #lastReloadError: string | undefined;
   #reloading: Promise<ReloadResult | undefined> | undefined;
+  /** reload() was called while a reload ran: read the file once more after it. */
+  #reloadAgain = false;
   #stopped = false;
   /** Set once root was given up: later links must not need it. */
   privilegesDropped = false;
@@ -118,11 +120,24 @@ export class Supervisor {
   /**
    * Re-read the file and apply the difference. Never throws: an invalid file
    * or a link that cannot be built is logged and refused, and everything
-   * keeps running as before. Concurrent calls share one reload.
+   * keeps running as before. A call while a reload runs (it may have read
+   * the file already) makes that reload read the file once more when it is
+   * done; all such calls share the outcome of the last pass.
    * @returns what changed, or undefined when the reload was refused.
    */
   reload(): Promise<ReloadResult | undefined> {
-    this.#reloading ??= this.#reload().finally(() => (this.#reloading = undefined));
+    if (this.#reloading) {
+      this.#reloadAgain = true;
+      return this.#reloading;
+    }
+    this.#reloading = (async () => {
+      let result: ReloadResult | undefined;
+      do {
+        this.#reloadAgain = false;
+        result = await this.#reload();
+      } while (this.#reloadAgain && !this.#stopped);
+      return result;
+    })().finally(() => (this.#reloading = undefined));
     return this.#reloading;
   }
 

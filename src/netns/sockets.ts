@@ -84,6 +84,18 @@ function describeAddress(address: Address): string {
  * *our* namespace, which says nothing about the target's, so only IP
  * literals are accepted (plus 'localhost', which is loopback everywhere).
  */
+/**
+ * Check a --connect-netns designator and target once, at start: both are
+ * fixed, so a bad one (a host name, pid:0) is refused then rather than
+ * failing every stream. Whether the namespace exists is left to each connect
+ * (it may come and go with its container).
+ * @throws InvalidArgumentError
+ */
+export function checkNetnsTarget(netns: string, address: Address): void {
+  resolveNetns(netns);
+  toTarget(address);
+}
+
 function toTarget(address: Address): Target {
   if (address.kind === 'unix') {
     const bytes = Buffer.byteLength(address.path);

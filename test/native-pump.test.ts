@@ -360,7 +360,7 @@ serial('a peer that sends ABORT and resets while the pump is blocked sending: pe
   peer.socket.pause();
   void provider.send(randomBytes(16 * 1024 * 1024)).catch(() => {});
   let before = -1;
-  while (provider.socket.bytesWritten !== before) {
+  for (let i = 0; i < 50 && provider.socket.bytesWritten !== before; i++) {
     before = provider.socket.bytesWritten;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -373,6 +373,21 @@ serial('a peer that sends ABORT and resets while the pump is blocked sending: pe
   const r = await result;
   t.is(r.reason, 'peer_abort');
   t.is(r.detail, 'drain_timeout');
+  t.is(r.side, 'wire');
+});
+
+serial('a peer that resets without an ABORT while the pump is blocked sending: peer_reset, not truncated', async (t) => {
+  const { provider, peer, result } = await rig();
+  peer.socket.pause();
+  void provider.send(randomBytes(16 * 1024 * 1024)).catch(() => {});
+  let before = -1;
+  for (let i = 0; i < 50 && provider.socket.bytesWritten !== before; i++) {
+    before = provider.socket.bytesWritten;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  peer.socket.resetAndDestroy();
+  const r = await result;
+  t.is(r.reason, 'peer_reset');
   t.is(r.side, 'wire');
 });
 

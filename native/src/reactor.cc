@@ -392,6 +392,7 @@ void CallJs(Napi::Env env, Napi::Function /*unused*/, Host* host, Completion* ra
   }
   if (--host->js_pending == 0) host->report.Unref(env);
   const StreamResult& r = completion->result;
+  bool handed = false;
   try {
     Napi::Object out = Napi::Object::New(env);
     out.Set("reason", Napi::String::New(env, r.reason));
@@ -400,8 +401,10 @@ void CallJs(Napi::Env env, Napi::Function /*unused*/, Host* host, Completion* ra
     out.Set("bytesUp", Napi::Number::New(env, static_cast<double>(r.bytes_up)));
     out.Set("bytesDown", Napi::Number::New(env, static_cast<double>(r.bytes_down)));
     if (r.linger_fd >= 0) out.Set("lingerFd", Napi::Number::New(env, r.linger_fd));
+    handed = true;  // from here the fd is JS's (lingerClose), even if the callback throws
     on_done->Call({out});
   } catch (const Napi::Error& error) {
+    if (!handed && r.linger_fd >= 0) ::close(r.linger_fd);
     error.ThrowAsJavaScriptException();
   }
 }

@@ -418,11 +418,15 @@ class Pump final : public Stream {
   // its ABORT stays readable in our receive queue: read that first, so the
   // failure carries the peer's reason (drain_timeout, peer_reset, ...), as
   // the JS path does (libuv reads before it writes). Bounded by kSalvageReads.
+  // An EOF found this way is the reset itself, not a truncation: the errno
+  // decides then (salvaging_).
   bool WireSendFailed(int error) {
     readable_[kWire] = true;
+    salvaging_ = true;
     for (int i = 0; i < kSalvageReads && !finished() && CanReadWire() && readable_[kWire]; i++) {
-      if (!ReadWire()) return false;
+      if (!ReadWire()) break;
     }
+    salvaging_ = false;
     if (finished()) return false;
     return FailErrno(error, "wire");
   }
@@ -623,7 +627,7 @@ class Pump final : public Stream {
     }
     if (r == 0) {
       wire_eof_ = true;
-      if (!recv_ended_) {
+      if (!recv_ended_ && !salvaging_) {
         return Fail("truncated",
                     in_end_ > in_start_ ? "stream cut inside a record" : "stream cut without the end-of-stream record",
                     "wire");
@@ -671,6 +675,7 @@ class Pump final : public Stream {
 
   std::unique_ptr<PumpConfig> cfg_;
   std::string abort_text_;  // what the tunnel peer is told on a non-wire failure
+  bool salvaging_ = false;  // WireSendFailed is reading what the peer left
 
   EVP_CIPHER_CTX* send_ctx_ = nullptr;
   EVP_CIPHER_CTX* recv_ctx_ = nullptr;

@@ -10,7 +10,7 @@ import net from 'node:net';
 import { cliBuilt, freePort, startJumper, type RunningCli } from './helpers/cli.js';
 import { etcdUnavailableReason, startEtcd, type TestEtcd } from './helpers/etcd.js';
 import { exchange, randomBytes, sha256, startEchoProvider, type Provider } from './helpers/providers.js';
-import { makeKeyFile } from './helpers/spiped.js';
+import { makeKeyFile, waitListening } from './helpers/spiped.js';
 
 const skipReason = etcdUnavailableReason() ?? (cliBuilt ? undefined : 'dist/ is not built (npm run build)');
 const maybe = skipReason ? test.skip : test.serial;
@@ -105,23 +105,6 @@ async function openLongStream(port: number) {
       return how === 'end' && sha256(Buffer.concat(chunks)) === sha256(Buffer.concat([first, second]));
     },
   };
-}
-
-/** Until a TCP connect to the port succeeds (bounded: 400 tries, 25 ms apart). */
-async function untilAccepting(port: number): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    const up = await new Promise<boolean>((resolve) => {
-      const probe = net.connect({ port, host: '127.0.0.1' });
-      probe.once('connect', () => {
-        probe.destroy();
-        resolve(true);
-      });
-      probe.once('error', () => resolve(false));
-    });
-    if (up) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`nothing accepts on port ${port}`);
 }
 
 async function waitGone(etcd: TestEtcd, key: string, timeoutMs: number): Promise<void> {
@@ -314,7 +297,7 @@ maybe('an etcd that accepts connections but never answers (SIGSTOP) does not hol
   ]);
   const balancer = startJumper(t, ['balance', '--listen', `127.0.0.1:${await freePort()}`, '--discover', etcd.url(PREFIX)]);
   // Bound, not yet ready (etcd holds it): a SIGHUP now is kept for later, not fatal.
-  await untilAccepting(serverPort);
+  await waitListening(serverPort);
   t.false(server.logs.some((l) => l.msg === 'server jumper listening'), 'still starting');
   server.child.kill('SIGHUP');
   await server.waitFor((l) => l.msg === 'cannot register in etcd yet; retrying', 30_000);
@@ -328,4 +311,26 @@ maybe('an etcd that accepts connections but never answers (SIGSTOP) does not hol
   await client.waitFor((l) => l.msg === 'client jumper listening');
   t.is(await streams(clientPort, 5), 0);
   t.is(provider.connections, 5);
+});
+
+maybe('with --connect-netns, a discovered backend given by host name fails only its own connects; the others serve and the jumper keeps running', async (t) => {
+  if (process.getuid?.() !== 0) {
+    t.log('skipped: entering a network namespace needs root');
+    t.pass();
+    return;
+  }
+  const etcd = await startEtcd(t);
+  const provider = await startEchoProvider(t);
+  await etcd.client.put(`${PREFIX}/good`).value(JSON.stringify({ address: provider.address, weight: 1, version: 1 }));
+  const port = await freePort();
+  // The namespace is the jumper's own: /proc/self is the jumper when it opens it.
+  const forward = startJumper(t, ['forward', '--listen', `127.0.0.1:${port}`, '--discover', etcd.url(PREFIX), '--connect-netns', '/proc/self/ns/net']);
+  await forward.waitFor((l) => l.msg === 'forward jumper listening');
+  await forward.waitFor((l) => l.msg === 'backend added' && l.backend === provider.address);
+  // Through the watch: a name cannot be resolved inside a namespace, so that backend is unusable, not fatal.
+  await etcd.client.put(`${PREFIX}/named`).value(JSON.stringify({ address: 'backend-by-name:7000', weight: 1, version: 1 }));
+  await forward.waitFor((l) => l.msg === 'backend added' && l.backend === 'backend-by-name:7000');
+  t.is(await streams(port, 6), 0, `every stream found the usable backend: ${JSON.stringify(forward.logs.slice(-3))}`);
+  t.is(provider.connections, 6);
+  t.is(forward.child.exitCode, null);
 });

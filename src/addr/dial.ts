@@ -3,7 +3,7 @@
  */
 import net from 'node:net';
 import { ConnectFailedError, ConnectRefusedError, ConnectTimeoutError, JumperError, withReason } from '../errors.js';
-import { checkNetnsTarget, connectInNetns } from '../netns/sockets.js';
+import { connectInNetns } from '../netns/sockets.js';
 import { formatAddress, type Address } from './address.js';
 import { enableKeepAlive } from './keepalive.js';
 
@@ -77,7 +77,6 @@ export function createDialer(address: Address, options: DialOptions): Dialer {
  * path: names would be resolved in the jumper's own namespace.
  */
 export function createNetnsDialer(netns: string, address: Address, options: DialOptions): Dialer {
-  checkNetnsTarget(netns, address);
   return async () => {
     let socket: net.Socket;
     try {

@@ -80,11 +80,6 @@ function describeAddress(address: Address): string {
 }
 
 /**
- * Map an Address to what the addon takes. Host names would be resolved in
- * *our* namespace, which says nothing about the target's, so only IP
- * literals are accepted (plus 'localhost', which is loopback everywhere).
- */
-/**
  * Check a --connect-netns designator and target once, at start: both are
  * fixed, so a bad one (a host name, pid:0) is refused then rather than
  * failing every stream. Whether the namespace exists is left to each connect
@@ -96,6 +91,11 @@ export function checkNetnsTarget(netns: string, address: Address): void {
   toTarget(address);
 }
 
+/**
+ * Map an Address to what the addon takes. Host names would be resolved in
+ * *our* namespace, which says nothing about the target's, so only IP
+ * literals are accepted (plus 'localhost', which is loopback everywhere).
+ */
 function toTarget(address: Address): Target {
   if (address.kind === 'unix') {
     const bytes = Buffer.byteLength(address.path);

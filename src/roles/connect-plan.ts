@@ -6,6 +6,7 @@
  */
 import { parseAddress, type Address } from '../addr/address.js';
 import { createDialer, createNetnsDialer, type DialOptions, type Dialer } from '../addr/dial.js';
+import { checkNetnsTarget } from '../netns/sockets.js';
 import { createExecDialer, EXEC_PREFIX } from '../activation/exec-target.js';
 import { createHandoffDialer, HANDOFF_PREFIX } from '../activation/handoff.js';
 import { parseBackendSpec, type BackendSpec } from '../balance/backend.js';
@@ -95,6 +96,7 @@ function single(connect: string | Address, input: ConnectPlanInput, dialOptions:
   if (handoffPath !== undefined && input.connectNetns) {
     throw new InvalidArgumentError('--connect-netns does not apply to handoff: (the path is reached through the file system)');
   }
+  if (input.connectNetns && handoffPath === undefined && exec === undefined) checkNetnsTarget(input.connectNetns, target);
   let dial = input.dialer;
   if (!dial && exec !== undefined) {
     if (input.connectNetns) throw new InvalidArgumentError('--connect-netns does not apply to exec: targets');
@@ -123,7 +125,10 @@ function balanced(
     if (b.address.startsWith(EXEC_PREFIX) || b.address.startsWith(HANDOFF_PREFIX)) {
       throw new InvalidArgumentError(`"${b.address}": exec: and handoff: targets cannot be balanced`);
     }
-    parseAddress(b.address);
+    const address = parseAddress(b.address);
+    // Configured targets are checked now; a discovered one that cannot be
+    // reached from the namespace fails its own connects, nothing else.
+    if (input.connectNetns) checkNetnsTarget(input.connectNetns, address);
   }
   const balance = input.balance ?? {};
   const pool = new BackendPool({

@@ -107,6 +107,16 @@ export class BackendPool extends EventEmitter<PoolEvents> {
     return chosen;
   }
 
+  /** Whether pick() would pass `backend` over now (the rule a preconnected wire follows). */
+  #wouldSkip(backend: Backend): boolean {
+    if (backend.removed) return true;
+    const now = performance.now();
+    if (backend.eligible(now)) return false;
+    // Ejected or down: skipped only while another backend is eligible (pick's fallback).
+    for (const b of this.#backends.values()) if (b.eligible(now)) return true;
+    return false;
+  }
+
   /** A connect to `backend` succeeded: the stream is counted until the lease is released. */
   connected(backend: Backend): StreamLease {
     if (backend.ejections > 0) this.#logger.info({ backend: backend.address }, 'backend recovered');
@@ -118,7 +128,7 @@ export class BackendPool extends EventEmitter<PoolEvents> {
     let released = false;
     return {
       target: backend.address,
-      stale: () => backend.removed || !backend.healthy,
+      stale: () => this.#wouldSkip(backend),
       release: () => {
         if (released) return;
         released = true;

@@ -12,9 +12,9 @@ export interface StreamLease {
   /** Called once when the stream has ended. */
   release(): void;
   /**
-   * The backend left the rotation (removed, failed its health check) since
-   * the socket was dialled: a wire made ahead of demand should not carry a
-   * new stream there.
+   * A new stream would not go to this backend now (removed, or down or
+   * ejected while another backend is up): a wire made ahead of demand
+   * should not carry one there.
    */
   stale(): boolean;
 }

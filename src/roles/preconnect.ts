@@ -17,8 +17,8 @@
  *   `auto`) a lone stream fills nothing: only a stream that comes within
  *   `maxIdleMs` of the one before does, so a client that connects now and
  *   then never makes a wire it does not use.
- * - Balanced over several servers, a ready wire whose backend has left the
- *   rotation since (removed from the set, failed its health check) is
+ * - Balanced over several servers, a ready wire whose backend a new stream
+ *   would not go to now (removed; down or ejected while another is up) is
  *   retired when a consumer would take it, so new streams follow the set.
  * - A failed preconnect (server down, wrong key) backs off, 100 ms doubling
  *   to 30 s; consumers meanwhile take the normal path and see its errors.

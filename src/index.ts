@@ -11,6 +11,7 @@ export {
   type CommonOptions,
   type ConnSummary,
   type JumperStats,
+  type ListenOptions,
   type JumperEvents,
   type RoleName,
   type BalanceOptions,

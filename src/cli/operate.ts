@@ -6,6 +6,7 @@ import type { JumperMetrics } from '../admin/metrics.js';
 import type { AdminServer, ProcessStatus } from '../admin/server.js';
 import type { Logger } from '../log/logger.js';
 import { dropPrivileges, resolveDropTarget, type DropTarget } from '../privilege/drop.js';
+import type { ListenOptions } from '../roles/jumper.js';
 
 export interface OperateSetup {
   admin?: string | undefined;
@@ -38,7 +39,7 @@ export function dropTo(target: DropTarget | undefined, logger: Logger): void {
  * What listen() waits on before serving when privileges are to be dropped:
  * `listen` goes to listen()/start(), `dropped()` is called after dropTo().
  */
-export function serveAfterDrop(target: DropTarget | undefined): { listen: { serveAfter?: Promise<void> }; dropped(): void } {
+export function serveAfterDrop(target: DropTarget | undefined): { listen: ListenOptions; dropped(): void } {
   if (!target) return { listen: {}, dropped: () => undefined };
   let dropped!: () => void;
   const serveAfter = new Promise<void>((resolve) => (dropped = resolve));

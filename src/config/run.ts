@@ -19,7 +19,7 @@ import type { TunnelKey } from '../keys/key-file.js';
 import { silentLogger, type Logger } from '../log/logger.js';
 import { DEFAULTS } from '../options.js';
 import { checkDroppable, unprivilegedPortStart } from '../privilege/drop.js';
-import type { Jumper } from '../roles/jumper.js';
+import type { Jumper, ListenOptions } from '../roles/jumper.js';
 import { buildLink, readLinkKeys } from './build-link.js';
 import { loadConfig } from './load.js';
 import type { LinkSpec, RunSpec } from './schema.js';
@@ -97,7 +97,7 @@ export class Supervisor {
    * start (the ones already listening are closed again).
    * @throws ConfigError (JUMPER_ERR_CONFIG) for an invalid file; the link's error (e.g. ListenError) otherwise.
    */
-  async start(options: { serveAfter?: Promise<unknown> } = {}): Promise<RunSpec> {
+  async start(options: ListenOptions = {}): Promise<RunSpec> {
     const spec = await loadConfig(this.#options.file);
     if (spec.user !== undefined || this.#options.willDropPrivileges) for (const l of spec.links) checkDroppable(`links "${l.name}"`, { connectNetns: l['connect-netns'] as string | undefined });
     const built = await this.#buildAll(spec.links);

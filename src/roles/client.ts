@@ -10,7 +10,7 @@ import { AUTO_PRECONNECT_WIRES, DEFAULTS, isPreconnectSetting, MAX_PRECONNECT_WI
 import { runClientConn, type Conn } from '../proto/conn.js';
 import { runSpipedClientConn } from '../proto/spiped/conn.js';
 import type { PfsMode } from '../proto/spiped/handshake.js';
-import { Jumper, type CommonOptions } from './jumper.js';
+import { Jumper, type CommonOptions, type ListenOptions } from './jumper.js';
 import { Preconnector, type PreconnectStats } from './preconnect.js';
 
 /** Wire protocol: jumper/1 (Noise) or spiped 1.6 for interop. */
@@ -98,7 +98,7 @@ export class ClientJumper extends Jumper {
     await loadSodium();
   }
 
-  override async listen(options: { serveAfter?: Promise<unknown> } = {}): Promise<this> {
+  override async listen(options: ListenOptions = {}): Promise<this> {
     await super.listen(options);
     // A fixed pool is filled at once (once serving starts); 'auto' waits for streams to come in a row.
     const preconnect = this.#preconnect;

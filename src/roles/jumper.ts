@@ -24,7 +24,7 @@ import { performance } from 'node:perf_hooks';
 import { CLEAN_END_REASONS, DrainTimeoutError, InvalidArgumentError, reasonOf } from '../errors.js';
 import { silentLogger, type Logger } from '../log/logger.js';
 import type { PreconnectOutcome } from './preconnect.js';
-import { dupFd, nativePumpAvailable } from '../native/pump.js';
+import { nativeExports } from '../native/binding.js';
 import { DEFAULTS } from '../options.js';
 import { Conn, type ConnSummary } from '../proto/conn.js';
 
@@ -133,6 +133,15 @@ export interface JumperEvents {
   dial: [info: { durationMs: number; error?: string }];
   /** Client --preconnect: a take (hit/miss) or a wire that ended unused (metrics). */
   preconnect: [outcome: PreconnectOutcome];
+}
+
+export interface ListenOptions {
+  /**
+   * Connections accepted before this settles wait, unread, until then: a
+   * daemon that drops privileges after binding serves no stream as root
+   * (spawns no --start or exec: command, dials no provider for a stream).
+   */
+  serveAfter?: Promise<unknown>;
 }
 
 export abstract class Jumper extends EventEmitter<JumperEvents> {
@@ -274,12 +283,9 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
 
   /**
    * Start accepting.
-   * @param options.serveAfter connections accepted before it settles wait,
-   *   unread, until then: a daemon that drops privileges after binding
-   *   serves nothing (spawns no --start or exec: command, dials nothing) as root.
    * @throws ListenError (JUMPER_ERR_LISTEN) when the address cannot be bound.
    */
-  async listen(options: { serveAfter?: Promise<unknown> } = {}): Promise<this> {
+  async listen(options: ListenOptions = {}): Promise<this> {
     if (this.#listeners.length > 0) throw new InvalidArgumentError('listen() was already called');
     if (options.serveAfter) {
       const gate = options.serveAfter.then(
@@ -524,5 +530,7 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
  * cannot listen again until a restart).
  */
 function listeningCopy(fd: number): number {
-  return nativePumpAvailable() ? dupFd(fd) : fd;
+  // The addon's dupFd, whether or not its record pump is switched off.
+  const addon = nativeExports<{ dupFd(fd: number): number }>(['dupFd']);
+  return addon ? addon.dupFd(fd) : fd;
 }

@@ -53,10 +53,12 @@ function openRendezvous(): Promise<Rendezvous> {
     }, CLAIM_TIMEOUT_MS).unref();
   });
   server.unref();
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const removeDir = (): void => rmSync(dir, { recursive: true, force: true });
   return new Promise((resolve, reject) => {
     const failed = (err: Error): void => {
+      // The next caller tries afresh: nothing of this attempt stays behind.
       rendezvous = undefined;
+      removeDir();
       reject(err);
     };
     server.once('error', failed);
@@ -64,6 +66,7 @@ function openRendezvous(): Promise<Rendezvous> {
       // An accept error later (EMFILE) loses that one connection: its
       // connector times out on its tag. It must not throw for want of a listener.
       server.off('error', failed).on('error', () => {});
+      process.once('exit', removeDir);
       resolve({ path, unclaimed });
     });
   });

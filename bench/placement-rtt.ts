@@ -87,16 +87,19 @@ async function main(): Promise<void> {
         for (const sys of running) {
           // pids: a pair lists its server first, then its client.
           const proxies = sys.pids.length > 1 ? [[sys.pids[1]!, clientSide!], [sys.pids[0]!, serverSide!]] : sys.pids.map((p) => [p, clientSide!] as const);
+          // The hand-off receiver's provider copy is on the data path, server side.
+          const helpers = sys.helperPids ?? [];
           try {
             setOwnAffinity(cpuOf(client!));
             setAffinity([provider.process.pid], cpuOf(prov!));
             for (const [pid, slot] of proxies) setAffinity([pid as number], cpuOf(slot as 0 | 1 | null));
+            if (helpers.length > 0) setAffinity(helpers, cpuOf(serverSide!));
             await measureRtt(sys.entryPort, WARMUP_TRIPS, MESSAGE_BYTES, SLICE_TIMEOUT_MS);
             const r = await measureRtt(sys.entryPort, TRIPS_PER_SLICE, MESSAGE_BYTES, SLICE_TIMEOUT_MS);
             const key = `${sys.name}\t${placement}`;
             p50s.set(key, [...(p50s.get(key) ?? []), r.p50Us]);
           } finally {
-            setAffinity([provider.process.pid, ...sys.pids], all);
+            setAffinity([provider.process.pid, ...sys.pids, ...helpers], all);
             setOwnAffinity(all);
           }
         }

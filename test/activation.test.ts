@@ -120,10 +120,12 @@ activateTest('jumper run: a reload that changes a link on an inherited socket ke
     if (round === 3) break;
     // A changed link is replaced by a new instance on the same inherited socket.
     writeFileSync(file, config(round === 1 ? '4s' : '3s'));
-    const reloads = (stderr.match(/"msg":"configuration reloaded"/g) ?? []).length;
+    const count = (re: RegExp) => (stderr.match(re) ?? []).length;
+    const reloads = count(/"msg":"configuration reloaded"/g);
     child.kill('SIGHUP');
-    for (let i = 0; i < 100 && (stderr.match(/"msg":"configuration reloaded"/g) ?? []).length === reloads; i++) await new Promise((r) => setTimeout(r, 50));
-    t.regex(stderr, /"change":"changed"/);
+    for (let i = 0; i < 100 && count(/"msg":"configuration reloaded"/g) === reloads; i++) await new Promise((r) => setTimeout(r, 50));
+    t.is(count(/"msg":"configuration reloaded"/g), reloads + 1, `round ${round}: the reload finished`);
+    t.is(count(/"change":"changed"/g), round, `round ${round}: the link was replaced`);
   }
   t.is(provider.connections, 3);
   t.notRegex(stderr, /link failed to start/);

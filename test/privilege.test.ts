@@ -14,7 +14,7 @@ import { createClient, createForward } from '../src/index.js';
 import { resolveDropTarget } from '../src/privilege/drop.js';
 import { exchange, randomBytes, sha256, startEchoProvider } from './helpers/providers.js';
 import { freePort } from './helpers/cli.js';
-import { makeKeyFile } from './helpers/spiped.js';
+import { makeKeyFile, waitListening } from './helpers/spiped.js';
 import { etcdUnavailableReason, startEtcd } from './helpers/etcd.js';
 import { adminGet, JUMPER_SRC, linkPort, startJumperSrc } from './helpers/run-cli.js';
 
@@ -168,18 +168,7 @@ rootTest('a connection accepted before the drop waits for it: an exec: command n
   const client = createClient({ listen: '127.0.0.1:0', connect: `127.0.0.1:${port}`, key: key.key, preconnect: 0, handshakeTimeoutMs: 60_000 });
   await client.listen();
   t.teardown(() => client.close({ drainTimeoutMs: 0 }));
-  // Wait for the server's listener (bounded: 200 probes, 25 ms apart).
-  let up = false;
-  for (let i = 0; i < 200 && !up; i++) {
-    up = await new Promise<boolean>((resolve) => {
-      const probe = net.connect({ port, host: '127.0.0.1' });
-      probe.once('connect', () => resolve(true));
-      probe.once('error', () => resolve(false));
-      probe.once('connect', () => probe.destroy());
-    });
-    if (!up) await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  t.true(up, 'the server listens');
+  await waitListening(port);
   t.false(run.logs.some((l) => l.msg === 'privileges dropped'), 'the stream starts before the drop');
   const answer = (await exchange({ port: client.port()! }, Buffer.alloc(0))).received;
   const dropped = run.logs.find((l) => l.msg === 'privileges dropped');
@@ -203,7 +192,8 @@ rootTest('--user with --admin on a Unix socket in a root-owned directory: SIGTER
   const first = randomBytes(64 * 1024);
   const second = randomBytes(64 * 1024);
   socket.write(first);
-  while (Buffer.concat(chunks).length < first.length) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 500 && Buffer.concat(chunks).length < first.length; i++) await new Promise((r) => setTimeout(r, 10));
+  t.is(Buffer.concat(chunks).length, first.length, 'the first half came back before the SIGTERM');
   const exited = new Promise<number | null>((resolve) => run.child.once('exit', (code) => resolve(code)));
   run.child.kill('SIGTERM');
   await run.waitFor((l) => l.msg === 'stopping: no new connections, draining open streams');

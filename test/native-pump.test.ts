@@ -354,16 +354,21 @@ serial('plain side reset: peer_reset, and the tunnel peer gets an ABORT naming i
   t.is(await wireEnding, 'end');
 });
 
-serial('a peer that sends ABORT and resets while the pump is blocked sending: peer_abort with its reason, not peer_reset', async (t) => {
-  const { provider, peer, result } = await rig();
-  // The peer stops reading; the provider's bytes fill the wire until the pump's sends would block.
-  peer.socket.pause();
-  void provider.send(randomBytes(16 * 1024 * 1024)).catch(() => {});
+/** A rig whose peer stopped reading: the provider's bytes fill the wire until the pump's sends block. */
+async function blockedSending(): Promise<Rig> {
+  const r = await rig();
+  r.peer.socket.pause();
+  void r.provider.send(randomBytes(16 * 1024 * 1024)).catch(() => {});
   let before = -1;
-  for (let i = 0; i < 50 && provider.socket.bytesWritten !== before; i++) {
-    before = provider.socket.bytesWritten;
-    await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 50 && r.provider.socket.bytesWritten !== before; i++) {
+    before = r.provider.socket.bytesWritten;
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
+  return r;
+}
+
+serial('a peer that sends ABORT and resets while the pump is blocked sending: peer_abort with its reason, not peer_reset', async (t) => {
+  const { peer, result } = await blockedSending();
   const out: Buffer[] = [];
   peer.sealer.sealAbort('drain_timeout', out);
   // In one go (the write goes to the kernel at once): the pump wakes to both the
@@ -377,14 +382,7 @@ serial('a peer that sends ABORT and resets while the pump is blocked sending: pe
 });
 
 serial('a peer that resets without an ABORT while the pump is blocked sending: peer_reset, not truncated', async (t) => {
-  const { provider, peer, result } = await rig();
-  peer.socket.pause();
-  void provider.send(randomBytes(16 * 1024 * 1024)).catch(() => {});
-  let before = -1;
-  for (let i = 0; i < 50 && provider.socket.bytesWritten !== before; i++) {
-    before = provider.socket.bytesWritten;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const { peer, result } = await blockedSending();
   peer.socket.resetAndDestroy();
   const r = await result;
   t.is(r.reason, 'peer_reset');

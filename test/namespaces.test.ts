@@ -8,11 +8,12 @@
 import test, { type ExecutionContext } from 'ava';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { Worker } from 'node:worker_threads';
 import { createForward, type ConnSummary } from '../src/index.js';
 import { cliBuilt, freePort, JUMPER, startJumper } from './helpers/cli.js';
 import { createNetns, createVethPair, netnsUnsupportedReason } from './helpers/netns.js';
@@ -184,6 +185,57 @@ nsTest('a Unix listener opened in a namespace gets --listen-mode, and close() re
   await fwd.close({ drainTimeoutMs: 0 });
   closed = true;
   t.false(existsSync(path));
+});
+
+nsTest('a Unix listener opened in a namespace replaces a stale socket file left by a crash', async (t) => {
+  const ns = await createNetns(t, 'unixstale');
+  const dir = mkdtempSync(join(tmpdir(), 'jumper-nsunix-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'in.sock');
+  // A process that bound the path and died without unlinking it.
+  await execFileAsync('python3', ['-c', 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', path]);
+  t.true(statSync(path).isSocket());
+  const provider = await startEchoProvider(t);
+  const fwd = createForward({ listen: path, listenNetns: ns.name, connect: provider.address });
+  t.teardown(() => fwd.close({ drainTimeoutMs: 0 }));
+  await fwd.listen();
+  const payload = randomBytes(4096);
+  const echoed = await new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const s = net.connect({ path }, () => s.end(payload));
+    s.on('data', (d) => chunks.push(d));
+    s.on('error', reject);
+    s.on('close', () => resolve(Buffer.concat(chunks)));
+  });
+  t.is(sha256(echoed), sha256(payload));
+});
+
+nsTest('binding a restricted Unix listener in a namespace leaves the process umask alone meanwhile', async (t) => {
+  const ns = await createNetns(t, 'umask');
+  const dir = mkdtempSync(join(tmpdir(), 'jumper-nsunix-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // A thread that keeps reading the umask all threads share (the one a child spawned meanwhile would inherit)
+  // while the main thread binds: the JS thread's own turns could miss a short window.
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  const watcher = new Worker(
+    `const { readFileSync } = require('node:fs'); const { parentPort, workerData } = require('node:worker_threads');
+     const seen = new Set();
+     while (Atomics.load(workerData, 0) === 0) seen.add(/^Umask:\\s*(\\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'))[1]);
+     parentPort.postMessage([...seen]);`,
+    { eval: true, workerData: stop },
+  );
+  const seen = new Promise<string[]>((resolve) => watcher.once('message', resolve));
+  const before = /^Umask:\s*(\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+  for (let round = 0; round < 10; round++) {
+    const path = join(dir, `in-${round}.sock`);
+    const fwd = createForward({ listen: path, listenNetns: ns.name, listenMode: 0o600, connect: '127.0.0.1:9' });
+    await fwd.listen();
+    t.is(statSync(path).mode & 0o777, 0o600);
+    await fwd.close({ drainTimeoutMs: 0 });
+  }
+  Atomics.store(stop, 0, 1);
+  t.deepEqual(await seen, [before]);
+  await watcher.terminate();
 });
 
 nsTest('without root, a namespace option fails with one clear line about CAP_SYS_ADMIN', async (t) => {

@@ -1,6 +1,6 @@
 // addon.cc — module entry point: registers the exports and nothing else.
 //
-//   listenInNetns(nsPath, family, host, port, backlog)   -> Promise<fd>
+//   listenInNetns(nsPath, family, host, port, backlog, umask) -> Promise<fd>
 //   connectInNetns(nsPath, family, host, port, timeoutMs) -> Promise<fd>
 //   startPump(opts) -> handle, cancelPump(handle, reason), dupFd(fd) -> fd
 //     (the native record pump, see record_pump.h)

@@ -20,12 +20,14 @@ namespace jumper {
 
 namespace {
 
-constexpr size_t kArgumentCount = 5;
+constexpr size_t kConnectArgumentCount = 5;
+constexpr size_t kListenArgumentCount = 6;  // + umask
 constexpr int kArgNsPath = 0;
 constexpr int kArgFamily = 1;
 constexpr int kArgHost = 2;
 constexpr int kArgPort = 3;
 constexpr int kArgLast = 4;  // backlog or timeoutMs
+constexpr int kArgUmask = 5;  // listen only
 
 [[noreturn]] void ThrowType(Napi::Env env, const std::string& message) {
   throw Napi::TypeError::New(env, message);
@@ -56,10 +58,10 @@ struct CommonArgs {
   std::string context;  // for error messages: "<nsPath> <host>:<port>"
 };
 
-CommonArgs ParseCommonArgs(const Napi::CallbackInfo& info) {
+CommonArgs ParseCommonArgs(const Napi::CallbackInfo& info, size_t argument_count) {
   Napi::Env env = info.Env();
-  if (info.Length() != kArgumentCount) {
-    ThrowType(env, "expected " + std::to_string(kArgumentCount) + " arguments");
+  if (info.Length() != argument_count) {
+    ThrowType(env, "expected " + std::to_string(argument_count) + " arguments");
   }
   CommonArgs args;
   args.ns_path = StringArg(info, kArgNsPath, "nsPath");
@@ -82,16 +84,17 @@ CommonArgs ParseCommonArgs(const Napi::CallbackInfo& info) {
 }  // namespace
 
 Napi::Value ListenInNetnsJs(const Napi::CallbackInfo& info) {
-  CommonArgs args = ParseCommonArgs(info);
+  CommonArgs args = ParseCommonArgs(info, kListenArgumentCount);
   const int backlog = IntegerArg(info, kArgLast, "backlog", 0, INT_MAX);
-  ListenRequest request{std::move(args.ns_path), std::move(args.address), backlog};
+  const int umask = IntegerArg(info, kArgUmask, "umask", -1, 0777);
+  ListenRequest request{std::move(args.ns_path), std::move(args.address), backlog, umask};
   return RunOnDedicatedThread(
       info.Env(), [request = std::move(request)]() { return ListenInNetns(request); },
       std::move(args.context));
 }
 
 Napi::Value ConnectInNetnsJs(const Napi::CallbackInfo& info) {
-  CommonArgs args = ParseCommonArgs(info);
+  CommonArgs args = ParseCommonArgs(info, kConnectArgumentCount);
   const int timeout_ms = IntegerArg(info, kArgLast, "timeoutMs", 1, INT_MAX);
   ConnectRequest request{std::move(args.ns_path), std::move(args.address), timeout_ms};
   return RunOnDedicatedThread(

@@ -10,7 +10,8 @@
 
 namespace jumper {
 
-// listenInNetns(nsPath, family, host, port, backlog): Promise<fd>
+// listenInNetns(nsPath, family, host, port, backlog, umask): Promise<fd>
+// (umask -1: leave it; 0..0777: bind under it, on the job thread only)
 Napi::Value ListenInNetnsJs(const Napi::CallbackInfo& info);
 
 // connectInNetns(nsPath, family, host, port, timeoutMs): Promise<fd>

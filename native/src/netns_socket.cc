@@ -8,13 +8,15 @@
 // fd is valid process-wide and behaves as if created in that namespace.
 //
 // Man pages relied on: open(2), setns(2), socket(2), setsockopt(2),
-// bind(2), listen(2), connect(2), poll(2), getsockopt(2) (SO_ERROR).
+// bind(2), listen(2), connect(2), poll(2), getsockopt(2) (SO_ERROR),
+// unshare(2) (CLONE_FS), umask(2).
 #include "netns_socket.h"
 
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -92,6 +94,13 @@ SocketResult ListenInNetns(ListenRequest request) {
     if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0) {
       return SocketResult::Fail(errno, "setsockopt");
     }
+  }
+  if (request.umask >= 0) {
+    // umask(2) is per filesystem context, shared by all threads: a private
+    // one for this throwaway thread leaves the JS thread's umask alone
+    // (children it spawns meanwhile keep the operator's).
+    if (::unshare(CLONE_FS) != 0) return SocketResult::Fail(errno, "unshare");
+    ::umask(static_cast<mode_t>(request.umask));
   }
   const auto* address = reinterpret_cast<const sockaddr*>(&request.address.storage);
   if (::bind(fd.get(), address, request.address.length) != 0) {

@@ -33,6 +33,7 @@ struct ListenRequest {
   std::string ns_path;
   SocketAddress address;
   int backlog = 0;
+  int umask = -1;  // >= 0: bind under this umask (this thread only)
 };
 
 struct ConnectRequest {
@@ -42,6 +43,9 @@ struct ConnectRequest {
 };
 
 // Enter the namespace, then socket + (SO_REUSEADDR for TCP) + bind + listen.
+// With umask >= 0 the thread first unshares its filesystem attributes
+// (CLONE_FS) and sets that umask, so a Unix socket file is created with
+// tight permissions without changing the umask of the rest of the process.
 // The returned fd is O_NONBLOCK | O_CLOEXEC.
 SocketResult ListenInNetns(ListenRequest request);
 

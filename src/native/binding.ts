@@ -32,9 +32,11 @@ export interface NativeBinding {
    *                Unix socket path (a leading NUL selects the abstract namespace)
    * @param port    0..65535 (0 = kernel picks); ignored for 'unix'
    * @param backlog listen(2) backlog
+   * @param umask   -1 to leave it, or 0..0o777: bind under this umask, set on
+   *                the job's own thread only (the process's umask is untouched)
    * @returns the listening fd (O_NONBLOCK, O_CLOEXEC); SO_REUSEADDR is set for TCP
    */
-  listenInNetns(nsPath: string, family: NativeFamily, host: string, port: number, backlog: number): Promise<number>;
+  listenInNetns(nsPath: string, family: NativeFamily, host: string, port: number, backlog: number, umask: number): Promise<number>;
   /**
    * Connect a stream socket from inside the network namespace at `nsPath`.
    * @param timeoutMs  how long to wait for the connection (>= 1); ETIMEDOUT after

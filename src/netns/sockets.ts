@@ -14,6 +14,7 @@ import { closeSync, fstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import type { Address } from '../addr/address.js';
 import { formatAddress } from '../addr/address.js';
+import { removeStaleUnixSocket } from '../addr/listener.js';
 import {
   ConnectFailedError,
   ConnectRefusedError,
@@ -44,6 +45,12 @@ const LOCALHOST_V4 = '127.0.0.1';
 export interface ListenInNetnsOptions {
   /** listen(2) backlog; default {@link DEFAULT_BACKLOG}. */
   backlog?: number;
+  /**
+   * Bind a Unix socket file under this umask (0..0o777), e.g. a tight one
+   * before the exact mode is set. Only the binding thread's umask changes,
+   * never the process's. Default: the process's umask.
+   */
+  umask?: number;
 }
 
 export interface ConnectInNetnsOptions {
@@ -169,6 +176,10 @@ function fromSystemError(err: NativeSystemError, context: Context): JumperError 
   return new SocketError(`${context.operation} ${address} in ${where(context)} failed: ${detail}`, options);
 }
 
+function isAddressInUse(err: unknown): boolean {
+  return isNativeSystemError(err) && err.code === 'EADDRINUSE' && err.syscall === 'bind';
+}
+
 /** Everything the addon throws or rejects with becomes a JumperError. */
 function toJumperError(err: unknown, context: Context): JumperError {
   if (err instanceof JumperError) return err;
@@ -205,11 +216,23 @@ export async function openListenerInNetns(
   const target = toTarget(address);
   const backlog = options.backlog ?? DEFAULT_BACKLOG;
   if (!Number.isInteger(backlog) || backlog < 0) throw new InvalidArgumentError(`backlog must be an integer >= 0, got ${backlog}`);
+  const umask = options.umask ?? -1;
+  if (!Number.isInteger(umask) || umask < -1 || umask > 0o777) throw new InvalidArgumentError(`umask must be an integer in 0..0o777, got ${umask}`);
   const native = loadNative();
   const context: Context = { operation: 'listen', designator: netns, nsPath, address };
+  const listen = () => native.listenInNetns(nsPath, target.family, target.host, target.port, backlog, umask);
   try {
-    return await native.listenInNetns(nsPath, target.family, target.host, target.port, backlog);
+    return await listen();
   } catch (err) {
+    // As for a plain listener: a socket file nobody accepts on is left over
+    // from a crash. Path sockets are not namespaced, so the host can probe it.
+    if (address.kind === 'unix' && !address.path.startsWith('\0') && isAddressInUse(err) && (await removeStaleUnixSocket(address.path))) {
+      try {
+        return await listen();
+      } catch (again) {
+        throw toJumperError(again, context);
+      }
+    }
     throw toJumperError(err, context);
   }
 }

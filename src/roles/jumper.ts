@@ -328,14 +328,10 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
     }
     if (this.#listenNetns !== undefined) {
       // As for a plain Unix listener: a tight umask while binding, then the exact mode and owner.
+      // The umask is the binding thread's own: the process's stays as it was during the await.
       const restrict = spec.kind === 'unix' && restrictsUnixPermissions(this.#listenerExtras);
-      const umask = restrict ? process.umask(RESTRICTIVE_UMASK) : undefined;
-      let fd: number;
-      try {
-        fd = await openListenerInNetns(this.#listenNetns, spec, { backlog: this.settings.backlog });
-      } finally {
-        if (umask !== undefined) process.umask(umask);
-      }
+      const umask = restrict ? RESTRICTIVE_UMASK : undefined;
+      const fd = await openListenerInNetns(this.#listenNetns, spec, { backlog: this.settings.backlog, umask });
       if (spec.kind === 'unix') {
         this.#unixPathToRemove = spec.path;
         await applyUnixPermissions(spec.path, this.#listenerExtras);

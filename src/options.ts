@@ -19,6 +19,17 @@ export function isPreconnectSetting(value: unknown): value is PreconnectSetting 
  */
 export const MAX_DURATION_MS = 2 ** 31 - 1;
 
+/**
+ * The least a timeout may be: 0 would fail every connection at once (a
+ * timer of 0 fires before any peer can answer). Drain, idle-stop and
+ * deregister-delay may be 0, which means "none".
+ */
+export const MIN_TIMEOUT_MS = 1;
+/** The shortest health-check period: shorter is a connect storm against every backend. */
+export const MIN_HEALTH_INTERVAL_MS = 100;
+/** The shortest etcd lease: etcd keeps a lease alive at a third of its TTL. */
+export const MIN_LEASE_TTL_MS = 2000;
+
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m)?$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
 
@@ -26,6 +37,11 @@ const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
 export function durationMs(text: string): number {
   const m = DURATION.exec(text.trim());
   return m ? Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 's']!) : NaN;
+}
+
+/** Milliseconds as a duration would be typed: "2s", "100ms". */
+export function formatDurationMs(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
 /**

@@ -3,8 +3,8 @@
  * logs, signals.
  */
 import test from 'ava';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -171,4 +171,98 @@ cliTest('--connect-netns with a host name or a bad designator is refused at star
   t.is(badNetns.code, 2);
   t.is(badNetns.stderr.trim().split('\n').length, 1, badNetns.stderr);
   t.regex(badNetns.stderr, /bad network namespace "pid:0"/);
+});
+
+cliTest('options typed where they would have no effect, or a zero timeout, are refused at start with exit status 2', async (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'k'), randomBytes(32), { mode: 0o600 });
+  const key = ['--key', join(dir, 'k')];
+  const fwd = ['forward', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:1'];
+  const cases: [string[], RegExp][] = [
+    [[...fwd, '--strategy', 'random'], /--strategy applies only with several --connect or --discover/],
+    [[...fwd, '--eject-after', '2'], /--eject-after applies only with several --connect/],
+    [[...fwd, '--connect', '127.0.0.1:2', '--health-interval', '10ms'], /--health-interval.*at least 100ms/],
+    [[...fwd, '--connect-timeout', '0'], /--connect-timeout.*at least 1ms/],
+    [[...fwd, '--start-timeout', '3s'], /--start-timeout applies only with --start/],
+    [[...fwd, '--lease-ttl', '5s'], /--lease-ttl applies only with --register/],
+    [[...fwd, '--deregister-delay', '0'], /--deregister-delay applies only with --register/],
+    [[...fwd, '--listen-mode', '0600'], /--listen-mode\/--listen-owner apply to a Unix socket listener/],
+    [['forward', '--listen', 'systemd', '--connect', '127.0.0.1:1', '--listen-mode', '0600'], /inherited socket.*SocketMode=/],
+    [['forward', '--listen', join(dir, 'in.sock'), '--connect', '127.0.0.1:1', '--allow', '10.0.0.0/8'], /a Unix socket has no peer address/],
+    [[...fwd, '--group', 'nogroup'], /--group needs --user/],
+    [[...fwd, '--no-such-option'], /unknown option/],
+    [['server', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:1', ...key, '--handshake-timeout', '0'], /--handshake-timeout.*at least 1ms/],
+    [['server', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:1', ...key, '--protocol', 'spiped', '--max-handshakes', '10'], /--max-handshakes applies only with the jumper protocol/],
+    [['client', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:1', ...key, '--preconnect', '0', '--preconnect-idle', '1s'], /--preconnect-idle applies only with --preconnect/],
+    [['pipe', '--connect', '127.0.0.1:1', ...key, '--protocol', 'spiped', '--no-pfs', '--require-pfs'], /--no-pfs and --require-pfs contradict/],
+    [['pipe', '--connect', '127.0.0.1:1', ...key, '--no-pfs'], /apply to --protocol spiped/],
+    [['pipe', '--connect', '127.0.0.1:1', ...key, '--connect-timeout', '0'], /at least 1ms/],
+  ];
+  for (const [args, pattern] of cases) {
+    const r = await run(JUMPER, args);
+    t.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    t.regex(r.stderr, pattern, args.join(' '));
+  }
+});
+
+cliTest('a start-up failure after listening (admin address in use) removes the Unix socket file it bound', async (t) => {
+  const dir = tempDir(t);
+  const busy = await freePort();
+  const holder = (await import('node:net')).createServer().listen(busy, '127.0.0.1');
+  t.teardown(() => holder.close());
+  await new Promise((r) => holder.once('listening', r));
+  const path = join(dir, 'in.sock');
+  const r = await run(JUMPER, ['forward', '--listen', path, '--connect', '127.0.0.1:1', '--admin', `127.0.0.1:${busy}`]);
+  t.is(r.code, 1, r.stderr);
+  t.regex(r.stderr, /admin.*EADDRINUSE/);
+  t.throws(() => statSync(path), { code: 'ENOENT' });
+});
+
+cliTest('jumper pipe removes its private socket directory when start-up fails and when a signal stops it', async (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'k'), randomBytes(32), { mode: 0o600 });
+  const pipeDirs = () => new Set(readdirSync(dir).filter((n) => n.startsWith('jumper-pipe-')));
+  // TMPDIR points the private directory into ours, where it can be counted.
+  const env = { ...process.env, TMPDIR: dir };
+  const bad = await execFileAsync(process.execPath, [JUMPER, 'pipe', '--connect', 'no-port-here', '--key', join(dir, 'k')], { env }).catch((e: { code: number; stderr: string }) => e);
+  t.is((bad as { code: number }).code, 2);
+  t.deepEqual([...pipeDirs()], []);
+  // A server that accepts and never answers: the pipe waits in its handshake until SIGTERM.
+  const silent = (await import('node:net')).createServer(() => undefined).listen(0, '127.0.0.1');
+  t.teardown(() => silent.close());
+  await new Promise((r) => silent.once('listening', r));
+  const child = spawn(process.execPath, [JUMPER, 'pipe', '--connect', `127.0.0.1:${(silent.address() as import('node:net').AddressInfo).port}`, '--key', join(dir, 'k')], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  await new Promise((r) => silent.once('connection', r));
+  t.is(pipeDirs().size, 1);
+  child.kill('SIGTERM');
+  t.is(await exited, 1);
+  t.deepEqual([...pipeDirs()], []);
+});
+
+cliTest('jumper spiped: -o 0 means the 5 s default as in spiped, fractions are taken, and the -p pid file is removed at exit', async (t) => {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, 'k'), randomBytes(32), { mode: 0o600 });
+  const provider = await startEchoProvider(t);
+  const [serverPort, port] = [await freePort(), await freePort()];
+  const pidFile = join(dir, 'spiped.pid');
+  // Both ends with -o 0: a stream only gets through if 0 did not become a 0 ms handshake timeout.
+  const server = startJumper(t, ['spiped', '-d', '-s', `[127.0.0.1]:${serverPort}`, '-t', provider.address, '-k', join(dir, 'k'), '-o', '0']);
+  await server.waitFor((l) => l.msg === 'server jumper listening');
+  const cli = startJumper(t, ['spiped', '-e', '-s', `[127.0.0.1]:${port}`, '-t', `[127.0.0.1]:${serverPort}`, '-k', join(dir, 'k'), '-o', '0', '-p', pidFile, '-F']);
+  await cli.waitFor((l) => l.msg === 'client jumper listening');
+  t.is(readFileSync(pidFile, 'utf8'), `${cli.child.pid}\n`);
+  const body = randomBytes(64 * 1024);
+  const echoed = await exchange({ port }, body);
+  t.is(sha256(echoed.received), sha256(body));
+  cli.child.kill('SIGTERM');
+  t.is((await cli.exited).code, 0);
+  t.throws(() => statSync(pidFile), { code: 'ENOENT' });
+  const half = startJumper(t, ['spiped', '-e', '-s', `[127.0.0.1]:${await freePort()}`, '-t', '[127.0.0.1]:1', '-k', join(dir, 'k'), '-o', '0.5', '--log-level', 'debug']);
+  await half.waitFor((l) => l.msg === 'client jumper listening');
+  half.child.kill('SIGTERM');
+  t.is((await half.exited).code, 0);
+  const bad = await run(JUMPER, ['spiped', '-e', '-s', '[127.0.0.1]:1', '-t', '[127.0.0.1]:1', '-k', join(dir, 'k'), '-o', 'soon']);
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /expected seconds/);
 });

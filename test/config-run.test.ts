@@ -274,3 +274,31 @@ test('a second SIGHUP while a reload still runs is applied after it, not lost', 
   const r = await exchange({ port: await linkPort(admin, 'late') }, data);
   t.is(sha256(r.received), sha256(data));
 });
+
+test('run --check refuses what run would refuse before listening: an unknown user, connect-netns with user, a bad admin address', async (t) => {
+  const dir = tempDir(t);
+  const link = ['links:', '  - name: a', '    role: forward', '    listen: 127.0.0.1:0', '    connect: 127.0.0.1:1'];
+  const check = async (lines: string[], extra: string[] = []) => {
+    const file = join(dir, `c${Math.random().toString(36).slice(2)}.yaml`);
+    writeFileSync(file, [...lines, ''].join('\n'));
+    return (await execFileAsync(process.execPath, ['--import', 'tsx', JUMPER_SRC, 'run', '--config', file, '--check', ...extra]).then(
+      (r) => ({ code: 0, stderr: r.stderr, stdout: r.stdout }),
+      (e: { code: number; stderr: string; stdout: string }) => e,
+    ));
+  };
+  const fine = await check(link);
+  t.is(fine.code, 0, fine.stderr);
+  t.regex(fine.stdout, /ok, 1 link/);
+  const unknownUser = await check(['user: no-such-user-jumper', ...link]);
+  t.is(unknownUser.code, 2);
+  t.regex(unknownUser.stderr, /no-such-user-jumper/);
+  const netns = await check(['user: nobody', ...link, '    connect-netns: somewhere']);
+  t.is(netns.code, 2);
+  t.regex(netns.stderr, /links "a": --connect-netns .* cannot run after --user drops root/);
+  const admin = await check(['admin: localhost', ...link]);
+  t.is(admin.code, 2);
+  t.regex(admin.stderr, /localhost/);
+  const cliUser = await check(link, ['--user', 'no-such-user-jumper']);
+  t.is(cliUser.code, 2);
+  t.regex(cliUser.stderr, /no-such-user-jumper/);
+});

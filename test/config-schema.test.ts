@@ -117,7 +117,7 @@ links:
   - { name: b, role: server, listen: 127.0.0.1:7001, connect: 127.0.0.1:80, key: k, weight: 3 }
 `);
   t.true(bad.some((l) => l.includes('links[0].advertise: required with register')), bad.join('\n'));
-  t.true(bad.some((l) => l.includes('links[0].lease-ttl: must be at least 2s')), bad.join('\n'));
+  t.true(bad.some((l) => l.includes('links[0].lease-ttl: expected at least 2s')), bad.join('\n'));
   t.true(bad.some((l) => l.includes('links[1].weight: only applies with register')), bad.join('\n'));
 });
 
@@ -153,4 +153,35 @@ test('preconnect takes auto or a whole number', (t) => {
   t.deepEqual(problems(link('-1')), ['j.yaml:2: links[0].preconnect: expected auto or an integer from 0 to 1000, got number -1']);
   t.deepEqual(problems(link('1001')), ['j.yaml:2: links[0].preconnect: expected auto or an integer from 0 to 1000, got number 1001']);
   t.deepEqual(problems(link('always')), ['j.yaml:2: links[0].preconnect: expected auto or an integer from 0 to 1000, got string "always"']);
+});
+
+test('keys that would be ignored where they stand, and zero timeouts, are refused; deregister-delay is a key', (t) => {
+  const bad = problems(`
+group: nogroup
+links:
+  - { name: a, role: forward, listen: 127.0.0.1:7000, connect: 127.0.0.1:80, strategy: random, eject-after: 2 }
+  - { name: b, role: forward, listen: 127.0.0.1:7001, connect: [127.0.0.1:80, 127.0.0.1:81], health-interval: 10ms, connect-timeout: 0 }
+  - { name: c, role: server, listen: 127.0.0.1:7002, connect: 127.0.0.1:80, key: k, protocol: spiped, max-handshakes: 10, handshake-timeout: 0 }
+  - { name: d, role: client, listen: 127.0.0.1:7003, connect: 127.0.0.1:80, key: k, preconnect: 0, preconnect-idle: 1s }
+  - { name: e, role: forward, listen: 127.0.0.1:7004, connect: 127.0.0.1:80, deregister-delay: 1s, start: { command: "true", start-timeout: 0 } }
+`);
+  const expected = [
+    'group: only applies with user',
+    'links[0].strategy: only applies when balancing',
+    'links[0].eject-after: only applies when balancing',
+    'links[1].health-interval: expected at least 100ms',
+    'links[1].connect-timeout: expected at least 1ms',
+    'links[2].max-handshakes: applies to the jumper protocol only',
+    'links[2].handshake-timeout: expected at least 1ms',
+    'links[3].preconnect-idle: only applies with preconnect',
+    'links[4].deregister-delay: only applies with register',
+    'links[4].start.start-timeout: expected at least 1ms',
+  ];
+  for (const e of expected) t.true(bad.some((l) => l.includes(e)), `${e}\n${bad.join('\n')}`);
+  t.is(bad.length, expected.length, bad.join('\n'));
+  const spec = ok(`
+links:
+  - { name: s, role: server, listen: 127.0.0.1:7000, connect: [127.0.0.1:80, 127.0.0.1:81], key: k, strategy: random, register: etcd://127.0.0.1:2379/x, advertise: 10.0.0.5:7000, deregister-delay: 250ms }
+`);
+  t.like(spec.links[0], { strategy: 'random', 'deregister-delay': 250 });
 });

@@ -134,6 +134,30 @@ maybe('three registered servers behind a discovering balancer share 300 streams 
   t.false(balancer.stderr().includes('"level":50'));
 });
 
+maybe('jumper forward registers like a server; when start-up fails after registering (admin address in use) its key goes at once and it exits 1', async (t) => {
+  const etcd = await startEtcd(t);
+  const provider = await startEchoProvider(t);
+  const port = await freePort();
+  const address = `127.0.0.1:${port}`;
+  const args = ['forward', '--listen', address, '--connect', provider.address, '--register', etcd.url(PREFIX), '--advertise', address, '--lease-ttl', '30s', '--deregister-delay', '0'];
+  const ok = startJumper(t, args);
+  await ok.waitFor((l) => l.msg === 'forward jumper listening');
+  t.is((await etcd.keys(PREFIX))[`${PREFIX}/${address}`] !== undefined, true);
+  ok.child.kill('SIGTERM');
+  t.is((await ok.exited).code, 0);
+  await waitGone(etcd, `${PREFIX}/${address}`, 2_000);
+
+  const busy = net.createServer().listen(0, '127.0.0.1');
+  t.teardown(() => busy.close());
+  await new Promise((r) => busy.once('listening', r));
+  const failed = startJumper(t, [...args, '--admin', `127.0.0.1:${(busy.address() as net.AddressInfo).port}`]);
+  const exit = await failed.exited;
+  t.is(exit.code, 1, failed.stderr());
+  t.regex(failed.stderr(), /admin.*EADDRINUSE/);
+  // Without the clean-up the key stayed for the 30 s lease.
+  t.deepEqual(Object.keys(await etcd.keys(PREFIX)), []);
+});
+
 maybe('kill -9 of a server: new streams keep succeeding, and its key is gone from etcd after the lease TTL', async (t) => {
   const etcd = await startEtcd(t);
   const key = await makeKeyFile(t);

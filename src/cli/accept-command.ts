@@ -27,5 +27,7 @@ export function addAcceptCommand(program: Command): void {
       const stop = () => void acceptor.close().then(() => process.exit(0));
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
+      // As for the other daemons: SIGHUP (a reload under systemd) must not kill it and leave --from behind.
+      process.on('SIGHUP', () => logger.info('SIGHUP: nothing to reload for jumper accept'));
     });
 }

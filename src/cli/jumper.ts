@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { handshakePrimitives } from '../crypto/handshake-primitives.js';
 import { InvalidArgumentError } from '../errors.js';
 import { readKeyFile, type TunnelKey } from '../keys/key-file.js';
-import { DEFAULTS, type PreconnectSetting } from '../options.js';
+import { DEFAULTS, formatDurationMs, MIN_HEALTH_INTERVAL_MS, MIN_LEASE_TTL_MS, type PreconnectSetting } from '../options.js';
 import { createClient, type TunnelProtocol } from '../roles/client.js';
 import type { PfsMode } from '../proto/spiped/handshake.js';
 import { addAcceptCommand } from './accept-command.js';
@@ -23,9 +23,11 @@ import type { CommonOptions } from '../roles/jumper.js';
 import { createServer } from '../roles/server.js';
 import { STRATEGIES, type StrategyName } from '../balance/strategy.js';
 import { createBalancer } from '../roles/balancer.js';
-import { die } from './fail.js';
+import { die, EXIT_USAGE } from './fail.js';
 import { createLogger, LOG_LEVELS, type LogFormat } from './logger.js';
-import { collect, parseDuration, parsePositiveInt, parsePreconnect } from './parse.js';
+import { collect, durationAtLeast, parseDuration, parsePositiveInt, parsePreconnect, parseTimeout } from './parse.js';
+import { refuseUnless } from './option-checks.js';
+import { protocolOptions, type ProtocolFlags } from './protocol-flags.js';
 import { runRole } from './run-role.js';
 import { addOperateOptions, addProxyProtocolOption, operateOptions, proxyProtocolOption, type OperateFlags } from './operate-options.js';
 import { addRunCommand } from './run-command.js';
@@ -65,18 +67,15 @@ interface StartFlags {
   idleStop?: number;
 }
 
-interface KeyFlags {
+interface KeyFlags extends ProtocolFlags {
   key: string[];
   handshakeTimeout: number;
   allowInsecureKey?: boolean;
-  protocol: TunnelProtocol;
-  pfs: boolean;
-  requirePfs?: boolean;
 }
 
-/** A duration option whose default is shown as it would be typed ("5s"). */
-function durationOption(flags: string, description: string, defaultMs: number): Option {
-  return new Option(flags, description).argParser(parseDuration).default(defaultMs, `${defaultMs / 1000}s`);
+/** A duration option whose default is shown as it would be typed ("5s"); `parse` sets its floor (timeouts are at least 1 ms). */
+function durationOption(flags: string, description: string, defaultMs: number, parse: (value: string) => number = parseDuration): Option {
+  return new Option(flags, description).argParser(parse).default(defaultMs, formatDurationMs(defaultMs));
 }
 
 /** Options of every role; `targets` adds --connect (the balancer has --backend instead). */
@@ -95,11 +94,15 @@ function addCommonOptions(cmd: Command, targets: 'connect' | 'backend' = 'connec
     .option('--discover <url>', `balance over the backends registered in etcd: etcd://HOST:PORT[,HOST:PORT]/PREFIX (instead of --${targets})`)
     .addOption(new Option('--strategy <name>', `with several --${targets} or --discover: how new streams are spread`).choices(STRATEGIES).default('round-robin'))
     .option('--eject-after <n>', 'balancing: connect failures in a row that take a backend out of rotation (back-off 1s, doubling to 30s)', parsePositiveInt, DEFAULTS.ejectAfter)
-    .addOption(new Option('--health-interval <duration>', 'balancing: TCP-connect every backend this often; failing ones get no new streams').argParser(parseDuration))
+    .addOption(
+      new Option('--health-interval <duration>', `balancing: TCP-connect every backend this often (at least ${formatDurationMs(MIN_HEALTH_INTERVAL_MS)}); failing ones get no new streams`).argParser(
+        durationAtLeast(MIN_HEALTH_INTERVAL_MS),
+      ),
+    )
     .option('--listen-netns <ns>', 'create the listening socket inside this network namespace: NAME (ip netns), /path, or pid:N')
     .option('--connect-netns <ns>', 'open outgoing connections from inside this network namespace (address must be an IP or a path)')
     .option('-n, --max-connections <n>', 'streams served at once; more wait, unread, until one closes', parsePositiveInt, DEFAULTS.maxConnections)
-    .addOption(durationOption('--connect-timeout <duration>', 'time allowed to connect onward', DEFAULTS.connectTimeoutMs))
+    .addOption(durationOption('--connect-timeout <duration>', 'time allowed to connect onward', DEFAULTS.connectTimeoutMs, parseTimeout))
     .option(
       '--no-keepalive',
       `disable TCP keep-alive (on by default: first probe after ${DEFAULTS.keepAliveIdleSeconds}-${DEFAULTS.keepAliveIdleSeconds + DEFAULTS.keepAliveSpreadSeconds}s idle, ` +
@@ -117,35 +120,24 @@ function addKeyOptions(cmd: Command, repeatable: boolean): Command {
       repeatable ? 'pre-shared key file; repeat to accept several keys during a rotation (the first is primary)' : 'pre-shared key file (made by jumper-keygen)',
       collect,
     )
-    .addOption(durationOption('--handshake-timeout <duration>', 'time allowed for the peer to prove the key', DEFAULTS.handshakeTimeoutMs))
+    .addOption(durationOption('--handshake-timeout <duration>', 'time allowed for the peer to prove the key', DEFAULTS.handshakeTimeoutMs, parseTimeout))
     .option('--allow-insecure-key', 'accept a key file that group or others can read')
     .addOption(new Option('--protocol <name>', 'wire protocol: jumper (Noise), or spiped to talk to spiped 1.6').choices(['jumper', 'spiped']).default('jumper'))
     .option('--no-pfs', 'spiped protocol: skip Diffie-Hellman, no forward secrecy (spiped -f)')
     .option('--require-pfs', "spiped protocol: refuse peers that skip Diffie-Hellman (spiped -g)");
 }
 
-/** Protocol options shared by client and server, checked for contradictions. */
-function protocolOptions(flags: KeyFlags): { protocol: TunnelProtocol; pfs: PfsMode } {
-  if (!flags.pfs && flags.requirePfs) throw new InvalidArgumentError('--no-pfs and --require-pfs contradict each other');
-  if (flags.protocol !== 'spiped' && (!flags.pfs || flags.requirePfs)) {
-    throw new InvalidArgumentError('--no-pfs/--require-pfs apply to --protocol spiped; the jumper protocol always has forward secrecy');
-  }
-  return { protocol: flags.protocol, pfs: !flags.pfs ? 'off' : flags.requirePfs ? 'require' : 'default' };
-}
-
 /** --start, --start-timeout, --idle-stop: on server and forward. */
 function addStartOptions(cmd: Command): Command {
   return cmd
     .option('--start <command>', 'start the provider with this shell command on the first connection that needs it (not with forward --connect handoff:)')
-    .addOption(durationOption('--start-timeout <duration>', 'with --start: how long connections wait for the provider to accept', DEFAULTS.startTimeoutMs))
+    .addOption(durationOption('--start-timeout <duration>', 'with --start: how long connections wait for the provider to accept', DEFAULTS.startTimeoutMs, parseTimeout))
     .addOption(new Option('--idle-stop <duration>', 'with --start: stop the provider after this long without open streams').argParser(parseDuration));
 }
 
-function startOptions(flags: StartFlags): Pick<CommonOptions, 'start'> {
-  if (!flags.start) {
-    if (flags.idleStop !== undefined) throw new InvalidArgumentError('--idle-stop needs --start');
-    return {};
-  }
+function startOptions(flags: StartFlags, cmd: Command): Pick<CommonOptions, 'start'> {
+  refuseUnless(cmd, ['startTimeout', 'idleStop'], Boolean(flags.start), '--start');
+  if (!flags.start) return {};
   const start: NonNullable<CommonOptions['start']> = { command: flags.start, startTimeoutMs: flags.startTimeout };
   if (flags.idleStop !== undefined) start.idleStopMs = flags.idleStop;
   return { start };
@@ -160,23 +152,22 @@ function handshakeCrypto(p: { protocol: TunnelProtocol }): string | undefined {
   return p.protocol === 'jumper' ? handshakePrimitives().name : undefined;
 }
 
-/** --register and friends: on server (and any role that should be discoverable). */
+/** --register and friends: on every role (a registered client or forward is a backend like a server). */
 function addRegisterOptions(cmd: Command): Command {
   return cmd
     .option('--register <url>', 'register in etcd while listening: etcd://HOST:PORT[,HOST:PORT]/PREFIX (needs --advertise)')
     .option('--advertise <addr>', 'with --register: the address balancers and clients should connect to (host:port)')
     .option('--weight <n>', 'with --register: relative share of streams (1-1000)', parsePositiveInt)
-    .addOption(durationOption('--lease-ttl <duration>', 'with --register: etcd lease TTL; a crashed jumper disappears after it', DEFAULTS.leaseTtlSeconds * 1000))
+    .addOption(
+      durationOption('--lease-ttl <duration>', `with --register: etcd lease TTL (at least ${formatDurationMs(MIN_LEASE_TTL_MS)}); a crashed jumper disappears after it`, DEFAULTS.leaseTtlSeconds * 1000, durationAtLeast(MIN_LEASE_TTL_MS)),
+    )
     .addOption(durationOption('--deregister-delay <duration>', 'with --register: on SIGTERM, keep accepting this long after deregistering', DEFAULTS.deregisterDelayMs));
 }
 
-function registerOptions(flags: RegisterFlags): Pick<CommonOptions, 'register'> {
-  if (!flags.register) {
-    if (flags.advertise || flags.weight !== undefined) throw new InvalidArgumentError('--advertise and --weight need --register');
-    return {};
-  }
+function registerOptions(flags: RegisterFlags, cmd: Command): Pick<CommonOptions, 'register'> {
+  refuseUnless(cmd, ['advertise', 'weight', 'leaseTtl', 'deregisterDelay'], Boolean(flags.register), '--register');
+  if (!flags.register) return {};
   if (!flags.advertise) throw new InvalidArgumentError('--register needs --advertise HOST:PORT (the address others connect to)');
-  if (flags.leaseTtl < 2000) throw new InvalidArgumentError('--lease-ttl must be at least 2s');
   const register: NonNullable<CommonOptions['register']> = {
     url: flags.register,
     advertise: flags.advertise,
@@ -187,8 +178,11 @@ function registerOptions(flags: RegisterFlags): Pick<CommonOptions, 'register'> 
   return { register };
 }
 
-function commonOptions(flags: CommonFlags, logger: CommonOptions['logger']): CommonOptions {
+function commonOptions(flags: CommonFlags, logger: CommonOptions['logger'], cmd: Command): CommonOptions {
   const connect = flags.connect;
+  // Balancing options need something to balance over (a balancer keeps a pool even for one backend).
+  const balancing = cmd.name() === 'balance' || flags.discover !== undefined || (connect?.length ?? 0) > 1;
+  refuseUnless(cmd, ['strategy', 'ejectAfter', 'healthInterval'], balancing, 'several --connect or --discover');
   const options: CommonOptions = {
     listen: flags.listen,
     connect: connect === undefined ? undefined : connect.length === 1 ? connect[0]! : connect,
@@ -228,6 +222,8 @@ Examples:
 
 Signals: SIGTERM/SIGINT stop accepting and drain open streams (--drain-timeout), then exit 0;
 SIGHUP re-reads the key file(s): new streams use the new key, open streams keep theirs.
+Exit status: 0 after a clean stop, 1 runtime failure (e.g. the address is in use), 2 usage
+(a bad or contradictory option, a bad key file).
 Docs: docs/ in the jumper repository (PROTOCOL, namespaces, systemd, activation, spiped, discovery, operations, reliability, performance).`;
 
 function buildProgram(): Command {
@@ -235,6 +231,9 @@ function buildProgram(): Command {
     .description('software defined localhost: encrypted, namespace-crossing TCP/Unix jumpers')
     .version(VERSION, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
+    // Commander's own usage errors (unknown option, bad value) exit 2 like ours, not 1 (a runtime failure);
+    // subcommands created below inherit this.
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE))
     .addHelpText('after', EXAMPLES);
 
   const server = program
@@ -243,18 +242,23 @@ function buildProgram(): Command {
     .addHelpText('after', '\nExample:\n  jumper server --listen 0.0.0.0:8025 --connect 127.0.0.1:5432 --key db.key');
   server.option(
     '--max-handshakes <n>',
-    'connections still proving the key (each until --handshake-timeout); a stream counts against --max-connections only once authenticated, so stalled handshakes cannot starve clients',
+    'jumper protocol: connections still proving the key (each until --handshake-timeout); a stream counts against --max-connections only once authenticated, so stalled handshakes cannot starve clients',
     parsePositiveInt,
     DEFAULTS.maxHandshakes,
   );
-  addProxyProtocolOption(addRegisterOptions(addStartOptions(addKeyOptions(addCommonOptions(server), true)))).action(async (flags: CommonFlags & KeyFlags & StartFlags & RegisterFlags & { proxyProtocol?: string; maxHandshakes: number }) => {
+  addProxyProtocolOption(addRegisterOptions(addStartOptions(addKeyOptions(addCommonOptions(server), true)))).action(async (flags: CommonFlags & KeyFlags & StartFlags & RegisterFlags & { proxyProtocol?: string; maxHandshakes: number }, cmd: Command) => {
     const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, name: 'jumper' });
-    const keys = await readKeys(flags);
     const proto = protocolOptions(flags);
+    // spiped's handshake is admitted as a stream at once (its slot is a --max-connections slot).
+    refuseUnless(cmd, ['maxHandshakes'], proto.protocol === 'jumper', 'the jumper protocol (a spiped handshake holds a --max-connections slot)');
+    const options = {
+      ...commonOptions(flags, logger, cmd),
+      ...startOptions(flags, cmd),
+      ...registerOptions(flags, cmd),
+    };
+    const keys = await readKeys(flags);
     const jumper = createServer({
-      ...commonOptions(flags, logger),
-      ...startOptions(flags),
-      ...registerOptions(flags),
+      ...options,
       ...proxyProtocolOption(flags),
       ...proto,
       key: keys,
@@ -278,7 +282,7 @@ function buildProgram(): Command {
     .command('client')
     .description('accept plain streams from the consumer, encrypt them, and carry them to a server jumper')
     .addHelpText('after', '\nExample:\n  jumper client --listen 127.0.0.1:5432 --connect db-host:8025 --key db.key');
-  addKeyOptions(addCommonOptions(client), false)
+  addRegisterOptions(addKeyOptions(addCommonOptions(client), false))
     .option(
       '--preconnect <n|auto>',
       'keep n wires to the server dialled and handshaken ahead of demand, so a new stream skips the handshake round trip; refilled while streams arrive. auto: one wire, only while streams come in a row (each within --preconnect-idle of the last); 0 = off',
@@ -286,15 +290,17 @@ function buildProgram(): Command {
       DEFAULTS.preconnect,
     )
     .addOption(
-      durationOption('--preconnect-idle <duration>', "retire a preconnected wire after this long unused, and (auto) the gap within which streams count as in a row; keep it below the server's --handshake-timeout", DEFAULTS.preconnectIdleMs),
+      durationOption('--preconnect-idle <duration>', "retire a preconnected wire after this long unused, and (auto) the gap within which streams count as in a row; keep it below the server's --handshake-timeout", DEFAULTS.preconnectIdleMs, parseTimeout),
     );
-  client.action(async (flags: CommonFlags & KeyFlags & { preconnect: PreconnectSetting; preconnectIdle: number }) => {
+  client.action(async (flags: CommonFlags & KeyFlags & RegisterFlags & { preconnect: PreconnectSetting; preconnectIdle: number }, cmd: Command) => {
     if (flags.key.length !== 1) throw new InvalidArgumentError('a client jumper takes exactly one --key');
     const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, name: 'jumper' });
-    const [key] = await readKeys(flags);
     const proto = protocolOptions(flags);
+    refuseUnless(cmd, ['preconnectIdle'], proto.protocol === 'jumper' && flags.preconnect !== 0, '--preconnect (not 0) and the jumper protocol');
+    const options = { ...commonOptions(flags, logger, cmd), ...registerOptions(flags, cmd) };
+    const [key] = await readKeys(flags);
     const jumper = createClient({
-      ...commonOptions(flags, logger),
+      ...options,
       ...proto,
       key: key!,
       handshakeTimeoutMs: flags.handshakeTimeout,
@@ -305,7 +311,7 @@ function buildProgram(): Command {
       jumper,
       logger,
       drainTimeoutMs: flags.drainTimeout, operate: flags,
-      startFields: { connect: jumper.connectDescription, key: key!.fingerprint, protocol: protocolLabel(proto), crypto: handshakeCrypto(proto), preconnect: jumper.preconnectSetting || undefined, strategy: jumper.backends().length > 0 || flags.discover ? flags.strategy : undefined },
+      startFields: { connect: jumper.connectDescription, key: key!.fingerprint, protocol: protocolLabel(proto), crypto: handshakeCrypto(proto), preconnect: jumper.preconnectSetting || undefined, strategy: jumper.backends().length > 0 || flags.discover ? flags.strategy : undefined, register: flags.register },
       reloadKey: async () => {
         const [fresh] = await readKeys(flags);
         jumper.setKey(fresh!);
@@ -321,10 +327,10 @@ function buildProgram(): Command {
       'after',
       '\nExamples:\n  jumper forward --listen-netns mycontainer --listen 127.0.0.1:80 --connect 127.0.0.1:8080\n  jumper forward --listen 127.0.0.1:9000 --connect-netns pid:4242 --connect 127.0.0.1:9000',
     );
-  addProxyProtocolOption(addStartOptions(addCommonOptions(forward))).action(async (flags: CommonFlags & StartFlags & { proxyProtocol?: string }) => {
+  addProxyProtocolOption(addRegisterOptions(addStartOptions(addCommonOptions(forward)))).action(async (flags: CommonFlags & StartFlags & RegisterFlags & { proxyProtocol?: string }, cmd: Command) => {
     const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, name: 'jumper' });
-    const jumper = createForward({ ...commonOptions(flags, logger), ...startOptions(flags), ...proxyProtocolOption(flags) });
-    await runRole({ jumper, logger, drainTimeoutMs: flags.drainTimeout, operate: flags, startFields: { connect: jumper.connectDescription } });
+    const jumper = createForward({ ...commonOptions(flags, logger, cmd), ...startOptions(flags, cmd), ...registerOptions(flags, cmd), ...proxyProtocolOption(flags) });
+    await runRole({ jumper, logger, drainTimeoutMs: flags.drainTimeout, operate: flags, startFields: { connect: jumper.connectDescription, register: flags.register } });
   });
 
   const balance = program
@@ -339,12 +345,12 @@ Examples:
 Servers register with: jumper server ... --register etcd://127.0.0.1:2379/jumper/db --advertise 10.0.0.5:8025
 A backend that refuses or times out is skipped before any byte is forwarded; see docs/discovery.md.`,
     );
-  addRegisterOptions(addCommonOptions(balance, 'backend')).action(async (flags: CommonFlags & RegisterFlags & { backend?: string[] }) => {
+  addRegisterOptions(addCommonOptions(balance, 'backend')).action(async (flags: CommonFlags & RegisterFlags & { backend?: string[] }, cmd: Command) => {
     const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, name: 'jumper' });
     if (flags.backend === undefined && !flags.discover) throw new InvalidArgumentError('jumper balance needs --backend ADDR (repeatable) or --discover etcd://HOST:PORT/PREFIX');
     if (flags.backend !== undefined && flags.discover) throw new InvalidArgumentError('give either --backend or --discover, not both');
-    const { connect: _none, ...common } = commonOptions(flags, logger);
-    const options: Parameters<typeof createBalancer>[0] = { ...common, ...registerOptions(flags) };
+    const { connect: _none, ...common } = commonOptions(flags, logger, cmd);
+    const options: Parameters<typeof createBalancer>[0] = { ...common, ...registerOptions(flags, cmd) };
     if (flags.backend !== undefined) options.backends = flags.backend;
     const jumper = createBalancer(options);
     await runRole({

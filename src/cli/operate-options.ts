@@ -50,7 +50,6 @@ export function operateOptions(flags: OperateFlags): Pick<CommonOptions, 'allow'
     if (!/^0?[0-7]{3}$/.test(flags.listenMode)) throw new InvalidArgumentError(`--listen-mode ${flags.listenMode}: expected an octal mode such as 0660`);
     out.listenMode = parseInt(flags.listenMode, 8);
   }
-  if (flags.group !== undefined && flags.user === undefined) throw new InvalidArgumentError('--group needs --user');
   return out;
 }
 

@@ -4,6 +4,7 @@
  */
 import type { JumperMetrics } from '../admin/metrics.js';
 import type { AdminServer, ProcessStatus } from '../admin/server.js';
+import { InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { dropPrivileges, resolveDropTarget, type DropTarget } from '../privilege/drop.js';
 import type { ListenOptions } from '../roles/jumper.js';
@@ -14,9 +15,16 @@ export interface OperateSetup {
   group?: string | undefined;
 }
 
-/** Resolve --user/--group early, so a typo fails before anything listens. */
+/**
+ * Resolve --user/--group early, so a typo fails before anything listens.
+ * @throws InvalidArgumentError for a group without a user (it would be ignored)
+ */
 export function resolveUserFlags(setup: OperateSetup): DropTarget | undefined {
-  return setup.user === undefined ? undefined : resolveDropTarget(setup.user, setup.group);
+  if (setup.user === undefined) {
+    if (setup.group !== undefined) throw new InvalidArgumentError('--group needs --user (the group is set when dropping to the user)');
+    return undefined;
+  }
+  return resolveDropTarget(setup.user, setup.group);
 }
 
 /** Start the admin endpoint, if asked for. */

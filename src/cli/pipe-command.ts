@@ -13,16 +13,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readKeyFile } from '../keys/key-file.js';
 import { DEFAULTS } from '../options.js';
-import { createClient, type TunnelProtocol } from '../roles/client.js';
+import { createClient } from '../roles/client.js';
 import { createLogger, LOG_LEVELS } from './logger.js';
-import { parseDuration } from './parse.js';
+import { parseTimeout } from './parse.js';
+import { protocolOptions, type ProtocolFlags } from './protocol-flags.js';
 
-interface PipeFlags {
+interface PipeFlags extends ProtocolFlags {
   connect: string;
   key: string;
-  protocol: TunnelProtocol;
-  pfs: boolean;
-  requirePfs?: boolean;
   connectTimeout: number;
   logLevel: string;
 }
@@ -36,16 +34,22 @@ export function addPipeCommand(program: Command): void {
     .addOption(new Option('--protocol <name>', 'jumper, or spiped to talk to spiped -d').choices(['jumper', 'spiped']).default('jumper'))
     .option('--no-pfs', 'spiped protocol: no Diffie-Hellman (spiped -f)')
     .option('--require-pfs', 'spiped protocol: refuse a peer without Diffie-Hellman (spiped -g)')
-    .addOption(new Option('--connect-timeout <duration>', 'time allowed to connect').argParser(parseDuration).default(DEFAULTS.connectTimeoutMs, '5s'))
+    .addOption(new Option('--connect-timeout <duration>', 'time allowed to connect').argParser(parseTimeout).default(DEFAULTS.connectTimeoutMs, '5s'))
     .addOption(new Option('--log-level <level>', 'log level (stderr)').choices(LOG_LEVELS).default('warn'))
     .addHelpText('after', "\nExample:\n  ssh -o ProxyCommand='jumper pipe --connect %h:8022 --key ~/.ssh/jumper.key' server")
     .action(async (flags: PipeFlags) => {
       const logger = createLogger({ level: flags.logLevel, name: 'jumper' });
+      const proto = protocolOptions(flags);
       const key = await readKeyFile(flags.key);
+      // The private socket's directory goes whatever ends the process: error, signal or the stream's end.
       const dir = mkdtempSync(join(tmpdir(), 'jumper-pipe-'));
+      const removeDir = () => rmSync(dir, { recursive: true, force: true });
+      process.once('exit', removeDir);
+      for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+        process.once(signal, () => process.exit(1));
+      }
       const path = join(dir, 'pipe.sock');
-      const pfs = !flags.pfs ? 'off' : flags.requirePfs ? 'require' : 'default';
-      const client = createClient({ listen: path, connect: flags.connect, key, logger, protocol: flags.protocol, pfs, connectTimeoutMs: flags.connectTimeout, maxConnections: 1 });
+      const client = createClient({ listen: path, connect: flags.connect, key, logger, ...proto, connectTimeoutMs: flags.connectTimeout, maxConnections: 1 });
       await client.listen();
       // Exit once the stream is over *and* our end has written everything to stdout.
       const summary = new Promise<{ reason: string; message?: string }>((resolve) =>
@@ -56,10 +60,7 @@ export function addPipeCommand(program: Command): void {
       socket.once('close', () => {
         void summary.then(({ reason, message }) => {
           if (reason !== 'done') process.stderr.write(`jumper pipe: ${message ?? reason} (${reason})\n`);
-          process.stdout.write('', () => {
-            rmSync(dir, { recursive: true, force: true });
-            process.exit(reason === 'done' ? 0 : 1);
-          });
+          process.stdout.write('', () => process.exit(reason === 'done' ? 0 : 1));
         });
       });
       process.stdin.pipe(socket);

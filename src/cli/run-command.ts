@@ -59,7 +59,7 @@ export function addRunCommand(program: Command): void {
     .command('run')
     .description('run every link of a configuration file in one process (reload with SIGHUP)')
     .requiredOption('-f, --config <file>', 'configuration file, YAML or JSON')
-    .option('--check', 'validate the file (keys, addresses, key files) and exit')
+    .option('--check', 'check the file as run would before listening (keys, addresses, key files, user and group, admin address) and exit')
     .option('--admin <addr>', 'admin endpoint host:port or /path.sock (overrides the file\'s "admin")')
     .option('--user <user>', 'drop root to this user once every link listens (overrides the file)')
     .option('--group <group>', 'with --user: the group (overrides the file)')
@@ -70,7 +70,7 @@ export function addRunCommand(program: Command): void {
     .action(async (flags: RunFlags) => {
       // Loaded on use: other commands never load the YAML parser or prom-client.
       const { checkConfig, runConfig } = await import('./run-config.js');
-      if (flags.check) await checkConfig(flags.config);
+      if (flags.check) await checkConfig(flags);
       else await runConfig(flags).catch((err: unknown) => die('jumper', err));
     });
 }

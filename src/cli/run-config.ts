@@ -10,11 +10,38 @@ import { ConfigError } from '../errors.js';
 import { silentLogger } from '../log/logger.js';
 import { createLogger } from './logger.js';
 import { createMetrics, dropTo, resolveUserFlags, serveAfterDrop, startAdmin } from './operate.js';
+import { parseAddress } from '../addr/address.js';
+import { checkDroppable } from '../privilege/drop.js';
 import type { RunFlags } from './run-command.js';
 
-/** --check: validate the file and build every link (reads key files, parses addresses) without listening. */
-export async function checkConfig(file: string): Promise<void> {
+/**
+ * --check: what `jumper run` checks before it listens, without listening:
+ * the file, every link built (key files read, addresses parsed), the admin
+ * address, the user and group to drop to, and what cannot run after the drop.
+ * The command line's --admin/--user/--group count as they would for run.
+ */
+export async function checkConfig(flags: RunFlags): Promise<void> {
+  const file = flags.config;
   const spec = await loadConfig(file);
+  const inFile = (err: unknown): never => {
+    throw new ConfigError(`${file}: ${(err as Error).message}`, { cause: err });
+  };
+  const admin = flags.admin ?? spec.admin;
+  if (admin !== undefined) {
+    try {
+      parseAddress(admin);
+    } catch (err) {
+      inFile(err);
+    }
+  }
+  const { user, group } = dropFlags(flags, spec);
+  let dropTarget: ReturnType<typeof resolveUserFlags>;
+  try {
+    dropTarget = resolveUserFlags({ user, group });
+    if (dropTarget) for (const l of spec.links) checkDroppable(`links "${l.name}"`, { connectNetns: l['connect-netns'] as string | undefined });
+  } catch (err) {
+    inFile(err);
+  }
   for (const link of spec.links) {
     await buildLink(link, silentLogger).catch((err: unknown) => {
       throw new ConfigError(`${file}: links "${link.name}": ${(err as Error).message}`, { cause: err });
@@ -23,22 +50,34 @@ export async function checkConfig(file: string): Promise<void> {
   process.stdout.write(`${file}: ok, ${spec.links.length} link${spec.links.length === 1 ? '' : 's'}\n`);
 }
 
+/** --user/--group over the file's: a --user on the command line brings its own --group (or the user's primary group). */
+function dropFlags(flags: RunFlags, spec: { user?: string; group?: string }): { user: string | undefined; group: string | undefined } {
+  const user = flags.user ?? spec.user;
+  const group = flags.user !== undefined ? flags.group : (flags.group ?? spec.group);
+  return { user, group };
+}
+
 /** Run every link of the file until SIGTERM/SIGINT; SIGHUP reloads. */
 export async function runConfig(flags: RunFlags): Promise<void> {
   holdHangupUntilReady();
   // The log level may come from the file: peek at it (the supervisor validates it again).
   const preview = await loadConfig(flags.config);
   const logger = createLogger({ level: flags.logLevel ?? preview.logLevel ?? 'info', format: flags.logFormat, name: 'jumper' });
-  const user = flags.user ?? preview.user;
-  const group = flags.user !== undefined ? flags.group : (flags.group ?? preview.group);
-  const dropTarget = resolveUserFlags({ user, group });
+  const dropTarget = resolveUserFlags(dropFlags(flags, preview));
   const metrics = await createMetrics();
   const supervisor = new Supervisor({ file: flags.config, logger, metrics, willDropPrivileges: dropTarget !== undefined });
   // Connections accepted before the drop wait for it (nothing is served as root).
   const gate = serveAfterDrop(dropTarget);
   const spec = await supervisor.start(gate.listen);
-  const admin = await startAdmin(flags.admin ?? spec.admin, metrics, () => supervisor.status(), logger);
-  dropTo(dropTarget, logger);
+  let admin: Awaited<ReturnType<typeof startAdmin>>;
+  try {
+    admin = await startAdmin(flags.admin ?? spec.admin, metrics, () => supervisor.status(), logger);
+    dropTo(dropTarget, logger);
+  } catch (err) {
+    // Nothing was served yet (the gate holds connections): close the links so socket files and etcd keys go too.
+    await Promise.all([supervisor.stop(0), admin?.close()]);
+    throw err;
+  }
   gate.dropped();
   supervisor.privilegesDropped = dropTarget !== undefined;
   handleSignals({

@@ -29,27 +29,14 @@ export async function runRole(options: RunRoleOptions): Promise<void> {
   const gate = serveAfterDrop(dropTarget);
   await jumper.listen(gate.listen);
   let admin: Awaited<ReturnType<typeof startAdmin>>;
-  if (options.operate?.admin !== undefined) {
-    const metrics = await createMetrics();
-    metrics.attach(jumper.role, jumper);
-    const started = Date.now();
-    const status = () => ({
-      pid: process.pid,
-      uptimeSeconds: Math.round((Date.now() - started) / 1000),
-      links: [
-        {
-          name: jumper.role,
-          role: jumper.role,
-          state: 'running' as const,
-          listen: jumper.address(),
-          connect: jumper.connectDescription,
-          stats: jumper.stats(),
-        },
-      ],
-    });
-    admin = await startAdmin(options.operate.admin, metrics, status, logger);
+  try {
+    admin = await startAdminFor(options);
+    dropTo(dropTarget, logger);
+  } catch (err) {
+    // Nothing was served yet (the gate holds connections): close, so a socket file and an etcd key go too.
+    await Promise.all([jumper.close({ drainTimeoutMs: 0 }), admin?.close()]);
+    throw err;
   }
-  dropTo(dropTarget, logger);
   gate.dropped();
   handleSignals({
     logger,
@@ -74,4 +61,28 @@ export async function runRole(options: RunRoleOptions): Promise<void> {
     { role: jumper.role, listen: jumper.address(), connect: options.startFields.connect, ...options.startFields },
     `${jumper.role} jumper listening`,
   );
+}
+
+/** The admin endpoint for this one role, when --admin is given. */
+async function startAdminFor(options: RunRoleOptions): Promise<Awaited<ReturnType<typeof startAdmin>>> {
+  const { jumper, logger } = options;
+  if (options.operate?.admin === undefined) return undefined;
+  const metrics = await createMetrics();
+  metrics.attach(jumper.role, jumper);
+  const started = Date.now();
+  const status = () => ({
+    pid: process.pid,
+    uptimeSeconds: Math.round((Date.now() - started) / 1000),
+    links: [
+      {
+        name: jumper.role,
+        role: jumper.role,
+        state: 'running' as const,
+        listen: jumper.address(),
+        connect: jumper.connectDescription,
+        stats: jumper.stats(),
+      },
+    ],
+  });
+  return startAdmin(options.operate.admin, metrics, status, logger);
 }

@@ -9,9 +9,10 @@
  * with -F (use systemd or another supervisor).
  */
 import { Command, InvalidArgumentError as CommanderArgError, Option } from 'commander';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { InvalidArgumentError } from '../errors.js';
+import { MAX_DURATION_MS } from '../options.js';
 import { deriveKey, readKeyFile, type TunnelKey } from '../keys/key-file.js';
 import { wipe } from '../crypto/sodium.js';
 import { createClient } from '../roles/client.js';
@@ -39,6 +40,28 @@ function nonNegativeInt(value: string): number {
   return Number(value);
 }
 
+/** -o: seconds, fractions allowed as spiped takes them; 0 means spiped's default (5 s), as in spiped. */
+export function spipedTimeoutMs(value: string): number {
+  if (!/^\d+(\.\d+)?$/.test(value)) throw new CommanderArgError('expected seconds, e.g. 5 or 0.5');
+  const seconds = Number(value);
+  if (seconds === 0) return SPIPED_TIMEOUT_S * 1000;
+  if (seconds * 1000 > MAX_DURATION_MS) throw new CommanderArgError(`expected at most ${Math.floor(MAX_DURATION_MS / 1000)} seconds`);
+  return Math.max(1, Math.round(seconds * 1000));
+}
+
+/** -p: write our pid, and remove the file at exit if it is still ours (as spiped does). */
+function writePidFile(path: string): void {
+  const mine = `${process.pid}\n`;
+  writeFileSync(path, mine);
+  process.once('exit', () => {
+    try {
+      if (readFileSync(path, 'utf8') === mine) unlinkSync(path);
+    } catch {
+      // Gone already, or not readable: nothing of ours to remove.
+    }
+  });
+}
+
 async function readSpipedKey(file: string): Promise<TunnelKey> {
   if (file !== '-') return readKeyFile(file);
   // "-k -": the key comes on standard input, as spiped allows.
@@ -62,7 +85,7 @@ interface SpipedFlags {
   g?: boolean;
   j?: boolean;
   n: number;
-  o: number;
+  o: number; // milliseconds
   F?: boolean;
   p?: string;
   logLevel: string;
@@ -82,9 +105,9 @@ export function addSpipedCommand(program: Command): void {
     .option('-g', 'require forward secrecy: drop peers that use -f')
     .option('-j', 'disable TCP keep-alives')
     .option('-n <max>', 'simultaneous connections (0: no limit)', nonNegativeInt, SPIPED_MAX_CONNECTIONS)
-    .option('-o <seconds>', 'connect and handshake timeout', nonNegativeInt, SPIPED_TIMEOUT_S)
+    .addOption(new Option('-o <seconds>', 'connect and handshake timeout in seconds (0: the default)').argParser(spipedTimeoutMs).default(SPIPED_TIMEOUT_S * 1000, String(SPIPED_TIMEOUT_S)))
     .option('-F', 'run in the foreground (jumper always does)')
-    .option('-p <pidfile>', 'write the process ID to this file')
+    .option('-p <pidfile>', 'write the process ID to this file (removed at exit)')
     .addOption(new Option('--log-level <level>', 'log level (jumper addition)').choices(LOG_LEVELS).default('info'))
     .addOption(new Option('--log-format <format>', 'json or pretty (jumper addition)').choices(['json', 'pretty']))
     .addHelpText('after', '\nExample (a spiped unit with the binary swapped):\n  jumper spiped -d -s [0.0.0.0]:8025 -t [127.0.0.1]:22 -k /etc/spiped/ssh.key -F')
@@ -93,7 +116,7 @@ export function addSpipedCommand(program: Command): void {
       if (flags.f && flags.g) throw new InvalidArgumentError('-f and -g cannot be used together');
       const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, name: 'jumper' });
       const key = await readSpipedKey(flags.k);
-      const timeoutMs = flags.o * 1000;
+      const timeoutMs = flags.o;
       const common = {
         listen: fromSpipedAddress(flags.s),
         connect: fromSpipedAddress(flags.t),
@@ -107,7 +130,7 @@ export function addSpipedCommand(program: Command): void {
         handshakeTimeoutMs: timeoutMs,
       };
       const jumper: Jumper = flags.e ? createClient(common) : createServer(common);
-      if (flags.p) writeFileSync(flags.p, `${process.pid}\n`);
+      if (flags.p) writePidFile(flags.p);
       await runRole({
         jumper,
         logger,

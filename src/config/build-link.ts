@@ -58,6 +58,7 @@ function commonOptions(spec: LinkSpec, logger: Logger): CommonOptions {
     o.register = { url: spec.register as string, advertise: spec.advertise as string };
     if (spec.weight !== undefined) o.register.weight = spec.weight as number;
     if (spec['lease-ttl'] !== undefined) o.register.ttlSeconds = Math.round((spec['lease-ttl'] as number) / 1000);
+    if (spec['deregister-delay'] !== undefined) o.register.deregisterDelayMs = spec['deregister-delay'] as number;
   }
   return o;
 }

@@ -11,7 +11,7 @@
 import { isIP } from 'node:net';
 import { STRATEGIES } from '../balance/strategy.js';
 import { MAX_WEIGHT } from '../balance/backend.js';
-import { durationMs, isPreconnectSetting, MAX_DURATION_MS, MAX_PRECONNECT_WIRES } from '../options.js';
+import { durationMs, formatDurationMs, isPreconnectSetting, MAX_DURATION_MS, MAX_PRECONNECT_WIRES, MIN_HEALTH_INTERVAL_MS, MIN_LEASE_TTL_MS, MIN_TIMEOUT_MS } from '../options.js';
 
 export const ROLES = ['client', 'server', 'forward', 'balance'] as const;
 export type LinkRole = (typeof ROLES)[number];
@@ -20,7 +20,7 @@ export type LinkRole = (typeof ROLES)[number];
 type Kind =
   | { type: 'string' }
   | { type: 'address' }
-  | { type: 'duration' }
+  | { type: 'duration'; min?: number }
   | { type: 'int'; min: number; max?: number }
   | { type: 'preconnect' }
   | { type: 'bool' }
@@ -53,11 +53,11 @@ export const LINK_FIELDS: Record<string, Field> = {
   },
   key: { kind: { type: 'string-or-strings' }, roles: TUNNEL, requiredFor: TUNNEL, doc: 'key file; a server takes a list during a rotation (first = primary)' },
   'allow-insecure-key': { kind: { type: 'bool' }, roles: TUNNEL, doc: 'accept a key file group/others can read' },
-  'handshake-timeout': { kind: { type: 'duration' }, roles: TUNNEL, doc: 'time allowed for the peer to prove the key (default 5s)' },
+  'handshake-timeout': { kind: { type: 'duration', min: MIN_TIMEOUT_MS }, roles: TUNNEL, doc: 'time allowed for the peer to prove the key (default 5s)' },
   protocol: { kind: { type: 'enum', values: ['jumper', 'spiped'] }, roles: TUNNEL, doc: 'jumper (default) or spiped' },
   pfs: { kind: { type: 'enum', values: ['default', 'off', 'require'] }, roles: TUNNEL, doc: 'spiped only: off = spiped -f, require = spiped -g' },
   preconnect: { kind: { type: 'preconnect' }, roles: ['client'], doc: 'client: wires kept dialled and handshaken ahead of demand: auto (default: one, while streams come in a row), a number, or 0 = off' },
-  'preconnect-idle': { kind: { type: 'duration' }, roles: ['client'], doc: "client: retire a preconnected wire after this long unused, and (auto) the gap within which streams count as in a row; below the server's handshake-timeout (default 2s)" },
+  'preconnect-idle': { kind: { type: 'duration', min: MIN_TIMEOUT_MS }, roles: ['client'], doc: "client: retire a preconnected wire after this long unused, and (auto) the gap within which streams count as in a row; below the server's handshake-timeout (default 2s)" },
   'proxy-protocol': {
     kind: { type: 'enum', values: ['v1', 'v2'] },
     roles: ['server', 'forward'],
@@ -67,14 +67,15 @@ export const LINK_FIELDS: Record<string, Field> = {
   discover: { kind: { type: 'string' }, doc: 'etcd://HOST:PORT/PREFIX: balance over the backends registered there (instead of connect/backends)' },
   strategy: { kind: { type: 'enum', values: STRATEGIES }, doc: 'with several backends: how one is picked (see jumper balance --help)' },
   'eject-after': { kind: { type: 'int', min: 1 }, doc: 'with several backends: connect failures in a row that eject one (default 3)' },
-  'health-interval': { kind: { type: 'duration' }, doc: 'with several backends: TCP health check period (off by default)' },
+  'health-interval': { kind: { type: 'duration', min: MIN_HEALTH_INTERVAL_MS }, doc: 'with several backends: TCP health check period (off by default)' },
   register: { kind: { type: 'string' }, doc: 'etcd://HOST:PORT/PREFIX: register this link there while it runs (needs advertise; docs/discovery.md)' },
   advertise: { kind: { type: 'string' }, doc: 'with register: the host:port balancers and clients connect to' },
   weight: { kind: { type: 'int', min: 1, max: MAX_WEIGHT }, doc: 'with register: relative share of streams (1-1000, default 1)' },
-  'lease-ttl': { kind: { type: 'duration' }, doc: 'with register: etcd lease TTL, at least 2s (default 10s)' },
+  'lease-ttl': { kind: { type: 'duration', min: MIN_LEASE_TTL_MS }, doc: 'with register: etcd lease TTL, at least 2s (default 10s)' },
+  'deregister-delay': { kind: { type: 'duration' }, doc: 'with register: when the link stops, keep accepting this long after deregistering (default 1s)' },
   'max-connections': { kind: { type: 'int', min: 1 }, doc: 'streams served at once (default 1000)' },
-  'max-handshakes': { kind: { type: 'int', min: 1 }, roles: ['server'], doc: 'server: connections still proving the key (default 4096); streams count against max-connections only once authenticated' },
-  'connect-timeout': { kind: { type: 'duration' }, doc: 'time allowed to connect onward (default 5s)' },
+  'max-handshakes': { kind: { type: 'int', min: 1 }, roles: ['server'], doc: 'server, jumper protocol: connections still proving the key (default 4096); streams count against max-connections only once authenticated' },
+  'connect-timeout': { kind: { type: 'duration', min: MIN_TIMEOUT_MS }, doc: 'time allowed to connect onward (default 5s)' },
   keepalive: { kind: { type: 'bool' }, doc: 'TCP keep-alive (default true)' },
   backlog: { kind: { type: 'int', min: 1 }, doc: 'listen backlog (default 4096)' },
   'listen-netns': { kind: { type: 'string' }, doc: 'create the listener in this network namespace (needs root)' },
@@ -170,6 +171,7 @@ function checkValue(kind: Kind, value: unknown, path: (string | number)[], issue
       if (Number.isNaN(ms)) return bad(`expected a duration such as 5s, 250ms or 2m (a bare number is seconds), got ${typeName(value)}`);
       // .inf, or beyond what a timer holds (it would fire at once).
       if (!(ms <= MAX_DURATION_MS)) return bad(`expected at most ${MAX_DURATION_MS} ms (about 24 days), got ${typeName(value)}`);
+      if (kind.min !== undefined && ms < kind.min) return bad(`expected at least ${formatDurationMs(kind.min)}, got ${typeName(value)}`);
       return ms;
     }
     case 'int':
@@ -217,7 +219,7 @@ function checkValue(kind: Kind, value: unknown, path: (string | number)[], issue
       }
       const command = checkValue({ type: 'string' }, o.command, [...path, 'command'], issues);
       const out: Record<string, unknown> = { command };
-      if (o['start-timeout'] !== undefined) out.startTimeoutMs = checkValue({ type: 'duration' }, o['start-timeout'], [...path, 'start-timeout'], issues);
+      if (o['start-timeout'] !== undefined) out.startTimeoutMs = checkValue({ type: 'duration', min: MIN_TIMEOUT_MS }, o['start-timeout'], [...path, 'start-timeout'], issues);
       if (o['idle-stop'] !== undefined) out.idleStopMs = checkValue({ type: 'duration' }, o['idle-stop'], [...path, 'idle-stop'], issues);
       return out;
     }
@@ -263,15 +265,25 @@ function checkLink(raw: unknown, index: number, issues: ConfigIssue[]): LinkSpec
   if (link.register !== undefined && link.advertise === undefined) {
     issues.push({ path: [...base, 'advertise'], message: 'required with register (the host:port others connect to)' });
   }
-  for (const k of ['advertise', 'weight', 'lease-ttl']) {
+  for (const k of ['advertise', 'weight', 'lease-ttl', 'deregister-delay']) {
     if (link[k] !== undefined && link.register === undefined) issues.push({ path: [...base, k], message: 'only applies with register' });
   }
-  if (typeof out['lease-ttl'] === 'number' && out['lease-ttl'] < 2000) issues.push({ path: [...base, 'lease-ttl'], message: 'must be at least 2s' });
   if (role && role !== 'balance' && link.connect === undefined && link.discover === undefined) {
     issues.push({ path: [...base, 'connect'], message: 'required (or discover)' });
   }
   if (link.pfs !== undefined && link.pfs !== 'default' && link.protocol !== 'spiped') {
     issues.push({ path: [...base, 'pfs'], message: 'applies to protocol: spiped only; the jumper protocol always has forward secrecy' });
+  }
+  // Keys that would be silently ignored where they stand.
+  const balancing = role === 'balance' || link.discover !== undefined || (Array.isArray(link.connect) && link.connect.length > 1);
+  for (const k of ['strategy', 'eject-after', 'health-interval']) {
+    if (link[k] !== undefined && !balancing) issues.push({ path: [...base, k], message: 'only applies when balancing (several connect targets, or discover)' });
+  }
+  if (link['preconnect-idle'] !== undefined && (link.preconnect === 0 || link.protocol === 'spiped')) {
+    issues.push({ path: [...base, 'preconnect-idle'], message: 'only applies with preconnect (not 0) and the jumper protocol' });
+  }
+  if (link['max-handshakes'] !== undefined && link.protocol === 'spiped') {
+    issues.push({ path: [...base, 'max-handshakes'], message: 'applies to the jumper protocol only (a spiped handshake holds a max-connections slot)' });
   }
   if (link['proxy-protocol'] !== undefined && link.protocol === 'spiped') {
     issues.push({ path: [...base, 'proxy-protocol'], message: 'spiped carries no origin: use the jumper protocol' });
@@ -317,6 +329,7 @@ export function validateConfig(doc: unknown): { spec: RunSpec; issues: ConfigIss
     else if (key === 'drain-timeout') spec.drainTimeoutMs = v as number;
     else if (key === 'log-level') spec.logLevel = v as string;
   }
+  if (top.group !== undefined && top.user === undefined) issues.push({ path: ['group'], message: 'only applies with user (the group is set when dropping to the user)' });
   if (!Array.isArray(top.links)) {
     issues.push({ path: ['links'], message: top.links === undefined ? 'required' : `expected a list of links, got ${typeName(top.links)}` });
     return { spec, issues };

@@ -192,6 +192,17 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
     this.#listenTarget =
       typeof options.listen === 'string' ? parseInheritedSpec(options.listen) ?? parseAddress(options.listen) : options.listen;
     this.#listenNetns = options.listenNetns;
+    // Refused rather than ignored: each applies to one kind of listener only.
+    if ((options.listenMode !== undefined || options.listenOwner !== undefined) && this.#listenTarget.kind !== 'unix') {
+      throw new InvalidArgumentError(
+        this.#listenTarget.kind === 'tcp'
+          ? '--listen-mode/--listen-owner apply to a Unix socket listener (--listen /path.sock), not to TCP (use --allow)'
+          : '--listen-mode/--listen-owner apply to a socket file jumper creates; for an inherited socket set them where it is made (systemd: SocketMode=, SocketUser=)',
+      );
+    }
+    if (options.allow !== undefined && this.#listenTarget.kind === 'unix') {
+      throw new InvalidArgumentError('--allow: a Unix socket has no peer address; use --listen-mode/--listen-owner');
+    }
     this.#streamSlots = role === 'server' ? new Slots(this.settings.maxConnections) : undefined;
     this.#listenerExtras = {
       ...(options.allow ? { allow: createAllowList(options.allow) } : {}),

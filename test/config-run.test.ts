@@ -10,7 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
+import { JumperMetrics } from '../src/admin/metrics.js';
+import { Supervisor } from '../src/config/run.js';
+import { readKeyFile } from '../src/keys/key-file.js';
+import { captureLogger } from './helpers/capture-logger.js';
 import { freePort } from './helpers/cli.js';
+import { parsePromText } from './helpers/prom-text.js';
 import { etcdUnavailableReason, startEtcd } from './helpers/etcd.js';
 import { exchange, randomBytes, sha256, startEchoProvider } from './helpers/providers.js';
 import { adminGet, JUMPER_SRC, linkPort, startJumperSrc } from './helpers/run-cli.js';
@@ -301,4 +306,38 @@ test('run --check refuses what run would refuse before listening: an unknown use
   const cliUser = await check(link, ['--user', 'no-such-user-jumper']);
   t.is(cliUser.code, 2);
   t.regex(cliUser.stderr, /no-such-user-jumper/);
+});
+
+test('a link that failed to start and is then removed leaves no jumper_link_up series; key fingerprints are in the start and reload lines', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'j.yaml');
+  const key = writeKey(dir, 'k');
+  const busy = net.createServer().listen(0, '127.0.0.1');
+  t.teardown(() => busy.close());
+  await new Promise((r) => busy.once('listening', r));
+  const busyPort = (busy.address() as net.AddressInfo).port;
+  const client = { name: 'c', role: 'client', listen: '127.0.0.1:0', connect: '127.0.0.1:1', key };
+  writeFileSync(file, stringify({ links: [client] }));
+  const logger = captureLogger();
+  const metrics = new JumperMetrics();
+  const supervisor = new Supervisor({ file, logger, metrics });
+  t.teardown(() => supervisor.stop(0));
+  await supervisor.start();
+  const fingerprint = (await readKeyFile(key)).fingerprint;
+  t.deepEqual(logger.lines.find((l) => l.msg === 'link started' && l.link === 'c')?.keys, [fingerprint]);
+
+  // Added on a taken port: down.
+  writeFileSync(file, stringify({ links: [client, { name: 'x', role: 'forward', listen: `127.0.0.1:${busyPort}`, connect: '127.0.0.1:1' }] }));
+  await supervisor.reload();
+  t.is(parsePromText(await metrics.text()).get('jumper_link_up', { link: 'x' }), 0);
+  // Removed again, and the client's key file content replaced: the series goes; the new fingerprint is logged.
+  writeFileSync(key, cryptoRandom(32), { mode: 0o600 });
+  writeFileSync(file, stringify({ links: [client] }));
+  await supervisor.reload();
+  const m = parsePromText(await metrics.text());
+  t.is(m.get('jumper_link_up', { link: 'x' }), undefined);
+  t.is(m.get('jumper_link_up', { link: 'c' }), 1);
+  const changed = logger.lines.find((l) => l.msg.startsWith('link keys changed') && l.link === 'c');
+  t.deepEqual(changed?.keys, [(await readKeyFile(key)).fingerprint]);
+  t.deepEqual(changed?.previous, [fingerprint]);
 });

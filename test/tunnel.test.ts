@@ -332,4 +332,7 @@ test('an ABORT reason from the peer becomes a log key only if it is a known reas
   t.is((peerAbort('provider_refused') as { reason?: string }).reason, 'provider_refused');
   t.is((peerAbort('x'.repeat(60)) as { reason?: string }).reason, 'peer_abort');
   t.is((peerAbort('anything_new_1') as { reason?: string }).reason, 'peer_abort');
+  // Errno names pass (a peer's failing connect); other words starting with e do not.
+  t.is((peerAbort('ehostunreach') as { reason?: string }).reason, 'ehostunreach');
+  for (const word of ['evil', 'e'.repeat(60), 'eaaab']) t.is((peerAbort(word) as { reason?: string }).reason, 'peer_abort', word);
 });

@@ -98,16 +98,3 @@ export async function buildLink(spec: LinkSpec, logger: Logger): Promise<Jumper>
     }
   }
 }
-
-/**
- * Give a running link the current content of its key files (new streams use
- * them, open streams keep theirs).
- * @returns the fingerprints now in use.
- */
-export async function reloadLinkKeys(spec: LinkSpec, jumper: Jumper): Promise<string[]> {
-  const keys = await readLinkKeys(spec);
-  const target = jumper as unknown as { setKey?: (k: TunnelKey | TunnelKey[]) => void };
-  if (keys.length === 0 || typeof target.setKey !== 'function') return [];
-  target.setKey(spec.role === 'client' ? keys[0]! : keys);
-  return keys.map((k) => k.fingerprint);
-}

@@ -105,7 +105,7 @@ export class Supervisor {
       for (const [spec, jumper] of built) {
         await jumper.listen(options);
         this.#install(spec, jumper);
-        this.#logger.info({ link: spec.name, role: spec.role, listen: jumper.address(), connect: jumper.connectDescription }, 'link started');
+        this.#logger.info({ link: spec.name, role: spec.role, listen: jumper.address(), connect: jumper.connectDescription, keys: keyFingerprints(jumper) }, 'link started');
       }
     } catch (err) {
       await Promise.all([...this.#links.values()].map((l) => l.jumper.close({ drainTimeoutMs: 0 })));
@@ -174,7 +174,7 @@ export class Supervisor {
       try {
         await jumper.listen();
         this.#install(spec, jumper);
-        this.#logger.info({ link: name, role: spec.role, listen: jumper.address(), change: diff.added.includes(name) ? 'added' : 'changed' }, 'link started');
+        this.#logger.info({ link: name, role: spec.role, listen: jumper.address(), keys: keyFingerprints(jumper), change: diff.added.includes(name) ? 'added' : 'changed' }, 'link started');
       } catch (err) {
         this.#install(spec, jumper, errorText(err));
         this.#logger.error({ link: name, err: errorText(err) }, 'link failed to start');
@@ -184,8 +184,12 @@ export class Supervisor {
       const link = this.#links.get(name)!;
       link.spec = next.links.find((l) => l.name === name)!;
       if (keys.length === 0) continue;
+      const before = keyFingerprints(link.jumper);
       const target = link.jumper as unknown as { setKey?: (k: TunnelKey | TunnelKey[]) => void };
       target.setKey?.(link.spec.role === 'client' ? keys[0]! : keys);
+      const after = keyFingerprints(link.jumper);
+      // The rotation runbook follows fingerprints in the log: a link that only re-read its files says so.
+      if (String(before) !== String(after)) this.#logger.info({ link: name, keys: after, previous: before }, 'link keys changed: new streams use them, open streams keep theirs');
     }
     this.#spec = next;
     this.#loadedAt = new Date();
@@ -248,7 +252,11 @@ export class Supervisor {
   #retire(name: string, drainTimeoutMs: number): void {
     const link = this.#links.get(name)!;
     this.#links.delete(name);
-    if (link.state === 'failed') return;
+    if (link.state === 'failed') {
+      // Nothing to drain; its jumper_link_up 0 must not outlive it (a new instance sets its own).
+      this.#options.metrics?.forgetLink(name);
+      return;
+    }
     const entry: Draining = { name, jumper: link.jumper, spec: link.spec };
     this.#draining.add(entry);
     const { active } = link.jumper.stats();
@@ -265,6 +273,7 @@ export class Supervisor {
       (err: unknown) => {
         this.#draining.delete(entry);
         link.detach?.();
+        if (!this.#links.has(name)) this.#options.metrics?.forgetLink(name);
         this.#logger.error({ link: name, err: errorText(err) }, 'error while stopping link');
       },
     );
@@ -310,4 +319,11 @@ export class Supervisor {
     if (process.getuid && process.getgid) status.user = { uid: process.getuid(), gid: process.getgid() };
     return status;
   }
+}
+
+/** The fingerprints of the key(s) a tunnel link's new streams use (none for forward and balance). */
+function keyFingerprints(jumper: Jumper): string[] | undefined {
+  const holder = jumper as unknown as { key?: TunnelKey; keys?: readonly TunnelKey[] };
+  const keys = holder.keys ?? (holder.key ? [holder.key] : undefined);
+  return keys?.map((k) => k.fingerprint);
 }

@@ -7,6 +7,7 @@
  * holds at most one read chunk plus the destination's high-water mark.
  */
 import type { Socket } from 'node:net';
+import os from 'node:os';
 import { PeerAbortError, TruncatedError } from '../errors.js';
 import type { RecordOpener, RecordSealer, RecordSink } from './record.js';
 
@@ -20,14 +21,16 @@ export interface PipeHooks {
 }
 
 /** Reasons a peer may name in ABORT that we log as such; anything else is 'peer_abort' (peer_closed: what older jumpers sent for EPIPE). */
-const KNOWN_ABORT_REASON = /^((provider|server|target)_(refused|timeout|unreachable)|peer_reset|peer_closed|drain_timeout|timeout|socket_error|error|e[a-z]+)$/;
+const KNOWN_ABORT_REASON = /^((provider|server|target)_(refused|timeout|unreachable)|peer_reset|peer_closed|drain_timeout|timeout|socket_error|error)$/;
+/** A peer's errno-named reason (reasonOf lowercases the code): a closed set, this platform's errno names. */
+const ERRNO_REASONS = new Set(Object.keys(os.constants.errno).map((name) => name.toLowerCase()));
 
 /**
  * The error for a peer's ABORT. The reason is the peer's word, so only known
  * reasons become log/metric keys: a key holder must not be able to grow them.
  */
 export function peerAbort(reason: string): Error {
-  const known = KNOWN_ABORT_REASON.test(reason) ? reason : 'peer_abort';
+  const known = KNOWN_ABORT_REASON.test(reason) || ERRNO_REASONS.has(reason) ? reason : 'peer_abort';
   return new PeerAbortError(`peer aborted the stream: ${reason}`, { reason: known });
 }
 

@@ -69,6 +69,94 @@ test('20 simultaneous first connections start the provider once and all succeed;
   t.is(readFileSync(startsFile, 'utf8').trim().split('\n').length, 2);
 });
 
+test('--idle-stop never stops the provider under an open stream (the forwarder carries it natively)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'jumper-start-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'provider.py'), SLOW_PROVIDER);
+  const startsFile = join(dir, 'starts');
+  const port = await freePort();
+  const fwd = createForward({
+    listen: '127.0.0.1:0',
+    connect: `127.0.0.1:${port}`,
+    start: { command: `exec python3 ${join(dir, 'provider.py')} ${port} ${startsFile}`, startTimeoutMs: 10_000, idleStopMs: 300 },
+  });
+  await fwd.listen();
+  t.teardown(() => fwd.close({ drainTimeoutMs: 0 }));
+  const socket = net.connect({ port: fwd.port()!, host: '127.0.0.1' });
+  t.teardown(() => socket.destroy());
+  const received: Buffer[] = [];
+  socket.on('data', (c: Buffer) => received.push(c));
+  const echoed = async (text: string) => {
+    const want = Buffer.concat(received).length + text.length;
+    socket.write(text);
+    for (let i = 0; i < 500 && Buffer.concat(received).length < want; i++) await new Promise((r) => setTimeout(r, 10));
+    return Buffer.concat(received).toString();
+  };
+  t.is(await echoed('first;'), 'first;');
+  // Three idle periods with the stream open and quiet.
+  await new Promise((r) => setTimeout(r, 1000));
+  const pid = Number(readFileSync(startsFile, 'utf8').trim());
+  t.true(alive(pid), 'provider stopped under an open stream');
+  t.is(await echoed('second;'), 'first;second;');
+  socket.end();
+  await new Promise((r) => socket.once('close', r));
+  // Only now is it idle.
+  for (let i = 0; i < 300 && alive(pid); i++) await new Promise((r) => setTimeout(r, 10));
+  t.false(alive(pid), 'provider still running after the stream ended and --idle-stop passed');
+  t.is(fwd.provider!.starts, 1);
+});
+
+/** Echo provider holding an exclusive lock (like a database on its data directory); SIGTERM: stop accepting, exit 1.5 s later. */
+const LOCKING_PROVIDER = `
+import fcntl, os, signal, socket, sys, threading, time
+lock = open(sys.argv[2], 'a')
+fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+lock.write(f"{os.getpid()}\\n"); lock.flush()
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(64)
+def term(*_):
+    s.close(); time.sleep(1.5); os._exit(0)
+signal.signal(signal.SIGTERM, term)
+def serve(c):
+    while True:
+        b = c.recv(65536)
+        if not b: break
+        c.sendall(b)
+    c.close()
+while True:
+    try:
+        c, _ = s.accept()
+    except OSError:
+        time.sleep(10)
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+`;
+
+test('a connection arriving while an idle provider shuts down waits for it to exit, then starts the next one', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'jumper-start-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'provider.py'), LOCKING_PROVIDER);
+  const lockFile = join(dir, 'lock');
+  const port = await freePort();
+  const fwd = createForward({
+    listen: '127.0.0.1:0',
+    connect: `127.0.0.1:${port}`,
+    start: { command: `exec python3 ${join(dir, 'provider.py')} ${port} ${lockFile}`, startTimeoutMs: 10_000, idleStopMs: 200 },
+  });
+  await fwd.listen();
+  t.teardown(() => fwd.close({ drainTimeoutMs: 0 }));
+  const reasons: string[] = [];
+  fwd.on('close', (s) => reasons.push(s.reason));
+  t.is((await exchange({ port: fwd.port()! }, Buffer.from('one'))).received.toString(), 'one');
+  // The idle stop begins (SIGTERM); the old process keeps its lock for 1.5 s more.
+  for (let i = 0; i < 300 && fwd.provider!.pid !== undefined; i++) await new Promise((r) => setTimeout(r, 10));
+  t.is(fwd.provider!.pid, undefined);
+  const two = await exchange({ port: fwd.port()! }, Buffer.from('two'));
+  t.is(two.received.toString(), 'two');
+  for (let i = 0; i < 200 && reasons.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  t.deepEqual(reasons, ['done', 'done']);
+  t.is(fwd.provider!.starts, 2);
+});
+
 test('a provider that exits at once gives the waiting connection a clear error, and is retried later', async (t) => {
   const port = await freePort();
   const fwd = createForward({ listen: '127.0.0.1:0', connect: `127.0.0.1:${port}`, start: { command: 'exit 3', startTimeoutMs: 3000 } });

@@ -11,6 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import type { Dialer } from '../addr/dial.js';
 import { ConnectFailedError, ConnectTimeoutError, JumperError } from '../errors.js';
+import { whenConnectionEnds } from '../native/handover.js';
 import type { Logger } from '../log/logger.js';
 
 export interface OnDemandOptions {
@@ -40,6 +41,8 @@ export class OnDemandProvider {
   readonly #log: Logger;
   #child: ChildProcess | undefined;
   #exited: Promise<void> | undefined;
+  /** A stop in progress: the old process may still hold the port or a lock, so nothing starts before it exits. */
+  #stopping: Promise<void> | undefined;
   #openStreams = 0;
   /** Dials in progress: the provider is not idle while one waits for it. */
   #dialing = 0;
@@ -86,6 +89,11 @@ export class OnDemandProvider {
       if (this.#closed) throw new ConnectFailedError('jumper is shutting down', { reason: 'provider_stopped' });
       if (waitingFor && this.#child !== waitingFor) {
         throw new ConnectFailedError(`provider "${this.#options.command}" exited before accepting connections`, { reason: 'provider_exited' });
+      }
+      if (!this.#child && this.#stopping) {
+        // An idle stop is under way: a second provider started now would find the first one's port or lock.
+        await this.#stopping;
+        continue;
       }
       if (!this.#child) await this.#start(deadline);
       waitingFor = this.#child;
@@ -157,12 +165,12 @@ export class OnDemandProvider {
     this.#notBefore = Date.now() + backoff;
   }
 
-  /** Count a stream open until its provider socket closes. */
+  /** Count a stream open until its provider connection ends (in native code too, once handed over). */
   #track(socket: Socket): Socket {
     this.#failures = 0;
     this.#notBefore = 0;
     this.#openStreams++;
-    socket.once('close', () => {
+    whenConnectionEnds(socket, () => {
       this.#openStreams--;
       if (this.#openStreams === 0 && this.#dialing === 0) this.#scheduleIdleStop();
     });
@@ -187,15 +195,21 @@ export class OnDemandProvider {
     this.#idleTimer.unref();
   }
 
-  /** Stop the provider: SIGTERM, then SIGKILL after a grace period. */
+  /** Stop the provider: SIGTERM, then SIGKILL after a grace period. Resolves when it has exited (also for a stop already under way). */
   async stop(): Promise<void> {
     const child = this.#child;
-    if (!child) return;
+    if (!child) return this.#stopping;
     this.#child = undefined;
     child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
-    await this.#exited;
-    clearTimeout(timer);
+    const exited = this.#exited;
+    const stopping = (async () => {
+      await exited;
+      clearTimeout(timer);
+    })();
+    this.#stopping = stopping;
+    await stopping;
+    if (this.#stopping === stopping) this.#stopping = undefined;
   }
 
   /** For the jumper's close(): stop for good. */

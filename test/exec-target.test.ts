@@ -2,9 +2,19 @@
  * --connect exec:COMMAND: each stream is a fresh command's stdin/stdout.
  */
 import test from 'ava';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { createForward } from '../src/index.js';
+import { cliBuilt, freePort, startJumper } from './helpers/cli.js';
 import { exchange, randomBytes, sha256 } from './helpers/providers.js';
 import { withTunnel } from './helpers/tunnel.js';
+
+const execFileAsync = promisify(execFile);
 
 test('exec:cat behind a forwarder echoes 1 MiB hash-equal, one process per stream', async (t) => {
   const fwd = createForward({ listen: '127.0.0.1:0', connect: 'exec:cat' });
@@ -37,3 +47,79 @@ test('a command that exits early closes the stream cleanly', async (t) => {
 test('exec: without a command is refused', (t) => {
   t.throws(() => createForward({ listen: '127.0.0.1:0', connect: 'exec:' }), { code: 'JUMPER_ERR_INVALID_ARG' } as never);
 });
+
+/** Runs in a child (its fd limit is lowered for good): a forwarder to exec:cat, then one stream with no fd left for the spawn. */
+const FD_STARVED_CHILD = `import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import net from 'node:net';
+const { createForward } = await import(process.argv[2]!);
+const fwd = createForward({ listen: '127.0.0.1:0', connect: 'exec:cat' });
+await fwd.listen();
+const reasons: string[] = [];
+fwd.on('close', (s: { reason: string }) => reasons.push(s.reason));
+const exchange = (payload: string) =>
+  new Promise<string>((resolve) => {
+    const s = net.connect({ port: fwd.port()!, host: '127.0.0.1' }, () => s.end(payload));
+    let got = '';
+    s.on('data', (d) => (got += d));
+    s.on('error', (e: NodeJS.ErrnoException) => resolve(\`error \${e.code}\`));
+    s.on('close', () => resolve(got));
+    setTimeout(() => resolve('hang'), 3000).unref();
+  });
+const warm = await exchange('warm');
+await new Promise((r) => setTimeout(r, 200));
+const open = readdirSync('/proc/self/fd').length - 1;
+execFileSync('prlimit', ['--pid', String(process.pid), \`--nofile=\${open + Number(process.argv[3])}:\`]);
+const limited = await exchange('hello');
+await new Promise((r) => setTimeout(r, 100));
+process.stdout.write(JSON.stringify({ warm, limited, reasons, active: fwd.stats().active }) + '\\n');
+process.exit(0);
+`;
+
+test('exec: a command that cannot be started for want of descriptors (EMFILE) fails its stream with target_unreachable; the process keeps running', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'jumper-exec-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const script = join(dir, 'starved.mts');
+  writeFileSync(script, FD_STARVED_CHILD);
+  // Three descriptors spare: the accepted connection and the socket pair get theirs, the spawn's pipes do not.
+  const { stdout } = await execFileAsync(process.execPath, ['--import', 'tsx', script, fileURLToPath(new URL('../src/index.ts', import.meta.url)), '3'], { timeout: 30_000 });
+  const result = JSON.parse(stdout.trim().split('\n').pop()!) as { warm: string; limited: string; reasons: string[]; active: number };
+  t.is(result.warm, 'warm');
+  t.not(result.limited, 'hang');
+  t.deepEqual(result.reasons, ['done', 'target_unreachable']);
+  t.is(result.active, 0);
+});
+
+test('exec: a command still running when the jumper exits (drain timeout) gets SIGTERM', async (t) => {
+  if (!cliBuilt) return t.pass('dist/ is not built');
+  const dir = mkdtempSync(join(tmpdir(), 'jumper-exec-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const pidFile = join(dir, 'pid');
+  const port = await freePort();
+  // A command that never reads its input: only a signal ends it.
+  const cli = startJumper(t, ['forward', '--listen', `127.0.0.1:${port}`, '--connect', `exec:echo $$ > ${pidFile}; exec sleep 60`, '--drain-timeout', '200ms']);
+  await cli.waitFor((l) => l.msg === 'forward jumper listening');
+  const socket = net.connect({ port, host: '127.0.0.1' });
+  t.teardown(() => socket.destroy());
+  socket.on('error', () => {});
+  socket.write('x');
+  let pid = 0;
+  for (let i = 0; i < 300 && !pid; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    pid = Number((existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim()) || 0);
+  }
+  t.true(pid > 0, 'the command started');
+  cli.child.kill('SIGTERM');
+  await cli.exited;
+  for (let i = 0; i < 200 && alive(pid); i++) await new Promise((r) => setTimeout(r, 10));
+  t.false(alive(pid), 'the command outlived the jumper');
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -8,7 +8,7 @@
  * EOF, and the child's exit ends the stream cleanly. Its stderr goes to the log,
  * tagged `provider`.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import type { Dialer } from '../addr/dial.js';
 import { ConnectFailedError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -18,6 +18,20 @@ import { connectedPair } from './socket-pair.js';
 export const EXEC_PREFIX = 'exec:';
 /** Longest stderr line passed to the log. */
 const MAX_LOG_LINE = 1000;
+
+/** Commands still running, SIGTERMed when the process exits (a stream's close may not get to run first). */
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function trackUntilExit(child: ChildProcess): void {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const c of running) c.kill('SIGTERM');
+  });
+}
 
 /**
  * A dialer that starts `command` per stream.
@@ -41,6 +55,21 @@ export function createExecDialer(command: string, options: { logger: Logger; lab
       theirs.destroy();
       throw new ConnectFailedError(`cannot start ${command}`, { cause, reason: `${options.label}_unreachable` });
     }
+    // fork() or a pipe failing (EAGAIN: task limit; EMFILE) is reported as a later 'error' event, not a
+    // throw (and with EMFILE there is no stderr pipe): wait for the outcome, so such a stream fails now,
+    // with its reason, instead of hanging with nobody at the other end.
+    const spawned = child;
+    const failed = await new Promise<Error | undefined>((resolve) => {
+      spawned.once('spawn', () => resolve(undefined));
+      spawned.once('error', resolve);
+    });
+    if (failed) {
+      ours.destroy();
+      theirs.destroy();
+      log.warn({ err: failed.message }, 'provider command failed to start');
+      throw new ConnectFailedError(`cannot start ${command}: ${failed.message}`, { cause: failed, reason: `${options.label}_unreachable` });
+    }
+    trackUntilExit(child);
     // We keep our copy of the child's end: when the command exits without
     // reading all its input, closing that end would reset the stream. Instead
     // we discard what it left unread and close it with a FIN: a clean end.
@@ -50,14 +79,14 @@ export function createExecDialer(command: string, options: { logger: Logger; lab
       theirs.resume();
       theirs.end();
     });
-    child.stderr!.setEncoding('utf8').on('data', (text: string) => {
+    child.stderr?.setEncoding('utf8').on('data', (text: string) => {
       for (const line of text.split('\n')) if (line) log.info({ stream: 'stderr' }, line.slice(0, MAX_LOG_LINE));
     });
-    child.once('error', (err) => {
-      log.warn({ err: err.message }, 'provider command failed to start');
-      ours.destroy();
-    });
     child.once('exit', (code, signal) => log.debug({ code, signal }, 'provider command exited'));
+    child.on('error', (err) => {
+      log.warn({ err: err.message }, 'provider command failed');
+      ours.destroy(err);
+    });
     // If the stream ends first, do not leave the command running forever.
     ours.once('close', () => {
       theirs.destroy();

@@ -34,14 +34,15 @@ export async function startAcceptor(options: AcceptorOptions): Promise<Acceptor>
   const server: net.Server = await listenForHandoffs(
     options.from,
     (fd) => {
-      received++;
+      const connection = ++received;
       try {
         const child = spawn('/bin/sh', ['-c', options.exec], { stdio: [fd, fd, 'pipe'] });
-        child.stderr!.setEncoding('utf8').on('data', (text: string) => {
+        // First: a failed fork or pipe (EAGAIN, EMFILE) comes as a later 'error' event, and with no stderr pipe.
+        child.once('error', (err) => logger.error({ err: err.message, connection }, 'command failed to start'));
+        child.stderr?.setEncoding('utf8').on('data', (text: string) => {
           for (const line of text.split('\n')) if (line) logger.info({ provider: options.exec, stream: 'stderr' }, line);
         });
-        child.once('error', (err) => logger.error({ err: err.message }, 'command failed to start'));
-        child.once('exit', (code, signal) => logger.info({ code, signal, connection: received }, 'connection handled'));
+        child.once('exit', (code, signal) => logger.info({ code, signal, connection }, 'connection handled'));
       } catch (err) {
         logger.error({ err: (err as Error).message }, 'cannot run the command');
       } finally {

@@ -15,7 +15,8 @@ import { startAdminServer, type ProcessStatus } from '../src/admin/server.js';
 import { createBalancer, createClient, createServer, type Jumper } from '../src/index.js';
 import { exchange, randomBytes, sha256, startEchoProvider } from './helpers/providers.js';
 import { parsePromText } from './helpers/prom-text.js';
-import { adminGet, JUMPER_SRC } from './helpers/run-cli.js';
+import { freePort } from './helpers/cli.js';
+import { adminGet, JUMPER_SRC, startJumperSrc } from './helpers/run-cli.js';
 import { makeKey } from './helpers/tunnel.js';
 
 const execFileAsync = promisify(execFile);
@@ -204,4 +205,18 @@ test('jumper_backend_up: one series per backend while a reloaded link drains bes
   if (target === other.address) t.is(after.get('jumper_backend_up', { link: 'lb', backend: other.address }), undefined);
   else t.is(after.get('jumper_backend_up', { link: 'lb', backend: provider.address }), 1, 'the new instance still finds it healthy');
   t.is(after.get('jumper_backend_open_streams', { link: 'lb', backend: target }), 1);
+});
+
+test('a single-role command with --admin reports its backends, the user it runs as and jumper_link_up, as jumper run does', async (t) => {
+  const [one, two] = [await startEchoProvider(t), await startEchoProvider(t)];
+  const port = await freePort();
+  const adminPort = await freePort();
+  const admin = `127.0.0.1:${adminPort}`;
+  const cli = startJumperSrc(t, ['balance', '--listen', `127.0.0.1:${port}`, '--backend', one.address, '--backend', two.address, '--admin', admin]);
+  await cli.waitFor((l) => l.msg === 'balance jumper listening');
+  const status = JSON.parse((await adminGet(admin, '/status')).body) as ProcessStatus;
+  t.deepEqual(status.links[0]?.backends?.map((b) => b.backend).sort(), [one.address, two.address].sort());
+  t.deepEqual(status.user, { uid: process.getuid!(), gid: process.getgid!() });
+  const m = parsePromText((await adminGet(admin, '/metrics')).body);
+  t.is(m.get('jumper_link_up', { link: 'balance', role: 'balance' }), 1);
 });

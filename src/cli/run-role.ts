@@ -4,6 +4,8 @@
  */
 import type { Logger as PinoLogger } from 'pino';
 import type { Jumper } from '../roles/jumper.js';
+import { backendsOf } from '../admin/backends.js';
+import type { LinkStatus, ProcessStatus } from '../admin/server.js';
 import { handleSignals, holdHangupUntilReady } from './signals.js';
 import { checkDroppable } from '../privilege/drop.js';
 import { createMetrics, dropTo, resolveUserFlags, serveAfterDrop, startAdmin, type OperateSetup } from './operate.js';
@@ -69,20 +71,24 @@ async function startAdminFor(options: RunRoleOptions): Promise<Awaited<ReturnTyp
   if (options.operate?.admin === undefined) return undefined;
   const metrics = await createMetrics();
   metrics.attach(jumper.role, jumper);
+  // One link, named after its role: it listens (runRole only gets here once it does).
+  metrics.setLinkUp(jumper.role, jumper.role, true);
   const started = Date.now();
-  const status = () => ({
-    pid: process.pid,
-    uptimeSeconds: Math.round((Date.now() - started) / 1000),
-    links: [
-      {
-        name: jumper.role,
-        role: jumper.role,
-        state: 'running' as const,
-        listen: jumper.address(),
-        connect: jumper.connectDescription,
-        stats: jumper.stats(),
-      },
-    ],
-  });
+  const status = (): ProcessStatus => {
+    const link: LinkStatus = {
+      name: jumper.role,
+      role: jumper.role,
+      state: 'running',
+      listen: jumper.address(),
+      connect: jumper.connectDescription,
+      stats: jumper.stats(),
+    };
+    const backends = backendsOf(jumper);
+    if (backends.length > 0) link.backends = backends;
+    const report: ProcessStatus = { pid: process.pid, uptimeSeconds: Math.round((Date.now() - started) / 1000), links: [link] };
+    // After --user: who the process now runs as (as jumper run reports it).
+    if (process.getuid && process.getgid) report.user = { uid: process.getuid(), gid: process.getgid() };
+    return report;
+  };
   return startAdmin(options.operate.admin, metrics, status, logger);
 }

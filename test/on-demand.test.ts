@@ -258,3 +258,34 @@ cliTest('a second SIGTERM, which exits without draining, takes the started provi
   for (let i = 0; i < 40 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
   t.false(alive(pid), 'the provider outlived the jumper');
 });
+
+cliTest('a jumper killed with SIGKILL (no exit hooks) takes the started provider with it (setpriv --pdeathsig)', async (t) => {
+  if (!['/usr/bin/setpriv', '/bin/setpriv'].some((p) => existsSync(p))) return t.pass('setpriv (util-linux) is not installed');
+  const dir = mkdtempSync(join(tmpdir(), 'jumper-start-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const pidFile = join(dir, 'pid');
+  const port = await freePort(); // the provider never listens: the connection waits
+  const child = spawn(process.execPath, [JUMPER, 'forward', '--listen', '127.0.0.1:0', '--connect', `127.0.0.1:${port}`, '--start', `echo $$ > ${pidFile}; exec sleep 60`, '--start-timeout', '30s', '--log-format', 'json'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  killAtTeardown(t, child);
+  let stderr = '';
+  const jumperPort = await new Promise<number>((resolve) =>
+    child.stderr!.on('data', (c: Buffer) => {
+      stderr += c.toString();
+      const m = /"listen":"127\.0\.0\.1:(\d+)"/.exec(stderr);
+      if (m) resolve(Number(m[1]));
+    }),
+  );
+  const consumer = net.connect({ port: jumperPort, host: '127.0.0.1' }, () => consumer.write('x'));
+  consumer.on('error', () => {});
+  t.teardown(() => consumer.destroy());
+  for (let i = 0; i < 100 && !existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 50));
+  const pid = Number(readFileSync(pidFile, 'utf8').trim());
+  t.true(alive(pid));
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+  for (let i = 0; i < 40 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+  t.false(alive(pid), 'the provider outlived the jumper');
+});

@@ -8,6 +8,7 @@
  * delayed by an exponential back-off so a broken command is not spun.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { Dialer } from '../addr/dial.js';
 import { ConnectFailedError, ConnectTimeoutError, JumperError } from '../errors.js';
@@ -35,6 +36,18 @@ const BACKOFF_MAX_MS = 30_000;
 const MAX_LOG_LINE = 1000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * util-linux setpriv, when installed: run the provider under
+ * `setpriv --pdeathsig SIGTERM`, so the kernel signals it if the jumper dies
+ * without running its exit hooks (kill -9, OOM). setpriv execs the shell,
+ * so the child's pid stays the provider's.
+ */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+
+function providerArgv(command: string): [string, string[]] {
+  return SETPRIV ? [SETPRIV, ['--pdeathsig', 'SIGTERM', '--', '/bin/sh', '-c', command]] : ['/bin/sh', ['-c', command]];
+}
 
 export class OnDemandProvider {
   readonly #options: OnDemandOptions;
@@ -126,7 +139,8 @@ export class OnDemandProvider {
       if (this.#closed) throw new ConnectFailedError('jumper is shutting down', { reason: 'provider_stopped' });
       if (this.#child) return;
     }
-    const child = spawn('/bin/sh', ['-c', this.#options.command], { stdio: ['ignore', 'pipe', 'pipe'], detached: false });
+    const [file, args] = providerArgv(this.#options.command);
+    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: false });
     this.#child = child;
     this.#starts++;
     this.#log.info({ pid: child.pid }, 'provider started');

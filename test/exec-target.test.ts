@@ -13,6 +13,7 @@ import { createForward } from '../src/index.js';
 import { cliBuilt, freePort, startJumper } from './helpers/cli.js';
 import { exchange, randomBytes, sha256 } from './helpers/providers.js';
 import { withTunnel } from './helpers/tunnel.js';
+import { alive } from './helpers/pids.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -115,11 +116,3 @@ test('exec: a command still running when the jumper exits (drain timeout) gets S
   t.false(alive(pid), 'the command outlived the jumper');
 });
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -2,7 +2,7 @@
  * --start: a provider started by the first connection, stopped when idle,
  * started again by the next one.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,15 @@ import { createForward } from '../src/index.js';
 import { cliBuilt, freePort, JUMPER } from './helpers/cli.js';
 import { killAtTeardown } from './helpers/netns.js';
 import { exchange } from './helpers/providers.js';
+import { alive } from './helpers/pids.js';
+
+/** Python: echo one accepted connection until EOF (a thread per connection in the providers below). */
+const PY_SERVE_ECHO = `def serve(c):
+    while True:
+        b = c.recv(65536)
+        if not b: break
+        c.sendall(b)
+    c.close()`;
 
 /** Echo provider that takes ~1 s to bind and records each start in a file. */
 const SLOW_PROVIDER = `
@@ -20,38 +29,33 @@ open(sys.argv[2], 'a').write(f"{os.getpid()}\\n")
 time.sleep(1.0)
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(64)
-def serve(c):
-    while True:
-        b = c.recv(65536)
-        if not b: break
-        c.sendall(b)
-    c.close()
+${PY_SERVE_ECHO}
 while True:
     c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
 `;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-test('20 simultaneous first connections start the provider once and all succeed; idle-stop ends it; the next connection restarts it', async (t) => {
+/**
+ * A forwarder that starts a Python provider (`script PORT FILE`) on demand and stops it after
+ * `idleStopMs`; the providers here write their pid to `startsFile`.
+ */
+async function providerForward(t: ExecutionContext, idleStopMs: number, script = SLOW_PROVIDER) {
   const dir = mkdtempSync(join(tmpdir(), 'jumper-start-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'provider.py'), SLOW_PROVIDER);
+  writeFileSync(join(dir, 'provider.py'), script);
   const startsFile = join(dir, 'starts');
   const port = await freePort();
   const fwd = createForward({
     listen: '127.0.0.1:0',
     connect: `127.0.0.1:${port}`,
-    start: { command: `exec python3 ${join(dir, 'provider.py')} ${port} ${startsFile}`, startTimeoutMs: 10_000, idleStopMs: 500 },
+    start: { command: `exec python3 ${join(dir, 'provider.py')} ${port} ${startsFile}`, startTimeoutMs: 10_000, idleStopMs },
   });
   await fwd.listen();
   t.teardown(() => fwd.close({ drainTimeoutMs: 0 }));
+  return { fwd, startsFile };
+}
+
+test('20 simultaneous first connections start the provider once and all succeed; idle-stop ends it; the next connection restarts it', async (t) => {
+  const { fwd, startsFile } = await providerForward(t, 500);
 
   const results = await Promise.all(Array.from({ length: 20 }, (_, i) => exchange({ port: fwd.port()! }, Buffer.from(`request ${i}`))));
   results.forEach((r, i) => t.is(r.received.toString(), `request ${i}`));
@@ -70,18 +74,7 @@ test('20 simultaneous first connections start the provider once and all succeed;
 });
 
 test('--idle-stop never stops the provider under an open stream (the forwarder carries it natively)', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'jumper-start-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'provider.py'), SLOW_PROVIDER);
-  const startsFile = join(dir, 'starts');
-  const port = await freePort();
-  const fwd = createForward({
-    listen: '127.0.0.1:0',
-    connect: `127.0.0.1:${port}`,
-    start: { command: `exec python3 ${join(dir, 'provider.py')} ${port} ${startsFile}`, startTimeoutMs: 10_000, idleStopMs: 300 },
-  });
-  await fwd.listen();
-  t.teardown(() => fwd.close({ drainTimeoutMs: 0 }));
+  const { fwd, startsFile } = await providerForward(t, 300);
   const socket = net.connect({ port: fwd.port()!, host: '127.0.0.1' });
   t.teardown(() => socket.destroy());
   const received: Buffer[] = [];
@@ -117,12 +110,7 @@ s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(64)
 def term(*_):
     s.close(); time.sleep(1.5); os._exit(0)
 signal.signal(signal.SIGTERM, term)
-def serve(c):
-    while True:
-        b = c.recv(65536)
-        if not b: break
-        c.sendall(b)
-    c.close()
+${PY_SERVE_ECHO}
 while True:
     try:
         c, _ = s.accept()
@@ -132,18 +120,7 @@ while True:
 `;
 
 test('a connection arriving while an idle provider shuts down waits for it to exit, then starts the next one', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'jumper-start-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'provider.py'), LOCKING_PROVIDER);
-  const lockFile = join(dir, 'lock');
-  const port = await freePort();
-  const fwd = createForward({
-    listen: '127.0.0.1:0',
-    connect: `127.0.0.1:${port}`,
-    start: { command: `exec python3 ${join(dir, 'provider.py')} ${port} ${lockFile}`, startTimeoutMs: 10_000, idleStopMs: 200 },
-  });
-  await fwd.listen();
-  t.teardown(() => fwd.close({ drainTimeoutMs: 0 }));
+  const { fwd } = await providerForward(t, 200, LOCKING_PROVIDER);
   const reasons: string[] = [];
   fwd.on('close', (s) => reasons.push(s.reason));
   t.is((await exchange({ port: fwd.port()! }, Buffer.from('one'))).received.toString(), 'one');
@@ -226,41 +203,11 @@ test('close() while a connection waits out the start back-off starts no provider
 const cliTest = cliBuilt ? test : test.skip;
 if (!cliBuilt) console.log('skipping the on-demand CLI test: dist/ is not built');
 
-cliTest('a second SIGTERM, which exits without draining, takes the started provider with it', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'jumper-start-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const pidFile = join(dir, 'pid');
-  const port = await freePort(); // the provider never listens: the connection waits
-  const child = spawn(process.execPath, [JUMPER, 'forward', '--listen', '127.0.0.1:0', '--connect', `127.0.0.1:${port}`, '--start', `echo $$ > ${pidFile}; exec sleep 60`, '--start-timeout', '30s', '--log-format', 'json'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  killAtTeardown(t, child);
-  let stderr = '';
-  const listening = new Promise<number>((resolve) =>
-    child.stderr!.on('data', (c: Buffer) => {
-      stderr += c.toString();
-      const m = /"listen":"127\.0\.0\.1:(\d+)"/.exec(stderr);
-      if (m) resolve(Number(m[1]));
-    }),
-  );
-  const jumperPort = await listening;
-  const consumer = net.connect({ port: jumperPort, host: '127.0.0.1' }, () => consumer.write('x'));
-  consumer.on('error', () => {});
-  t.teardown(() => consumer.destroy());
-  for (let i = 0; i < 100 && !existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 50));
-  const pid = Number(readFileSync(pidFile, 'utf8').trim());
-  t.true(alive(pid));
-  child.kill('SIGTERM');
-  await new Promise((r) => setTimeout(r, 200));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  t.is(await exited, 1, stderr);
-  for (let i = 0; i < 40 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
-  t.false(alive(pid), 'the provider outlived the jumper');
-});
-
-cliTest('a jumper killed with SIGKILL (no exit hooks) takes the started provider with it (setpriv --pdeathsig)', async (t) => {
-  if (!['/usr/bin/setpriv', '/bin/setpriv'].some((p) => existsSync(p))) return t.pass('setpriv (util-linux) is not installed');
+/**
+ * The CLI forwarding to a port nobody listens on, with a --start provider that never binds: one
+ * consumer connection waits, so the provider runs. Returns the jumper process and the provider's pid.
+ */
+async function cliWithWaitingProvider(t: ExecutionContext) {
   const dir = mkdtempSync(join(tmpdir(), 'jumper-start-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const pidFile = join(dir, 'pid');
@@ -282,10 +229,33 @@ cliTest('a jumper killed with SIGKILL (no exit hooks) takes the started provider
   t.teardown(() => consumer.destroy());
   for (let i = 0; i < 100 && !existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 50));
   const pid = Number(readFileSync(pidFile, 'utf8').trim());
+  return { child, pid, stderr: () => stderr };
+}
+
+async function gone(pid: number): Promise<boolean> {
+  for (let i = 0; i < 40 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+  return !alive(pid);
+}
+
+cliTest('a second SIGTERM, which exits without draining, takes the started provider with it', async (t) => {
+  const { child, pid, stderr } = await cliWithWaitingProvider(t);
+  t.true(alive(pid));
+  child.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 200));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  t.is(await exited, 1, stderr());
+  t.true(await gone(pid), 'the provider outlived the jumper');
+});
+
+const hasSetpriv = ['/usr/bin/setpriv', '/bin/setpriv'].some((p) => existsSync(p));
+if (!hasSetpriv) console.log('skipping the SIGKILL provider test: setpriv (util-linux) is not installed');
+
+(hasSetpriv ? cliTest : test.skip)('a jumper killed with SIGKILL (no exit hooks) takes the started provider with it (setpriv --pdeathsig)', async (t) => {
+  const { child, pid } = await cliWithWaitingProvider(t);
   t.true(alive(pid));
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGKILL');
   await exited;
-  for (let i = 0; i < 40 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
-  t.false(alive(pid), 'the provider outlived the jumper');
+  t.true(await gone(pid), 'the provider outlived the jumper');
 });

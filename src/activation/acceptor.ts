@@ -49,7 +49,8 @@ export async function startAcceptor(options: AcceptorOptions): Promise<Acceptor>
         closeFd(fd); // the child has its own copy
       }
     },
-    (err) => logger.warn({ err: (err as Error).message }, 'malformed hand-off dropped'),
+    // A malformed or silent hand-off, or an accept error (EMFILE): that one connection is lost.
+    (err) => logger.warn({ err: (err as Error).message }, 'hand-off dropped'),
   );
   return {
     get received() {

@@ -7,13 +7,13 @@
  * connections wait gives those connections a clear error; the next start is
  * delayed by an exponential back-off so a broken command is not spun.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { Dialer } from '../addr/dial.js';
 import { ConnectFailedError, ConnectTimeoutError, JumperError } from '../errors.js';
-import { whenConnectionEnds } from '../native/handover.js';
 import type { Logger } from '../log/logger.js';
+import { alsoOnRelease } from '../balance/stream-lease.js';
 
 export interface OnDemandOptions {
   /** Shell command that runs the provider. */
@@ -38,15 +38,20 @@ const MAX_LOG_LINE = 1000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * util-linux setpriv, when installed: run the provider under
- * `setpriv --pdeathsig SIGTERM`, so the kernel signals it if the jumper dies
- * without running its exit hooks (kill -9, OOM). setpriv execs the shell,
- * so the child's pid stays the provider's.
+ * util-linux setpriv, when it has --pdeathsig (2.33 on; busybox's has not):
+ * run the provider under `setpriv --pdeathsig SIGTERM`, so the kernel
+ * signals it if the jumper dies without running its exit hooks (kill -9,
+ * OOM). setpriv execs the shell, so the child's pid stays the provider's.
+ * Probed once, at the first start (one short blocking run of `true`).
  */
-const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+let pdeathsigSetpriv: string | null | undefined;
 
 function providerArgv(command: string): [string, string[]] {
-  return SETPRIV ? [SETPRIV, ['--pdeathsig', 'SIGTERM', '--', '/bin/sh', '-c', command]] : ['/bin/sh', ['-c', command]];
+  if (pdeathsigSetpriv === undefined) {
+    const found = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+    pdeathsigSetpriv = found && spawnSync(found, ['--pdeathsig', 'SIGTERM', '--', 'true'], { stdio: 'ignore', timeout: 2000 }).status === 0 ? found : null;
+  }
+  return pdeathsigSetpriv ? [pdeathsigSetpriv, ['--pdeathsig', 'SIGTERM', '--', '/bin/sh', '-c', command]] : ['/bin/sh', ['-c', command]];
 }
 
 export class OnDemandProvider {
@@ -179,12 +184,12 @@ export class OnDemandProvider {
     this.#notBefore = Date.now() + backoff;
   }
 
-  /** Count a stream open until its provider connection ends (in native code too, once handed over). */
+  /** Count a stream open until it ends: the connection releases the socket's lease then (in native code too). */
   #track(socket: Socket): Socket {
     this.#failures = 0;
     this.#notBefore = 0;
     this.#openStreams++;
-    whenConnectionEnds(socket, () => {
+    alsoOnRelease(socket, () => {
       this.#openStreams--;
       if (this.#openStreams === 0 && this.#dialing === 0) this.#scheduleIdleStop();
     });

@@ -30,8 +30,8 @@ const CLAIM_TIMEOUT_MS = 10_000;
 
 interface Rendezvous {
   path: string;
-  /** Accepted ends by tag, until their connecting end claims them. */
-  unclaimed: Map<bigint, net.Socket>;
+  /** Accepted ends by tag, until their connecting end claims them; the timer drops one never claimed. */
+  unclaimed: Map<bigint, { socket: net.Socket; timer: NodeJS.Timeout }>;
 }
 
 let rendezvous: Promise<Rendezvous> | undefined;
@@ -39,18 +39,18 @@ let rendezvous: Promise<Rendezvous> | undefined;
 function openRendezvous(): Promise<Rendezvous> {
   const dir = mkdtempSync(join(tmpdir(), 'jumper-pair-'));
   const path = join(dir, 'pair.sock');
-  const unclaimed = new Map<bigint, net.Socket>();
+  const unclaimed: Rendezvous['unclaimed'] = new Map();
   let nextTag = 0n;
   const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (theirs) => {
     const tag = nextTag++;
-    unclaimed.set(tag, theirs);
+    const timer = setTimeout(() => {
+      if (unclaimed.delete(tag)) theirs.destroy();
+    }, CLAIM_TIMEOUT_MS).unref();
+    unclaimed.set(tag, { socket: theirs, timer });
     theirs.on('error', () => {});
     const tagBytes = Buffer.alloc(TAG_BYTES);
     tagBytes.writeBigUInt64BE(tag);
     theirs.write(tagBytes);
-    setTimeout(() => {
-      if (unclaimed.delete(tag)) theirs.destroy();
-    }, CLAIM_TIMEOUT_MS).unref();
   });
   server.unref();
   const removeDir = (): void => rmSync(dir, { recursive: true, force: true });
@@ -98,10 +98,12 @@ export async function connectedPair(): Promise<SocketPair> {
   const ours = net.connect({ path, allowHalfOpen: true });
   try {
     const tag = await readTag(ours);
-    const theirs = unclaimed.get(tag);
-    if (theirs === undefined) throw new Error('socket pair: the accepted end was already closed');
+    const entry = unclaimed.get(tag);
+    if (entry === undefined) throw new Error('socket pair: the accepted end was already closed');
     unclaimed.delete(tag);
-    return { ours, theirs };
+    // Claimed: its timer would otherwise hold the socket for CLAIM_TIMEOUT_MS after the stream.
+    clearTimeout(entry.timer);
+    return { ours, theirs: entry.socket };
   } catch (err) {
     ours.destroy();
     throw err;

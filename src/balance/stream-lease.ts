@@ -1,14 +1,15 @@
 /**
- * A balanced dial hands out a socket; the stream on it may outlive the JS
- * socket object (the native pump takes the fd over). So the dialer attaches
- * a lease to the socket and the connection releases it when the stream ends,
- * which keeps per-backend open-stream counts exact.
+ * A dialer hands out a socket; the stream on it may outlive the JS socket
+ * object (the native pump takes the fd over). So a dialer that counts its
+ * streams (a balanced dial per backend, an on-demand provider for its idle
+ * stop) attaches a lease to the socket, and the connection releases it when
+ * the stream ends, in JS or native code alike.
  */
 import type { Socket } from 'node:net';
 
 export interface StreamLease {
-  /** The backend the stream went to, for the connection's log line. */
-  readonly target: string;
+  /** The backend the stream went to, for the connection's log line (balanced dials). */
+  readonly target?: string;
   /** Called once when the stream has ended. */
   release(): void;
   /**
@@ -16,13 +17,34 @@ export interface StreamLease {
    * ejected while another backend is up): a wire made ahead of demand
    * should not carry one there.
    */
-  stale(): boolean;
+  stale?(): boolean;
 }
 
 const leases = new WeakMap<Socket, StreamLease>();
 
 export function attachLease(socket: Socket, lease: StreamLease): void {
   leases.set(socket, lease);
+}
+
+/**
+ * Call `release` too when the stream on `socket` ends, on top of a lease
+ * already attached (an on-demand provider behind a balanced dial counts as
+ * well as the pool).
+ */
+export function alsoOnRelease(socket: Socket, release: () => void): void {
+  const inner = leases.get(socket);
+  if (!inner) {
+    leases.set(socket, { release });
+    return;
+  }
+  leases.set(socket, {
+    ...(inner.target !== undefined ? { target: inner.target } : {}),
+    stale: () => inner.stale?.() === true,
+    release: () => {
+      inner.release();
+      release();
+    },
+  });
 }
 
 /** The socket's lease, left in place. */

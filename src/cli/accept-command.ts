@@ -5,6 +5,7 @@
 import { Command, Option } from 'commander';
 import { startAcceptor } from '../activation/acceptor.js';
 import { createLogger, LOG_LEVELS, type LogFormat } from './logger.js';
+import { holdHangupUntilReady } from './signals.js';
 
 export function addAcceptCommand(program: Command): void {
   program
@@ -21,6 +22,7 @@ export function addAcceptCommand(program: Command): void {
         '  jumper forward --listen 0.0.0.0:8080 --connect handoff:/shared/handoff.sock',
     )
     .action(async (flags: { from: string; exec: string; logLevel: string; logFormat?: LogFormat }) => {
+      holdHangupUntilReady();
       const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, name: 'jumper' });
       const acceptor = await startAcceptor({ from: flags.from, exec: flags.exec, logger });
       logger.info({ from: flags.from, exec: flags.exec }, 'accepting hand-offs');

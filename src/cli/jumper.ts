@@ -92,7 +92,7 @@ function addCommonOptions(cmd: Command, targets: 'connect' | 'backend' = 'connec
   }
   return addOperateOptions(cmd)
     .option('--discover <url>', `balance over the backends registered in etcd: etcd://HOST:PORT[,HOST:PORT]/PREFIX (instead of --${targets})`)
-    .addOption(new Option('--strategy <name>', `with several --${targets} or --discover: how new streams are spread`).choices(STRATEGIES).default('round-robin'))
+    .addOption(new Option('--strategy <name>', `${targets === 'backend' ? 'how new streams are spread over the backends' : 'with several --connect or --discover: how new streams are spread'}`).choices(STRATEGIES).default('round-robin'))
     .option('--eject-after <n>', 'balancing: connect failures in a row that take a backend out of rotation (back-off 1s, doubling to 30s)', parsePositiveInt, DEFAULTS.ejectAfter)
     .addOption(
       new Option('--health-interval <duration>', `balancing: TCP-connect every backend this often (at least ${formatDurationMs(MIN_HEALTH_INTERVAL_MS)}); failing ones get no new streams`).argParser(

@@ -5,13 +5,12 @@
 import { handleSignals, holdHangupUntilReady } from './signals.js';
 import { buildLink } from '../config/build-link.js';
 import { loadConfig } from '../config/load.js';
-import { Supervisor } from '../config/run.js';
+import { checkLinksDroppable, Supervisor } from '../config/run.js';
 import { ConfigError } from '../errors.js';
 import { silentLogger } from '../log/logger.js';
 import { createLogger } from './logger.js';
 import { createMetrics, dropTo, resolveUserFlags, serveAfterDrop, startAdmin } from './operate.js';
 import { parseAddress } from '../addr/address.js';
-import { checkDroppable } from '../privilege/drop.js';
 import type { RunFlags } from './run-command.js';
 
 /**
@@ -23,25 +22,21 @@ import type { RunFlags } from './run-command.js';
 export async function checkConfig(flags: RunFlags): Promise<void> {
   const file = flags.config;
   const spec = await loadConfig(file);
-  const inFile = (err: unknown): never => {
-    throw new ConfigError(`${file}: ${(err as Error).message}`, { cause: err });
+  // A problem in a value the file gave names the file; one in a command-line flag does not.
+  const blame = (fromFile: boolean, check: () => void): void => {
+    try {
+      check();
+    } catch (err) {
+      if (!fromFile) throw err;
+      throw new ConfigError(`${file}: ${(err as Error).message}`, { cause: err });
+    }
   };
   const admin = flags.admin ?? spec.admin;
-  if (admin !== undefined) {
-    try {
-      parseAddress(admin);
-    } catch (err) {
-      inFile(err);
-    }
-  }
-  const { user, group } = dropFlags(flags, spec);
-  let dropTarget: ReturnType<typeof resolveUserFlags>;
-  try {
-    dropTarget = resolveUserFlags({ user, group });
-    if (dropTarget) for (const l of spec.links) checkDroppable(`links "${l.name}"`, { connectNetns: l['connect-netns'] as string | undefined });
-  } catch (err) {
-    inFile(err);
-  }
+  if (admin !== undefined) blame(flags.admin === undefined, () => parseAddress(admin));
+  const drop = dropFlags(flags, spec);
+  blame(flags.user === undefined && flags.group === undefined, () => {
+    if (resolveUserFlags(drop)) checkLinksDroppable(spec.links);
+  });
   for (const link of spec.links) {
     await buildLink(link, silentLogger).catch((err: unknown) => {
       throw new ConfigError(`${file}: links "${link.name}": ${(err as Error).message}`, { cause: err });
@@ -75,7 +70,7 @@ export async function runConfig(flags: RunFlags): Promise<void> {
     dropTo(dropTarget, logger);
   } catch (err) {
     // Nothing was served yet (the gate holds connections): close the links so socket files and etcd keys go too.
-    await Promise.all([supervisor.stop(0), admin?.close()]);
+    await Promise.all([supervisor.stop(0, { stopAcceptingAtOnce: true }), admin?.close()]);
     throw err;
   }
   gate.dropped();

@@ -4,8 +4,8 @@
  */
 import type { Logger as PinoLogger } from 'pino';
 import type { Jumper } from '../roles/jumper.js';
-import { backendsOf } from '../admin/backends.js';
-import type { LinkStatus, ProcessStatus } from '../admin/server.js';
+import type { ProcessStatus } from '../admin/server.js';
+import { linkStatus, processUser } from '../admin/status.js';
 import { handleSignals, holdHangupUntilReady } from './signals.js';
 import { checkDroppable } from '../privilege/drop.js';
 import { createMetrics, dropTo, resolveUserFlags, serveAfterDrop, startAdmin, type OperateSetup } from './operate.js';
@@ -36,7 +36,7 @@ export async function runRole(options: RunRoleOptions): Promise<void> {
     dropTo(dropTarget, logger);
   } catch (err) {
     // Nothing was served yet (the gate holds connections): close, so a socket file and an etcd key go too.
-    await Promise.all([jumper.close({ drainTimeoutMs: 0 }), admin?.close()]);
+    await Promise.all([jumper.close({ drainTimeoutMs: 0, stopAcceptingAtOnce: true }), admin?.close()]);
     throw err;
   }
   gate.dropped();
@@ -75,19 +75,13 @@ async function startAdminFor(options: RunRoleOptions): Promise<Awaited<ReturnTyp
   metrics.setLinkUp(jumper.role, jumper.role, true);
   const started = Date.now();
   const status = (): ProcessStatus => {
-    const link: LinkStatus = {
-      name: jumper.role,
-      role: jumper.role,
-      state: 'running',
-      listen: jumper.address(),
-      connect: jumper.connectDescription,
-      stats: jumper.stats(),
+    const report: ProcessStatus = {
+      pid: process.pid,
+      uptimeSeconds: Math.round((Date.now() - started) / 1000),
+      links: [linkStatus(jumper.role, jumper.role, jumper, 'running')],
     };
-    const backends = backendsOf(jumper);
-    if (backends.length > 0) link.backends = backends;
-    const report: ProcessStatus = { pid: process.pid, uptimeSeconds: Math.round((Date.now() - started) / 1000), links: [link] };
-    // After --user: who the process now runs as (as jumper run reports it).
-    if (process.getuid && process.getgid) report.user = { uid: process.getuid(), gid: process.getgid() };
+    const user = processUser();
+    if (user) report.user = user;
     return report;
   };
   return startAdmin(options.operate.admin, metrics, status, logger);

@@ -11,9 +11,9 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { parseAddress } from '../addr/address.js';
-import { backendsOf } from '../admin/backends.js';
+import { linkStatus, processUser } from '../admin/status.js';
 import type { JumperMetrics } from '../admin/metrics.js';
-import type { LinkStatus, ProcessStatus } from '../admin/server.js';
+import type { ProcessStatus } from '../admin/server.js';
 import { ConfigError, JumperError } from '../errors.js';
 import type { TunnelKey } from '../keys/key-file.js';
 import { silentLogger, type Logger } from '../log/logger.js';
@@ -99,7 +99,7 @@ export class Supervisor {
    */
   async start(options: ListenOptions = {}): Promise<RunSpec> {
     const spec = await loadConfig(this.#options.file);
-    if (spec.user !== undefined || this.#options.willDropPrivileges) for (const l of spec.links) checkDroppable(`links "${l.name}"`, { connectNetns: l['connect-netns'] as string | undefined });
+    if (spec.user !== undefined || this.#options.willDropPrivileges) checkLinksDroppable(spec.links);
     const built = await this.#buildAll(spec.links);
     try {
       for (const [spec, jumper] of built) {
@@ -280,12 +280,12 @@ export class Supervisor {
   }
 
   /** Stop every link and wait for their streams (up to `drainTimeoutMs`). */
-  async stop(drainTimeoutMs = this.#spec.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs): Promise<void> {
+  async stop(drainTimeoutMs = this.#spec.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs, options: { stopAcceptingAtOnce?: boolean } = {}): Promise<void> {
     this.#stopped = true;
     await this.#reloading;
     const all = [...[...this.#links.values()].filter((l) => l.state === 'running').map((l) => l.jumper), ...[...this.#draining].map((d) => d.jumper)];
     this.#links.clear();
-    await Promise.all(all.map((j) => j.close({ drainTimeoutMs })));
+    await Promise.all(all.map((j) => j.close({ drainTimeoutMs, ...options })));
   }
 
   /** Open streams over all links, draining ones included. */
@@ -298,16 +298,9 @@ export class Supervisor {
 
   /** What /status shows. */
   status(): ProcessStatus {
-    const linkStatus = (name: string, spec: LinkSpec, jumper: Jumper, state: LinkStatus['state'], error?: string): LinkStatus => {
-      const s: LinkStatus = { name, role: spec.role, state, listen: jumper.address(), connect: jumper.connectDescription, stats: jumper.stats() };
-      if (error) s.error = error;
-      const backends = backendsOf(jumper);
-      if (backends.length > 0) s.backends = backends;
-      return s;
-    };
     const links = [
-      ...[...this.#links.entries()].map(([name, l]) => linkStatus(name, l.spec, l.jumper, l.state, l.error)),
-      ...[...this.#draining].map((d) => linkStatus(d.name, d.spec, d.jumper, 'draining')),
+      ...[...this.#links.entries()].map(([name, l]) => linkStatus(name, l.spec.role, l.jumper, l.state, l.error)),
+      ...[...this.#draining].map((d) => linkStatus(d.name, d.spec.role, d.jumper, 'draining')),
     ];
     const status: ProcessStatus = {
       pid: process.pid,
@@ -316,7 +309,8 @@ export class Supervisor {
       links,
     };
     if (this.#lastReloadError) status.config!.lastReloadError = this.#lastReloadError;
-    if (process.getuid && process.getgid) status.user = { uid: process.getuid(), gid: process.getgid() };
+    const user = processUser();
+    if (user) status.user = user;
     return status;
   }
 }
@@ -326,4 +320,13 @@ function keyFingerprints(jumper: Jumper): string[] | undefined {
   const holder = jumper as unknown as { key?: TunnelKey; keys?: readonly TunnelKey[] };
   const keys = holder.keys ?? (holder.key ? [holder.key] : undefined);
   return keys?.map((k) => k.fingerprint);
+}
+
+/**
+ * Refuse links that cannot run once privileges are dropped (connect-netns
+ * enters a namespace per connection): for start and for run --check.
+ * @throws InvalidArgumentError naming the link
+ */
+export function checkLinksDroppable(links: readonly LinkSpec[]): void {
+  for (const l of links) checkDroppable(`links "${l.name}"`, { connectNetns: l['connect-netns'] as string | undefined });
 }

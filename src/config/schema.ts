@@ -72,7 +72,7 @@ export const LINK_FIELDS: Record<string, Field> = {
   advertise: { kind: { type: 'string' }, doc: 'with register: the host:port balancers and clients connect to' },
   weight: { kind: { type: 'int', min: 1, max: MAX_WEIGHT }, doc: 'with register: relative share of streams (1-1000, default 1)' },
   'lease-ttl': { kind: { type: 'duration', min: MIN_LEASE_TTL_MS }, doc: 'with register: etcd lease TTL, at least 2s (default 10s)' },
-  'deregister-delay': { kind: { type: 'duration' }, doc: 'with register: when the link stops, keep accepting this long after deregistering (default 1s)' },
+  'deregister-delay': { kind: { type: 'duration' }, doc: 'with register: when the link stops, on SIGTERM (not on a reload), keep accepting this long after deregistering (default 1s)' },
   'max-connections': { kind: { type: 'int', min: 1 }, doc: 'streams served at once (default 1000)' },
   'max-handshakes': { kind: { type: 'int', min: 1 }, roles: ['server'], doc: 'server, jumper protocol: connections still proving the key (default 4096); streams count against max-connections only once authenticated' },
   'connect-timeout': { kind: { type: 'duration', min: MIN_TIMEOUT_MS }, doc: 'time allowed to connect onward (default 5s)' },

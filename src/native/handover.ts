@@ -9,29 +9,6 @@ import type { Socket } from 'node:net';
 
 const EMPTY = Buffer.alloc(0);
 
-/** Sockets whose connection goes on in native code after Node's copy closed, and when it ends there. */
-const handedOver = new WeakMap<Socket, Promise<unknown>>();
-
-/**
- * Note that the connection behind `socket` is from now on carried by native
- * code until `done` settles: its 'close' then only means Node's fd copy went.
- */
-export function markHandedOver(socket: Socket, done: Promise<unknown>): void {
-  handedOver.set(socket, done);
-}
-
-/**
- * Run `fn` once the connection behind `socket` is over: at 'close', or, if
- * the socket was handed to native code, when that code is done with it.
- */
-export function whenConnectionEnds(socket: Socket, fn: () => void): void {
-  socket.once('close', () => {
-    const done = handedOver.get(socket);
-    if (done) void done.then(fn, fn);
-    else fn();
-  });
-}
-
 /** The OS fd under a connected net.Socket (TCP or Unix). */
 export function socketFd(socket: Socket): number {
   const handle = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle;

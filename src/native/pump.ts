@@ -17,7 +17,7 @@
 import { closeSync } from 'node:fs';
 import net, { type Socket } from 'node:net';
 import { loadNative, nativeAvailable, NO_NATIVE_ENV } from './binding.js';
-import { flushed, isStreamSocket, markHandedOver, resetSocket as reset, socketFd, takeReadable } from './handover.js';
+import { flushed, isStreamSocket, resetSocket as reset, socketFd, takeReadable } from './handover.js';
 
 export { socketFd } from './handover.js';
 
@@ -193,8 +193,6 @@ export function runNativePump(options: RunNativePumpOptions): NativePump {
   const state: LaunchState = { handle: undefined, cancelReason: undefined };
   let settle!: (result: PumpResult) => void;
   const done = new Promise<PumpResult>((resolve) => (settle = resolve));
-  markHandedOver(options.plain, done);
-  markHandedOver(options.wire, done);
   if (options.plain.writableLength === 0 && options.wire.writableLength === 0) {
     launch(binding, options, state, settle);
   } else {

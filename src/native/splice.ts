@@ -15,7 +15,7 @@
 import { closeSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { loadNative, nativeAvailable, NO_NATIVE_ENV } from './binding.js';
-import { flushed, isStreamSocket, markHandedOver, resetSocket, socketFd, takeReadable } from './handover.js';
+import { flushed, isStreamSocket, resetSocket, socketFd, takeReadable } from './handover.js';
 
 /** Set to "1" to keep `jumper forward` on the JS pipes even when the addon is built. */
 export const NO_NATIVE_SPLICE_ENV = 'JUMPER_NO_NATIVE_SPLICE';
@@ -119,8 +119,6 @@ export function runNativeSplice(local: Socket, remote: Socket): NativeSplice {
   let cancelReason: string | undefined;
   let settle!: (result: SpliceResult) => void;
   const done = new Promise<SpliceResult>((resolve) => (settle = resolve));
-  markHandedOver(local, done);
-  markHandedOver(remote, done);
   const failEarly = (result: Omit<SpliceResult, 'bytesUp' | 'bytesDown'>): void => {
     resetSocket(local);
     resetSocket(remote);

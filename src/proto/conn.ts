@@ -144,7 +144,7 @@ export class Conn {
   /** When the native pump carries the stream, it owns both sockets. */
   #pump: NativePump | undefined;
   #pumpFailure: Error | undefined;
-  /** A balanced dial's open-stream count, released when the stream ends. */
+  /** The dialer's count of this stream (balanced dial, on-demand provider), released when the stream ends. */
   #lease: StreamLease | undefined;
 
   constructor(id: number, accepted: Socket, onClose: (summary: ConnSummary) => void) {
@@ -292,7 +292,7 @@ export class Conn {
     if (error) summary.error = error;
     if (this.keyFingerprint) summary.keyFingerprint = this.keyFingerprint;
     if (this.#lease) {
-      summary.target = this.#lease.target;
+      if (this.#lease.target !== undefined) summary.target = this.#lease.target;
       this.#lease.release();
     }
     this.#onClose(summary);

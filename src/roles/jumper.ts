@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { rm } from 'node:fs/promises';
+import { closeSync, unlinkSync } from 'node:fs';
 import { formatAddress, parseAddress, type Address } from '../addr/address.js';
 import { tuneSocket, type Dialer } from '../addr/dial.js';
 import { openListenerInNetns } from '../netns/sockets.js';
@@ -309,23 +309,34 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
       });
     }
     await this.prepare();
-    for (const target of await this.#resolveTargets()) {
-      const listener = new Listener({
-        target,
-        maxConnections: this.settings.acceptLimit,
-        backlog: this.settings.backlog,
-        logger: this.logger,
-        onConnection: (socket, release) => this.#onConnection(socket, release),
-        onRefused: (peer) => this.#onRefused(peer),
-        ...this.#listenerExtras,
-      });
-      this.#listeners.push(listener);
-      await listener.listen();
+    let targets: ListenTarget[] = [];
+    try {
+      targets = await this.#resolveTargets();
+      for (const target of targets) {
+        const listener = new Listener({
+          target,
+          maxConnections: this.settings.acceptLimit,
+          backlog: this.settings.backlog,
+          logger: this.logger,
+          onConnection: (socket, release) => this.#onConnection(socket, release),
+          onRefused: (peer) => this.#onRefused(peer),
+          ...this.#listenerExtras,
+        });
+        this.#listeners.push(listener);
+        await listener.listen();
+      }
+      // Backends first (a balancer with an empty set refuses streams), then announce ourselves.
+      await this.#discovery?.start();
+      this.#health?.start();
+      await this.#registration?.start();
+    } catch (err) {
+      // A failed start leaves nothing serving: a link reported failed must not accept on the sockets that did bind.
+      for (const target of targets.slice(this.#listeners.length)) if (target.kind === 'fd') closeQuietly(target.fd);
+      await this.#stopAccepting();
+      this.#health?.stop();
+      await this.#discovery?.close();
+      throw err;
     }
-    // Backends first (a balancer with an empty set refuses streams), then announce ourselves.
-    await this.#discovery?.start();
-    this.#health?.start();
-    await this.#registration?.start();
     return this;
   }
 
@@ -345,7 +356,10 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
       const fd = await openListenerInNetns(this.#listenNetns, spec, { backlog: this.settings.backlog, umask });
       if (spec.kind === 'unix') {
         this.#unixPathToRemove = spec.path;
-        await applyUnixPermissions(spec.path, this.#listenerExtras);
+        await applyUnixPermissions(spec.path, this.#listenerExtras).catch((err: unknown) => {
+          closeQuietly(fd);
+          throw err;
+        });
       }
       return [{ kind: 'fd', fd, label: `${formatAddress(spec)} in netns ${this.#listenNetns}` }];
     }
@@ -380,14 +394,20 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
 
   /** Close the listeners (synchronously, in effect) and remove a socket file we bound in a namespace. */
   async #stopAccepting(): Promise<void> {
-    await Promise.all(this.#listeners.map((l) => l.close()));
-    if (this.#unixPathToRemove) {
-      // After --user the directory may not be ours to change: say so, and still drain.
-      await rm(this.#unixPathToRemove, { force: true }).catch((err: NodeJS.ErrnoException) =>
-        this.logger.warn({ path: this.#unixPathToRemove, err: err.code ?? err.message }, 'cannot remove the listening socket file'),
-      );
-    }
+    const closed = Promise.all(this.#listeners.map((l) => l.close()));
+    const path = this.#unixPathToRemove;
     this.#unixPathToRemove = undefined;
+    if (path) {
+      // Now, before any await: a reload's new instance binds the same path a tick later.
+      try {
+        unlinkSync(path);
+      } catch (err) {
+        // Gone already; or, after --user, a directory not ours to change: say so, and still drain.
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT') this.logger.warn({ path, err: code ?? (err as Error).message }, 'cannot remove the listening socket file');
+      }
+    }
+    await closed;
   }
 
   /**
@@ -540,4 +560,13 @@ function listeningCopy(fd: number): number {
   // The addon's dupFd, whether or not its record pump is switched off.
   const addon = nativeExports<{ dupFd(fd: number): number }>(['dupFd']);
   return addon ? addon.dupFd(fd) : fd;
+}
+
+/** Close a descriptor we own on a failure path (an error here would hide the one being reported). */
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
+  }
 }

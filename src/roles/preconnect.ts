@@ -130,7 +130,7 @@ export class Preconnector {
       // The kernel may know of the server's FIN or reset before the event loop does.
       const kernel = peekSocket(wire);
       // A wire to a backend that left the rotation since is retired: a fresh dial goes elsewhere.
-      const stale = leaseOf(wire)?.stale() === true;
+      const stale = leaseOf(wire)?.stale?.() === true;
       if (entry.ready.key === key && !stale && !wire.destroyed && wire.writable && !wire.readableEnded && (kernel === undefined || kernel === 'open')) {
         this.#count('hit');
         this.#fill();

@@ -8,8 +8,10 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { spipedTimeoutMs } from '../src/cli/spiped-command.js';
 import { handshakePrimitives } from '../src/crypto/handshake-primitives.js';
 import { cliBuilt, freePort, JUMPER, KEYGEN, startJumper } from './helpers/cli.js';
+import { killAtTeardown } from './helpers/netns.js';
 import { exchange, randomBytes, sha256, startEchoProvider } from './helpers/providers.js';
 
 const execFileAsync = promisify(execFile);
@@ -232,13 +234,21 @@ cliTest('jumper pipe removes its private socket directory when start-up fails an
   t.teardown(() => silent.close());
   await new Promise((r) => silent.once('listening', r));
   const child = spawn(process.execPath, [JUMPER, 'pipe', '--connect', `127.0.0.1:${(silent.address() as import('node:net').AddressInfo).port}`, '--key', join(dir, 'k')], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  killAtTeardown(t, child);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  await new Promise((r) => silent.once('connection', r));
+  await within(new Promise((r) => silent.once('connection', r)), 10_000, 'the pipe never connected');
   t.is(pipeDirs().size, 1);
   child.kill('SIGTERM');
-  t.is(await exited, 1);
+  t.is(await within(exited, 10_000, 'the pipe did not exit on SIGTERM'), 1);
   t.deepEqual([...pipeDirs()], []);
 });
+
+/** `promise`, or a rejection naming what did not happen within `ms`. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} (${ms} ms)`)), ms)));
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
 
 cliTest('jumper spiped: -o 0 means the 5 s default as in spiped, fractions are taken, and the -p pid file is removed at exit', async (t) => {
   const dir = tempDir(t);
@@ -262,6 +272,10 @@ cliTest('jumper spiped: -o 0 means the 5 s default as in spiped, fractions are t
   await half.waitFor((l) => l.msg === 'client jumper listening');
   half.child.kill('SIGTERM');
   t.is((await half.exited).code, 0);
+  // The values themselves: -o 0 is spiped's 5 s, fractions are milliseconds, a tiny one still a timer.
+  t.is(spipedTimeoutMs('0'), 5000);
+  t.is(spipedTimeoutMs('0.5'), 500);
+  t.is(spipedTimeoutMs('0.0001'), 1);
   const bad = await run(JUMPER, ['spiped', '-e', '-s', '[127.0.0.1]:1', '-t', '[127.0.0.1]:1', '-k', join(dir, 'k'), '-o', 'soon']);
   t.is(bad.code, 2);
   t.regex(bad.stderr, /expected seconds/);

@@ -13,7 +13,7 @@ import { createForward } from '../src/index.js';
 import { cliBuilt, freePort, startJumper } from './helpers/cli.js';
 import { exchange, randomBytes, sha256 } from './helpers/providers.js';
 import { withTunnel } from './helpers/tunnel.js';
-import { alive } from './helpers/pids.js';
+import { alive, killQuietly } from './helpers/pids.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -57,7 +57,11 @@ const { createForward } = await import(process.argv[2]!);
 const fwd = createForward({ listen: '127.0.0.1:0', connect: 'exec:cat' });
 await fwd.listen();
 const reasons: string[] = [];
-fwd.on('close', (s: { reason: string }) => reasons.push(s.reason));
+const errors: string[] = [];
+fwd.on('close', (s: { reason: string; error?: Error }) => {
+  reasons.push(s.reason);
+  if (s.error) errors.push(s.error.message);
+});
 const exchange = (payload: string) =>
   new Promise<string>((resolve) => {
     const s = net.connect({ port: fwd.port()!, host: '127.0.0.1' }, () => s.end(payload));
@@ -73,7 +77,7 @@ const open = readdirSync('/proc/self/fd').length - 1;
 execFileSync('prlimit', ['--pid', String(process.pid), \`--nofile=\${open + Number(process.argv[3])}:\`]);
 const limited = await exchange('hello');
 await new Promise((r) => setTimeout(r, 100));
-process.stdout.write(JSON.stringify({ warm, limited, reasons, active: fwd.stats().active }) + '\\n');
+process.stdout.write(JSON.stringify({ warm, limited, reasons, errors, active: fwd.stats().active }) + '\\n');
 process.exit(0);
 `;
 
@@ -84,15 +88,19 @@ test('exec: a command that cannot be started for want of descriptors (EMFILE) fa
   writeFileSync(script, FD_STARVED_CHILD);
   // Three descriptors spare: the accepted connection and the socket pair get theirs, the spawn's pipes do not.
   const { stdout } = await execFileAsync(process.execPath, ['--import', 'tsx', script, fileURLToPath(new URL('../src/index.ts', import.meta.url)), '3'], { timeout: 30_000 });
-  const result = JSON.parse(stdout.trim().split('\n').pop()!) as { warm: string; limited: string; reasons: string[]; active: number };
+  const result = JSON.parse(stdout.trim().split('\n').pop()!) as { warm: string; limited: string; reasons: string[]; errors: string[]; active: number };
   t.is(result.warm, 'warm');
   t.not(result.limited, 'hang');
   t.deepEqual(result.reasons, ['done', 'target_unreachable']);
+  // The spawn failed, not the socket pair before it.
+  t.regex(result.errors[0] ?? '', /cannot start .*EMFILE/);
   t.is(result.active, 0);
 });
 
-test('exec: a command still running when the jumper exits (drain timeout) gets SIGTERM', async (t) => {
-  if (!cliBuilt) return t.pass('dist/ is not built');
+const cliTest = cliBuilt ? test : test.skip;
+if (!cliBuilt) console.log('skipping the exec: CLI test: dist/ is not built');
+
+cliTest('exec: a command still running when the jumper exits (drain timeout) gets SIGTERM', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'jumper-exec-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const pidFile = join(dir, 'pid');
@@ -110,6 +118,7 @@ test('exec: a command still running when the jumper exits (drain timeout) gets S
     pid = Number((existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim()) || 0);
   }
   t.true(pid > 0, 'the command started');
+  t.teardown(() => killQuietly(pid));
   cli.child.kill('SIGTERM');
   await cli.exited;
   for (let i = 0; i < 200 && alive(pid); i++) await new Promise((r) => setTimeout(r, 10));

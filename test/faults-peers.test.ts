@@ -123,7 +123,9 @@ test('a drain timeout on the server while the consumer uploads and reads: the cl
       if (!socket.destroyed && writes++ < 8192) socket.write(chunk, () => setImmediate(pump));
     };
     socket.once('connect', pump);
-    await new Promise((r) => setTimeout(r, 150));
+    // The stream is up (the provider has bytes) before the drain starts; bounded like every wait here.
+    for (let w = 0; w < 500 && provider.connections < 1; w++) await new Promise((r) => setTimeout(r, 10));
+    t.is(provider.connections, 1);
     void tunnel.server.close({ drainTimeoutMs: 50 });
     const [server] = await tunnel.closedOn('server', 1);
     const [client] = await tunnel.closedOn('client', 1);

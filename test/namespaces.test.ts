@@ -219,12 +219,17 @@ nsTest('binding a restricted Unix listener in a namespace leaves the process uma
   const stop = new Int32Array(new SharedArrayBuffer(4));
   const watcher = new Worker(
     `const { readFileSync } = require('node:fs'); const { parentPort, workerData } = require('node:worker_threads');
-     const seen = new Set();
-     while (Atomics.load(workerData, 0) === 0) seen.add(/^Umask:\\s*(\\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'))[1]);
-     parentPort.postMessage([...seen]);`,
+     const seen = new Set(); let reads = 0;
+     const read = () => { seen.add(/^Umask:\\s*(\\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'))[1]); reads++; };
+     read(); parentPort.postMessage('ready');
+     while (Atomics.load(workerData, 0) === 0) read();
+     parentPort.postMessage({ seen: [...seen], reads });`,
     { eval: true, workerData: stop },
   );
-  const seen = new Promise<string[]>((resolve) => watcher.once('message', resolve));
+  t.teardown(() => watcher.terminate());
+  const nextMessage = () => new Promise<unknown>((resolve) => watcher.once('message', resolve));
+  t.is(await nextMessage(), 'ready');
+  const result = nextMessage() as Promise<{ seen: string[]; reads: number }>;
   const before = /^Umask:\s*(\d+)/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
   for (let round = 0; round < 10; round++) {
     const path = join(dir, `in-${round}.sock`);
@@ -234,8 +239,10 @@ nsTest('binding a restricted Unix listener in a namespace leaves the process uma
     await fwd.close({ drainTimeoutMs: 0 });
   }
   Atomics.store(stop, 0, 1);
-  t.deepEqual(await seen, [before]);
-  await watcher.terminate();
+  const { seen, reads } = await result;
+  t.deepEqual(seen, [before]);
+  // It was reading throughout (ten binds take milliseconds; a read takes microseconds).
+  t.true(reads > 10, `only ${reads} reads`);
 });
 
 nsTest('without root, a namespace option fails with one clear line about CAP_SYS_ADMIN', async (t) => {

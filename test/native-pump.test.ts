@@ -364,6 +364,8 @@ async function blockedSending(): Promise<Rig> {
     before = r.provider.socket.bytesWritten;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+  // Blocked for real: the provider's side still holds bytes the pump cannot pass on.
+  if (r.provider.socket.writableLength === 0) throw new Error('the pump is not blocked sending');
   return r;
 }
 

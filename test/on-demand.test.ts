@@ -6,13 +6,11 @@ import test, { type ExecutionContext } from 'ava';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { createForward } from '../src/index.js';
-import { cliBuilt, freePort, JUMPER } from './helpers/cli.js';
-import { killAtTeardown } from './helpers/netns.js';
+import { cliBuilt, freePort, startJumper } from './helpers/cli.js';
 import { exchange } from './helpers/providers.js';
-import { alive } from './helpers/pids.js';
+import { alive, killQuietly } from './helpers/pids.js';
 
 /** Python: echo one accepted connection until EOF (a thread per connection in the providers below). */
 const PY_SERVE_ECHO = `def serve(c):
@@ -168,7 +166,8 @@ test('a provider that never accepts is stopped by --idle-stop once the waiting c
   t.is(result.ending, 'reset');
   t.deepEqual(reasons, ['provider_start_timeout']);
   const pid = Number(readFileSync(pidFile, 'utf8').trim());
-  await new Promise((r) => setTimeout(r, 1200));
+  t.teardown(() => killQuietly(pid));
+  for (let i = 0; i < 300 && alive(pid); i++) await new Promise((r) => setTimeout(r, 10));
   t.false(alive(pid), 'provider still running long after --idle-stop');
   t.is(fwd.provider!.pid, undefined);
 });
@@ -191,7 +190,9 @@ test('close() while a connection waits out the start back-off starts no provider
   const first = await exchange({ port: fwd.port()! }, Buffer.from('x'), { keepOpen: true });
   t.is(first.ending, 'reset');
   const waiting = exchange({ port: fwd.port()! }, Buffer.from('x'), { keepOpen: true }).catch(() => undefined);
-  await new Promise((r) => setTimeout(r, 100));
+  // The second connection is in (waiting out the back-off) before close().
+  for (let i = 0; i < 200 && fwd.stats().active < 1; i++) await new Promise((r) => setTimeout(r, 10));
+  t.is(fwd.stats().active, 1);
   await fwd.close({ drainTimeoutMs: 0 });
   closed = true;
   await waiting;
@@ -212,24 +213,16 @@ async function cliWithWaitingProvider(t: ExecutionContext) {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const pidFile = join(dir, 'pid');
   const port = await freePort(); // the provider never listens: the connection waits
-  const child = spawn(process.execPath, [JUMPER, 'forward', '--listen', '127.0.0.1:0', '--connect', `127.0.0.1:${port}`, '--start', `echo $$ > ${pidFile}; exec sleep 60`, '--start-timeout', '30s', '--log-format', 'json'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  killAtTeardown(t, child);
-  let stderr = '';
-  const jumperPort = await new Promise<number>((resolve) =>
-    child.stderr!.on('data', (c: Buffer) => {
-      stderr += c.toString();
-      const m = /"listen":"127\.0\.0\.1:(\d+)"/.exec(stderr);
-      if (m) resolve(Number(m[1]));
-    }),
-  );
+  const cli = startJumper(t, ['forward', '--listen', '127.0.0.1:0', '--connect', `127.0.0.1:${port}`, '--start', `echo $$ > ${pidFile}; exec sleep 60`, '--start-timeout', '30s']);
+  const up = await cli.waitFor((l) => l.msg === 'forward jumper listening');
+  const jumperPort = Number(/:(\d+)$/.exec(String(up.listen))![1]);
   const consumer = net.connect({ port: jumperPort, host: '127.0.0.1' }, () => consumer.write('x'));
   consumer.on('error', () => {});
   t.teardown(() => consumer.destroy());
   for (let i = 0; i < 100 && !existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 50));
   const pid = Number(readFileSync(pidFile, 'utf8').trim());
-  return { child, pid, stderr: () => stderr };
+  t.teardown(() => killQuietly(pid));
+  return { cli, pid };
 }
 
 async function gone(pid: number): Promise<boolean> {
@@ -238,13 +231,12 @@ async function gone(pid: number): Promise<boolean> {
 }
 
 cliTest('a second SIGTERM, which exits without draining, takes the started provider with it', async (t) => {
-  const { child, pid, stderr } = await cliWithWaitingProvider(t);
+  const { cli, pid } = await cliWithWaitingProvider(t);
   t.true(alive(pid));
-  child.kill('SIGTERM');
-  await new Promise((r) => setTimeout(r, 200));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  t.is(await exited, 1, stderr());
+  cli.child.kill('SIGTERM');
+  await cli.waitFor((l) => l.msg === 'stopping: no new connections, draining open streams');
+  cli.child.kill('SIGTERM');
+  t.is((await cli.exited).code, 1, cli.stderr());
   t.true(await gone(pid), 'the provider outlived the jumper');
 });
 
@@ -252,10 +244,9 @@ const hasSetpriv = ['/usr/bin/setpriv', '/bin/setpriv'].some((p) => existsSync(p
 if (!hasSetpriv) console.log('skipping the SIGKILL provider test: setpriv (util-linux) is not installed');
 
 (hasSetpriv ? cliTest : test.skip)('a jumper killed with SIGKILL (no exit hooks) takes the started provider with it (setpriv --pdeathsig)', async (t) => {
-  const { child, pid } = await cliWithWaitingProvider(t);
+  const { cli, pid } = await cliWithWaitingProvider(t);
   t.true(alive(pid));
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGKILL');
-  await exited;
+  cli.child.kill('SIGKILL');
+  await cli.exited;
   t.true(await gone(pid), 'the provider outlived the jumper');
 });

@@ -14,6 +14,8 @@ import { makeKey, withTunnel } from './helpers/tunnel.js';
 
 // Seeing a consumer's reset before reading needs the addon's peekSocket.
 const peekTest = nativeAvailable() ? test : test.skip;
+/** Counts every descriptor of the process: no other test of this file may run meanwhile. */
+const peekSerialTest = nativeAvailable() ? test.serial : test.skip;
 if (!nativeAvailable()) console.log('skipping reset-consumer tests: the native addon is not built');
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -333,7 +335,7 @@ test('balanced over two servers, a ready wire to a backend removed from the set 
   await until(() => servers[0]!.stats().total === 1 && servers[0]!.stats().active === 0, 3000, 'the removed server to end its wire');
 });
 
-peekTest('consumers that reset before their first byte leave no socket behind: the process holds no more descriptors after 200 of them', async (t) => {
+peekSerialTest('consumers that reset before their first byte leave no socket behind: the process holds no more descriptors after 200 of them', async (t) => {
   const provider = await startEchoProvider(t);
   const tunnel = await withTunnel(t, { provider: provider.address, preconnect: 0 });
   const fds = () => readdirSync('/proc/self/fd').length;

@@ -28,7 +28,8 @@ async function assertJoined(t: { is: (a: unknown, b: unknown) => void }, pair: S
   t.is(await within(2000, toOurs, label), `from ${label}`);
 }
 
-test('a failed connect does not hand later callers each other\'s sockets', async (t) => {
+// Serial: it patches net.connect, which a concurrent test would pick up.
+test.serial('a failed connect does not hand later callers each other\'s sockets', async (t) => {
   const warm = await connectedPair(); // the rendezvous listener exists from here on
   await assertJoined(t, warm, 'warm');
   warm.ours.destroy();

@@ -9,3 +9,12 @@ export function alive(pid: number): boolean {
     return false;
   }
 }
+
+/** SIGKILL a process a test started, if it is still there (teardown: nothing may outlive the test). */
+export function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone already
+  }
+}

@@ -19,7 +19,7 @@ pkg-config --exists libsodium 2>/dev/null || missing+=(libsodium-dev)
 case "$mode" in
   --test)
     want ip iproute2; want unshare util-linux; want setpriv util-linux; want spiped spiped
-    want python3 python3; want systemd-socket-activate systemd; want etcd etcd-server ;;
+    want python3 python3; want systemd-socket-activate systemd; want etcd etcd-server; want openssl openssl ;;
   --demo-balance)
     want etcd etcd-server ;;
   --bench)

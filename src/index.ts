@@ -22,6 +22,7 @@ export { STRATEGIES, type StrategyName } from './balance/strategy.js';
 export { EtcdDiscovery, type EtcdDiscoveryOptions } from './discovery/etcd-discovery.js';
 export { EtcdRegistration, type EtcdRegistrationOptions } from './discovery/etcd-registration.js';
 export { parseEtcdUrl, type EtcdLocation } from './discovery/etcd-url.js';
+export { loadEtcdAccess, type EtcdAccess } from './discovery/etcd-access.js';
 export { RECORD_VERSION, encodeRecord, decodeRecord, type RegistrationRecord } from './discovery/registration-record.js';
 export {
   readKeyFile,

@@ -27,6 +27,7 @@ import { die, EXIT_USAGE } from './fail.js';
 import { createLogger, LOG_LEVELS, type LogFormat } from './logger.js';
 import { collect, durationAtLeast, parseDuration, parsePositiveInt, parsePreconnect, parseTimeout } from './parse.js';
 import { refuseUnless } from './option-checks.js';
+import { addEtcdAccessOptions, dropIpServerNameWarning, etcdAccessOption, type EtcdFlags } from './etcd-flags.js';
 import { protocolOptions, type ProtocolFlags } from './protocol-flags.js';
 import { runRole } from './run-role.js';
 import { addOperateOptions, addProxyProtocolOption, operateOptions, proxyProtocolOption, type OperateFlags } from './operate-options.js';
@@ -91,7 +92,7 @@ function addCommonOptions(cmd: Command, targets: 'connect' | 'backend' = 'connec
     cmd.option('-b, --backend <addr>', 'a backend (host:port, [v6]:port or /path.sock, optionally ADDR,weight=W); repeat for several', collect);
   }
   return addOperateOptions(cmd)
-    .option('--discover <url>', `balance over the backends registered in etcd: etcd://HOST:PORT[,HOST:PORT]/PREFIX (instead of --${targets})`)
+    .option('--discover <url>', `balance over the backends registered in etcd: etcd://HOST:PORT[,HOST:PORT]/PREFIX, etcds:// for TLS (instead of --${targets})`)
     .addOption(new Option('--strategy <name>', `${targets === 'backend' ? 'how new streams are spread over the backends' : 'with several --connect or --discover: how new streams are spread'}`).choices(STRATEGIES).default('round-robin'))
     .option('--eject-after <n>', 'balancing: connect failures in a row that take a backend out of rotation (back-off 1s, doubling to 30s)', parsePositiveInt, DEFAULTS.ejectAfter)
     .addOption(
@@ -154,19 +155,21 @@ function handshakeCrypto(p: { protocol: TunnelProtocol }): string | undefined {
 
 /** --register and friends: on every role (a registered client or forward is a backend like a server). */
 function addRegisterOptions(cmd: Command): Command {
-  return cmd
-    .option('--register <url>', 'register in etcd while listening: etcd://HOST:PORT[,HOST:PORT]/PREFIX (needs --advertise)')
+  return addEtcdAccessOptions(cmd
+    .option('--register <url>', 'register in etcd while listening: etcd://HOST:PORT[,HOST:PORT]/PREFIX, etcds:// for TLS (needs --advertise)')
     .option('--advertise <addr>', 'with --register: the address balancers and clients should connect to (host:port)')
     .option('--weight <n>', 'with --register: relative share of streams (1-1000)', parsePositiveInt)
     .addOption(
       durationOption('--lease-ttl <duration>', `with --register: etcd lease TTL (at least ${formatDurationMs(MIN_LEASE_TTL_MS)}); a crashed jumper disappears after it`, DEFAULTS.leaseTtlSeconds * 1000, durationAtLeast(MIN_LEASE_TTL_MS)),
     )
-    .addOption(durationOption('--deregister-delay <duration>', 'with --register: on SIGTERM, keep accepting this long after deregistering', DEFAULTS.deregisterDelayMs));
+    .addOption(durationOption('--deregister-delay <duration>', 'with --register: on SIGTERM, keep accepting this long after deregistering', DEFAULTS.deregisterDelayMs)));
 }
 
-function registerOptions(flags: RegisterFlags, cmd: Command): Pick<CommonOptions, 'register'> {
+/** --register and friends, and the etcd credentials --register and --discover share. */
+function registerOptions(flags: RegisterFlags & EtcdFlags, cmd: Command): Pick<CommonOptions, 'register' | 'etcd'> {
   refuseUnless(cmd, ['advertise', 'weight', 'leaseTtl', 'deregisterDelay'], Boolean(flags.register), '--register');
-  if (!flags.register) return {};
+  const etcd = etcdAccessOption(flags, cmd);
+  if (!flags.register) return etcd;
   if (!flags.advertise) throw new InvalidArgumentError('--register needs --advertise HOST:PORT (the address others connect to)');
   const register: NonNullable<CommonOptions['register']> = {
     url: flags.register,
@@ -175,7 +178,7 @@ function registerOptions(flags: RegisterFlags, cmd: Command): Pick<CommonOptions
     deregisterDelayMs: flags.deregisterDelay,
   };
   if (flags.weight !== undefined) register.weight = flags.weight;
-  return { register };
+  return { register, ...etcd };
 }
 
 function commonOptions(flags: CommonFlags, logger: CommonOptions['logger'], cmd: Command): CommonOptions {
@@ -369,6 +372,7 @@ A backend that refuses or times out is skipped before any byte is forwarded; see
   return program;
 }
 
+dropIpServerNameWarning();
 buildProgram()
   .parseAsync(process.argv)
   .catch((err: unknown) => die(PROGRAM, err));

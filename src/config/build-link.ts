@@ -13,7 +13,10 @@ import { createClient, type TunnelProtocol } from '../roles/client.js';
 import { createForward } from '../roles/forward.js';
 import type { CommonOptions, Jumper } from '../roles/jumper.js';
 import { createServer } from '../roles/server.js';
-import type { LinkSpec } from './schema.js';
+import { ETCD_ACCESS_KEYS, type LinkSpec } from './schema.js';
+import type { EtcdAccess } from '../discovery/etcd-access.js';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { PreconnectSetting } from '../options.js';
 
 
@@ -60,7 +63,35 @@ function commonOptions(spec: LinkSpec, logger: Logger): CommonOptions {
     if (spec['lease-ttl'] !== undefined) o.register.ttlSeconds = Math.round((spec['lease-ttl'] as number) / 1000);
     if (spec['deregister-delay'] !== undefined) o.register.deregisterDelayMs = spec['deregister-delay'] as number;
   }
+  const etcd = etcdAccess(spec);
+  if (etcd) o.etcd = etcd;
   return o;
+}
+
+function etcdAccess(spec: LinkSpec): EtcdAccess | undefined {
+  const fields: [keyof EtcdAccess, string][] = [['caFile', 'etcd-ca'], ['certFile', 'etcd-cert'], ['keyFile', 'etcd-key'], ['user', 'etcd-user'], ['passwordFile', 'etcd-password-file']];
+  const access: EtcdAccess = {};
+  for (const [option, key] of fields) if (spec[key] !== undefined) access[option] = spec[key] as string;
+  return Object.keys(access).length > 0 ? access : undefined;
+}
+
+/**
+ * The contents of a link's etcd files, digested: a reload restarts a link
+ * whose certificate, key or password changed although its keys did not,
+ * because the etcd client only reads them when it is made.
+ */
+export function etcdFilesDigest(spec: LinkSpec): string {
+  const hash = createHash('sha256');
+  for (const key of ETCD_ACCESS_KEYS) {
+    const file = spec[key];
+    if (typeof file !== 'string' || key === 'etcd-user') continue;
+    try {
+      hash.update(`${key}\0`).update(readFileSync(file)).update('\0');
+    } catch (err) {
+      hash.update(`${key}\0unreadable ${(err as NodeJS.ErrnoException).code ?? ''}\0`);
+    }
+  }
+  return hash.digest('hex');
 }
 
 function tunnelOptions(spec: LinkSpec): { handshakeTimeoutMs?: number; protocol?: TunnelProtocol; pfs?: PfsMode } {

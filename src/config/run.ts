@@ -20,7 +20,7 @@ import { silentLogger, type Logger } from '../log/logger.js';
 import { DEFAULTS } from '../options.js';
 import { checkDroppable, unprivilegedPortStart } from '../privilege/drop.js';
 import type { Jumper, ListenOptions } from '../roles/jumper.js';
-import { buildLink, readLinkKeys } from './build-link.js';
+import { buildLink, etcdFilesDigest, readLinkKeys } from './build-link.js';
 import { loadConfig } from './load.js';
 import type { LinkSpec, RunSpec } from './schema.js';
 
@@ -30,6 +30,8 @@ interface Link {
   state: 'running' | 'failed';
   error?: string;
   detach?: () => void;
+  /** etcdFilesDigest when it was built: a changed certificate or password restarts the link on reload. */
+  etcdFiles: string;
 }
 
 interface Draining {
@@ -207,7 +209,7 @@ export class Supervisor {
       const old = this.#links.get(spec.name);
       if (!old) result.added.push(spec.name);
       // A failed link is retried on every reload.
-      else if (old.state === 'failed' || !isDeepStrictEqual(old.spec, spec)) result.changed.push(spec.name);
+      else if (old.state === 'failed' || !isDeepStrictEqual(old.spec, spec) || old.etcdFiles !== etcdFilesDigest(spec)) result.changed.push(spec.name);
       else result.unchanged.push(spec.name);
     }
     return result;
@@ -241,7 +243,7 @@ export class Supervisor {
   }
 
   #install(spec: LinkSpec, jumper: Jumper, error?: string): void {
-    const link: Link = { spec, jumper, state: error ? 'failed' : 'running' };
+    const link: Link = { spec, jumper, state: error ? 'failed' : 'running', etcdFiles: etcdFilesDigest(spec) };
     if (error) link.error = error;
     else if (this.#options.metrics) link.detach = this.#options.metrics.attach(spec.name, jumper);
     this.#options.metrics?.setLinkUp(spec.name, spec.role, !error);

@@ -64,15 +64,20 @@ export const LINK_FIELDS: Record<string, Field> = {
     doc: "write a PROXY header with the consumer's address to the provider before any data",
   },
   backends: { kind: { type: 'strings', item: 'address' }, roles: ['balance'], doc: 'balance: the backend addresses' },
-  discover: { kind: { type: 'string' }, doc: 'etcd://HOST:PORT/PREFIX: balance over the backends registered there (instead of connect/backends)' },
+  discover: { kind: { type: 'string' }, doc: 'etcd://HOST:PORT/PREFIX (etcds:// for TLS): balance over the backends registered there (instead of connect/backends)' },
   strategy: { kind: { type: 'enum', values: STRATEGIES }, doc: 'with several backends: how one is picked (see jumper balance --help)' },
   'eject-after': { kind: { type: 'int', min: 1 }, doc: 'with several backends: connect failures in a row that eject one (default 3)' },
   'health-interval': { kind: { type: 'duration', min: MIN_HEALTH_INTERVAL_MS }, doc: 'with several backends: TCP health check period (off by default)' },
-  register: { kind: { type: 'string' }, doc: 'etcd://HOST:PORT/PREFIX: register this link there while it runs (needs advertise; docs/discovery.md)' },
+  register: { kind: { type: 'string' }, doc: 'etcd://HOST:PORT/PREFIX (etcds:// for TLS): register this link there while it runs (needs advertise; docs/discovery.md)' },
   advertise: { kind: { type: 'string' }, doc: 'with register: the host:port balancers and clients connect to' },
   weight: { kind: { type: 'int', min: 1, max: MAX_WEIGHT }, doc: 'with register: relative share of streams (1-1000, default 1)' },
   'lease-ttl': { kind: { type: 'duration', min: MIN_LEASE_TTL_MS }, doc: 'with register: etcd lease TTL, at least 2s (default 10s)' },
   'deregister-delay': { kind: { type: 'duration' }, doc: 'with register: when the link stops, on SIGTERM (not on a reload), keep accepting this long after deregistering (default 1s)' },
+  'etcd-ca': { kind: { type: 'string' }, doc: "with discover/register and etcds://: PEM CA that signed etcd's certificate (default: the system's roots)" },
+  'etcd-cert': { kind: { type: 'string' }, doc: 'with discover/register and etcds://: PEM client certificate (needs etcd-key)' },
+  'etcd-key': { kind: { type: 'string' }, doc: 'PEM private key of etcd-cert' },
+  'etcd-user': { kind: { type: 'string' }, doc: 'with discover/register: etcd user, when etcd has authentication enabled (needs etcd-password-file)' },
+  'etcd-password-file': { kind: { type: 'string' }, doc: "file whose first line is etcd-user's password" },
   'max-connections': { kind: { type: 'int', min: 1 }, doc: 'streams served at once (default 1000)' },
   'max-handshakes': { kind: { type: 'int', min: 1 }, roles: ['server'], doc: 'server, jumper protocol: connections still proving the key (default 4096); streams count against max-connections only once authenticated' },
   'connect-timeout': { kind: { type: 'duration', min: MIN_TIMEOUT_MS }, doc: 'time allowed to connect onward (default 5s)' },
@@ -97,6 +102,8 @@ export const TOP_FIELDS: Record<string, Field> = {
 };
 
 const START_FIELDS = ['command', 'start-timeout', 'idle-stop'];
+/** The etcd credentials a link's discover and register share. */
+export const ETCD_ACCESS_KEYS = ['etcd-ca', 'etcd-cert', 'etcd-key', 'etcd-user', 'etcd-password-file'] as const;
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /** One problem, with the path of the offending key. */
@@ -267,6 +274,9 @@ function checkLink(raw: unknown, index: number, issues: ConfigIssue[]): LinkSpec
   }
   for (const k of ['advertise', 'weight', 'lease-ttl', 'deregister-delay']) {
     if (link[k] !== undefined && link.register === undefined) issues.push({ path: [...base, k], message: 'only applies with register' });
+  }
+  for (const k of ETCD_ACCESS_KEYS) {
+    if (link[k] !== undefined && link.discover === undefined && link.register === undefined) issues.push({ path: [...base, k], message: 'only applies with discover or register' });
   }
   if (role && role !== 'balance' && link.connect === undefined && link.discover === undefined) {
     issues.push({ path: [...base, 'connect'], message: 'required (or discover)' });

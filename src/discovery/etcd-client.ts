@@ -7,6 +7,7 @@
 import { createRequire } from 'node:module';
 import type { Etcd3 } from 'etcd3';
 import type { IBackoff } from 'cockatiel';
+import type { EtcdClientAccess } from './etcd-access.js';
 import type { EtcdLocation } from './etcd-url.js';
 
 // Loaded on first use: etcd3 brings gRPC and protobuf.js (about 0.3 s of
@@ -27,11 +28,13 @@ export const ETCD_MAX_BACKOFF_MS = 2_000;
  */
 export const ETCD_CALL_TIMEOUT_MS = 5_000;
 
-export function createEtcdClient(location: EtcdLocation): Etcd3 {
+/** `access` comes from loadEtcdAccess (TLS credentials for etcds://, a user and password). */
+export function createEtcdClient(location: EtcdLocation, access: EtcdClientAccess = {}): Etcd3 {
   const { Etcd3, isRecoverableError } = loadEtcd3();
   const { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, retry } = loadCockatiel();
   return new Etcd3({
     hosts: location.hosts,
+    ...access,
     dialTimeout: 2_000,
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + ETCD_CALL_TIMEOUT_MS }),
     faultHandling: {

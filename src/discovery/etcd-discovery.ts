@@ -12,6 +12,7 @@ import type { BackendSpec } from '../balance/backend.js';
 import { reasonOf } from '../errors.js';
 import { silentLogger, type Logger } from '../log/logger.js';
 import { Backoff } from './backoff.js';
+import { loadEtcdAccess, type EtcdAccess } from './etcd-access.js';
 import { createEtcdClient, ETCD_MAX_BACKOFF_MS } from './etcd-client.js';
 import { parseEtcdUrl, type EtcdLocation } from './etcd-url.js';
 import { decodeRecord } from './registration-record.js';
@@ -20,8 +21,10 @@ import { decodeRecord } from './registration-record.js';
 const CANCEL_WAIT_MS = 1_000;
 
 export interface EtcdDiscoveryOptions {
-  /** etcd://HOST:PORT[,HOST:PORT]/PREFIX */
+  /** etcd://HOST:PORT[,HOST:PORT]/PREFIX, or etcds:// for TLS */
   url: string;
+  /** TLS files and etcd user (see EtcdAccess). */
+  access?: EtcdAccess;
   /** Called with the whole current set after every change. */
   onUpdate(backends: BackendSpec[]): void;
   logger?: Logger;
@@ -43,7 +46,7 @@ export class EtcdDiscovery {
 
   constructor(options: EtcdDiscoveryOptions) {
     this.location = parseEtcdUrl(options.url);
-    this.#client = createEtcdClient(this.location);
+    this.#client = createEtcdClient(this.location, loadEtcdAccess(options.access, this.location));
     this.#onUpdate = options.onUpdate;
     this.#logger = options.logger ?? silentLogger;
   }

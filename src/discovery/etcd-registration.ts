@@ -10,13 +10,16 @@ import { parseAddress } from '../addr/address.js';
 import { checkWeight } from '../balance/backend.js';
 import { silentLogger, type Logger } from '../log/logger.js';
 import { Backoff } from './backoff.js';
+import { loadEtcdAccess, type EtcdAccess } from './etcd-access.js';
 import { createEtcdClient, ETCD_MAX_BACKOFF_MS } from './etcd-client.js';
 import { parseEtcdUrl, type EtcdLocation } from './etcd-url.js';
 import { encodeRecord, RECORD_VERSION, type RegistrationRecord } from './registration-record.js';
 
 export interface EtcdRegistrationOptions {
-  /** etcd://HOST:PORT[,HOST:PORT]/PREFIX */
+  /** etcd://HOST:PORT[,HOST:PORT]/PREFIX, or etcds:// for TLS */
   url: string;
+  /** TLS files and etcd user (see EtcdAccess). */
+  access?: EtcdAccess;
   /** What balancers connect to, as they can reach it. */
   advertise: string;
   weight?: number;
@@ -56,7 +59,7 @@ export class EtcdRegistration {
     this.#record = { address: options.advertise, weight: options.weight ?? 1, version: RECORD_VERSION };
     if (options.role) this.#record.role = options.role;
     if (options.keyFingerprint) this.#record.keyFingerprint = options.keyFingerprint;
-    this.#client = createEtcdClient(this.location);
+    this.#client = createEtcdClient(this.location, loadEtcdAccess(options.access, this.location));
     this.#logger = options.logger ?? silentLogger;
   }
 

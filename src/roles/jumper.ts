@@ -15,6 +15,7 @@ import { HealthChecker } from '../balance/health.js';
 import type { BackendPool } from '../balance/pool.js';
 import { EtcdDiscovery } from '../discovery/etcd-discovery.js';
 import { EtcdRegistration } from '../discovery/etcd-registration.js';
+import type { EtcdAccess } from '../discovery/etcd-access.js';
 import { planConnect, type BalanceOptions } from './connect-plan.js';
 import { inheritedFds, parseInheritedSpec, resolveInherited, type InheritedSpec } from '../activation/systemd.js';
 import { applyUnixPermissions, Listener, restrictsUnixPermissions, RESTRICTIVE_UMASK, type ListenerOptions, type ListenTarget } from '../addr/listener.js';
@@ -68,6 +69,8 @@ export interface CommonOptions {
   balance?: BalanceOptions;
   /** Register this jumper in etcd while it listens. */
   register?: RegisterOptions;
+  /** TLS files and etcd user for `discover` and `register` (both use the same). */
+  etcd?: EtcdAccess;
   /** Streams served at once; more wait until one closes. Default 1000. */
   maxConnections?: number;
   /**
@@ -203,6 +206,9 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
     if (options.allow !== undefined && this.#listenTarget.kind === 'unix') {
       throw new InvalidArgumentError('--allow: a Unix socket has no peer address; use --listen-mode/--listen-owner');
     }
+    if (options.etcd !== undefined && options.discover === undefined && options.register === undefined) {
+      throw new InvalidArgumentError('etcd credentials (--etcd-ca, --etcd-cert, --etcd-user, ...) apply with --discover or --register');
+    }
     this.#streamSlots = role === 'server' ? new Slots(this.settings.maxConnections) : undefined;
     this.#listenerExtras = {
       ...(options.allow ? { allow: createAllowList(options.allow) } : {}),
@@ -234,13 +240,14 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
     this.#pool = plan.pool;
     if (plan.pool && plan.discover !== undefined) {
       const pool = plan.pool;
-      this.#discovery = new EtcdDiscovery({ url: plan.discover, logger: this.logger, onUpdate: (backends) => pool.update(backends) });
+      this.#discovery = new EtcdDiscovery({ url: plan.discover, access: options.etcd, logger: this.logger, onUpdate: (backends) => pool.update(backends) });
     }
     if (plan.pool && options.balance?.healthIntervalMs) this.#health = new HealthChecker(plan.pool, options.balance.healthIntervalMs);
     if (options.register) {
       const r = options.register;
       this.#registration = new EtcdRegistration({
         url: r.url,
+        access: options.etcd,
         advertise: r.advertise,
         weight: r.weight ?? 1,
         ttlSeconds: r.ttlSeconds ?? DEFAULTS.leaseTtlSeconds,

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { freePort } from './cli.js';
+import type { TestPki } from './certs.js';
 
 export const ETCD_BIN = '/usr/bin/etcd';
 const READY_WAIT_MS = 15_000;
@@ -19,10 +20,17 @@ export function etcdUnavailableReason(): string | undefined {
   return existsSync(ETCD_BIN) ? undefined : `${ETCD_BIN} not found (apt-get install etcd-server)`;
 }
 
+export interface TestEtcdOptions {
+  /** Serve clients over TLS with this PKI's server certificate; its CA is also the one client certificates must chain to. */
+  tls?: TestPki;
+  /** With tls: refuse clients without a certificate from the PKI's CA (etcd --client-cert-auth). */
+  clientCertAuth?: boolean;
+}
+
 export interface TestEtcd {
   /** host:port of the client endpoint. */
   endpoint: string;
-  /** etcd://endpoint/PREFIX */
+  /** etcd://endpoint/PREFIX, or etcds:// when the server speaks TLS */
   url(prefix: string): string;
   /** A client for inspecting and editing keys (closed at teardown). */
   client: Etcd3;
@@ -35,11 +43,18 @@ export interface TestEtcd {
   keys(prefix: string): Promise<Record<string, string>>;
 }
 
-export async function startEtcd(t: ExecutionContext): Promise<TestEtcd> {
+export async function startEtcd(t: ExecutionContext, options: TestEtcdOptions = {}): Promise<TestEtcd> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'jumper-etcd-'));
   const clientPort = await freePort();
   const peerPort = await freePort();
+  // Health is read over plain HTTP here, whether or not clients get TLS.
+  const metricsPort = await freePort();
   const endpoint = `127.0.0.1:${clientPort}`;
+  const { tls } = options;
+  const scheme = tls ? 'https' : 'http';
+  const tlsArgs = tls
+    ? ['--cert-file', tls.server.cert, '--key-file', tls.server.key, ...(options.clientCertAuth ? ['--client-cert-auth', '--trusted-ca-file', tls.ca] : [])]
+    : [];
   let child: ChildProcess | undefined;
   let output = '';
 
@@ -50,8 +65,10 @@ export async function startEtcd(t: ExecutionContext): Promise<TestEtcd> {
       [
         '--name', 'test',
         '--data-dir', path.join(dir, 'data'),
-        '--listen-client-urls', `http://${endpoint}`,
-        '--advertise-client-urls', `http://${endpoint}`,
+        '--listen-client-urls', `${scheme}://${endpoint}`,
+        '--advertise-client-urls', `${scheme}://${endpoint}`,
+        '--listen-metrics-urls', `http://127.0.0.1:${metricsPort}`,
+        ...tlsArgs,
         '--listen-peer-urls', `http://127.0.0.1:${peerPort}`,
         '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
         '--initial-cluster', `test=http://127.0.0.1:${peerPort}`,
@@ -66,7 +83,7 @@ export async function startEtcd(t: ExecutionContext): Promise<TestEtcd> {
     while (Date.now() < deadline) {
       if (proc.exitCode !== null) throw new Error(`etcd exited with ${proc.exitCode}: ${output.slice(-2000)}`);
       try {
-        const res = await fetch(`http://${endpoint}/health`);
+        const res = await fetch(`http://127.0.0.1:${metricsPort}/health`);
         const body = (await res.json()) as { health?: string };
         if (body.health === 'true') return;
       } catch {
@@ -87,7 +104,10 @@ export async function startEtcd(t: ExecutionContext): Promise<TestEtcd> {
   };
 
   await start();
-  const client = new Etcd3({ hosts: `http://${endpoint}` });
+  const client = new Etcd3({
+    hosts: `${scheme}://${endpoint}`,
+    ...(tls ? { credentials: { rootCertificate: await fs.readFile(tls.ca), privateKey: await fs.readFile(tls.server.key), certChain: await fs.readFile(tls.server.cert) } } : {}),
+  });
   t.teardown(async () => {
     client.close();
     await stop();
@@ -95,7 +115,7 @@ export async function startEtcd(t: ExecutionContext): Promise<TestEtcd> {
   });
   return {
     endpoint,
-    url: (prefix) => `etcd://${endpoint}${prefix.startsWith('/') ? '' : '/'}${prefix}`,
+    url: (prefix) => `${tls ? 'etcds' : 'etcd'}://${endpoint}${prefix.startsWith('/') ? '' : '/'}${prefix}`,
     client,
     stop,
     start,

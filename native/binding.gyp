@@ -35,7 +35,9 @@
         # TCP keep-alive with its interval and count (Node sets only the idle time).
         "src/keepalive.cc",
         # Peek at a socket's kernel state (FIN, reset) before the event loop has seen it.
-        "src/socket_probe.cc"
+        "src/socket_probe.cc",
+        # One datagram to a Unix socket (systemd's $NOTIFY_SOCKET).
+        "src/unix_datagram.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

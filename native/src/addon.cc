@@ -13,6 +13,7 @@
 //   sealRecord, openRecord (one transport record, record_aead.h)
 //   setKeepAlive, getKeepAlive (TCP keep-alive timers, keepalive.h)
 //   peekSocket(fd) -> 'open' | 'data' | 'eof' | errno name (socket_probe.h)
+//   sendUnixDatagram(path, bytes) (systemd notifications, unix_datagram.h)
 //
 // See js_api.cc for validation and netns_socket.cc for the syscalls.
 // Man pages relied on: setns(2), socket(2), bind(2), listen(2), connect(2).
@@ -26,6 +27,7 @@
 #include "record_pump.h"
 #include "socket_probe.h"
 #include "splice_pump.h"
+#include "unix_datagram.h"
 #include "x25519_sodium.h"
 
 namespace {
@@ -61,6 +63,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getKeepAlive", Napi::Function::New(env, jumper::GetKeepAliveJs, "getKeepAlive"));
   // Kernel-side socket state without reading (socket_probe.cc).
   exports.Set("peekSocket", Napi::Function::New(env, jumper::PeekSocketJs, "peekSocket"));
+  // One datagram to a Unix socket: sd_notify (unix_datagram.cc).
+  exports.Set("sendUnixDatagram", Napi::Function::New(env, jumper::SendUnixDatagramJs, "sendUnixDatagram"));
   return exports;
 }
 

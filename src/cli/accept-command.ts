@@ -6,6 +6,7 @@ import { Command, Option } from 'commander';
 import { startAcceptor } from '../activation/acceptor.js';
 import { createLogger, LOG_LEVELS, type LogFormat } from './logger.js';
 import { holdHangupUntilReady } from './signals.js';
+import { systemdNotifier } from '../activation/sd-notify.js';
 
 export function addAcceptCommand(program: Command): void {
   program
@@ -26,7 +27,12 @@ export function addAcceptCommand(program: Command): void {
       const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, name: 'jumper' });
       const acceptor = await startAcceptor({ from: flags.from, exec: flags.exec, logger });
       logger.info({ from: flags.from, exec: flags.exec }, 'accepting hand-offs');
-      const stop = () => void acceptor.close().then(() => process.exit(0));
+      const notifier = systemdNotifier(logger);
+      notifier.ready(`accepting hand-offs on ${flags.from}`);
+      const stop = () => {
+        notifier.stopping();
+        void acceptor.close().then(() => process.exit(0));
+      };
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
       // As for the other daemons: SIGHUP (a reload under systemd) must not kill it and leave --from behind.

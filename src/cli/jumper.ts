@@ -27,6 +27,7 @@ import { die, EXIT_USAGE } from './fail.js';
 import { createLogger, LOG_LEVELS, type LogFormat } from './logger.js';
 import { collect, durationAtLeast, parseDuration, parsePositiveInt, parsePreconnect, parseTimeout } from './parse.js';
 import { refuseUnless } from './option-checks.js';
+import { claimSystemdNotify } from '../activation/sd-notify.js';
 import { addEtcdAccessOptions, dropIpServerNameWarning, etcdAccessOption, type EtcdFlags } from './etcd-flags.js';
 import { protocolOptions, type ProtocolFlags } from './protocol-flags.js';
 import { runRole } from './run-role.js';
@@ -372,6 +373,8 @@ A backend that refuses or times out is skipped before any byte is forwarded; see
   return program;
 }
 
+// Before anything spawns: exec: commands and --start providers must not inherit $NOTIFY_SOCKET.
+claimSystemdNotify();
 dropIpServerNameWarning();
 buildProgram()
   .parseAsync(process.argv)

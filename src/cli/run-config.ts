@@ -3,6 +3,7 @@
  * admin endpoint and the privilege drop, then serve until a signal.
  */
 import { handleSignals, holdHangupUntilReady } from './signals.js';
+import { systemdNotifier } from '../activation/sd-notify.js';
 import { buildLink } from '../config/build-link.js';
 import { loadConfig } from '../config/load.js';
 import { checkLinksDroppable, Supervisor } from '../config/run.js';
@@ -75,6 +76,7 @@ export async function runConfig(flags: RunFlags): Promise<void> {
   }
   gate.dropped();
   supervisor.privilegesDropped = dropTarget !== undefined;
+  const notifier = systemdNotifier(logger);
   handleSignals({
     logger,
     drainTimeoutMs: () => flags.drainTimeout ?? supervisor.spec.drainTimeoutMs,
@@ -82,9 +84,11 @@ export async function runConfig(flags: RunFlags): Promise<void> {
     stop: (drainTimeoutMs) => Promise.all([supervisor.stop(drainTimeoutMs), admin?.close()]),
     reload: () => {
       logger.info({ config: flags.config }, 'SIGHUP: reloading the configuration');
-      void supervisor.reload();
+      return supervisor.reload();
     },
+    notifier,
   });
   // Only now: whoever waits for this line may send SIGHUP at once.
   logger.info({ config: flags.config, links: spec.links.length }, 'jumper run: all links listening');
+  notifier.ready(`${spec.links.length} links`);
 }

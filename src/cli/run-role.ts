@@ -7,6 +7,7 @@ import type { Jumper } from '../roles/jumper.js';
 import type { ProcessStatus } from '../admin/server.js';
 import { linkStatus, processUser } from '../admin/status.js';
 import { handleSignals, holdHangupUntilReady } from './signals.js';
+import { systemdNotifier } from '../activation/sd-notify.js';
 import { checkDroppable } from '../privilege/drop.js';
 import { createMetrics, dropTo, resolveUserFlags, serveAfterDrop, startAdmin, type OperateSetup } from './operate.js';
 
@@ -40,22 +41,24 @@ export async function runRole(options: RunRoleOptions): Promise<void> {
     throw err;
   }
   gate.dropped();
+  const notifier = systemdNotifier(logger);
   handleSignals({
     logger,
     drainTimeoutMs: () => options.drainTimeoutMs,
     openStreams: () => jumper.stats().active,
     stop: (drainTimeoutMs) => Promise.all([jumper.close(drainTimeoutMs === undefined ? {} : { drainTimeoutMs }), admin?.close()]),
     stoppedFields: () => ({ ...jumper.stats() }),
-    reload: () => {
+    reload: async () => {
       if (!options.reloadKey) {
         logger.info('SIGHUP: nothing to reload for this role');
         return;
       }
-      options.reloadKey().then(
+      await options.reloadKey().then(
         (fields) => logger.info(fields, 'SIGHUP: key reloaded; new streams use it, open streams keep theirs'),
         (err: unknown) => logger.error({ err: (err as Error).message, code: (err as { code?: string }).code }, 'SIGHUP: key reload failed; keeping the old key'),
       );
     },
+    notifier,
   });
   // Only now: whoever waits for this line may signal at once (SIGHUP before the
   // handler is installed would kill the process).
@@ -63,6 +66,7 @@ export async function runRole(options: RunRoleOptions): Promise<void> {
     { role: jumper.role, listen: jumper.address(), connect: options.startFields.connect, ...options.startFields },
     `${jumper.role} jumper listening`,
   );
+  notifier.ready(`${jumper.role} listening on ${jumper.address()}`);
 }
 
 /** The admin endpoint for this one role, when --admin is given. */

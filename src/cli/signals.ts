@@ -4,6 +4,7 @@
  * SIGHUP reloads whatever the command reloads.
  */
 import type { Logger } from '../log/logger.js';
+import type { SystemdNotifier } from '../activation/sd-notify.js';
 
 export interface SignalHandlers {
   logger: Logger;
@@ -15,7 +16,10 @@ export interface SignalHandlers {
   stop(drainTimeoutMs: number | undefined): Promise<unknown>;
   /** Fields for the 'stopped' line. */
   stoppedFields?(): Record<string, unknown>;
-  reload(): void;
+  /** Settles when the reload is over (applied or refused). */
+  reload(): Promise<unknown>;
+  /** Told STOPPING=1 and RELOADING=1 ... READY=1 (systemd Type=notify, notify-reload). */
+  notifier?: SystemdNotifier;
 }
 
 /** A SIGHUP that came during start-up, replayed by handleSignals. */
@@ -41,6 +45,7 @@ export function handleSignals(h: SignalHandlers): void {
       process.exit(1);
     }
     stopping = true;
+    h.notifier?.stopping();
     const drainTimeoutMs = h.drainTimeoutMs();
     h.logger.info({ signal, open: h.openStreams(), drainTimeoutMs }, 'stopping: no new connections, draining open streams');
     h.stop(drainTimeoutMs).then(
@@ -56,11 +61,18 @@ export function handleSignals(h: SignalHandlers): void {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  const reload = (): void => {
+    if (stopping) return;
+    h.notifier?.reloading();
+    void h.reload().finally(() => {
+      if (!stopping) h.notifier?.ready();
+    });
+  };
   process.off('SIGHUP', holdHangup);
-  process.on('SIGHUP', () => h.reload());
+  process.on('SIGHUP', reload);
   if (heldHangup) {
     heldHangup = false;
     h.logger.info('SIGHUP received during start-up: reloading now');
-    h.reload();
+    reload();
   }
 }

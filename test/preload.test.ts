@@ -391,3 +391,39 @@ ptest('malformed hand-offs are closed and skipped; the next good one is served',
   t.is(info.n, 1, 'no malformed hand-off reached the daemon as a connection');
   t.is(daemon.child.exitCode, null, 'daemon still running');
 });
+
+ptest('a live listener at the hand-off path keeps it (the daemon gets EADDRINUSE); a stale socket file is replaced', async (t) => {
+  const dir = tempDir(t);
+  const sock = join(dir, 'handoff.sock');
+  const holder = net.createServer();
+  const held: net.Socket[] = [];
+  holder.on('connection', (c) => held.push(c));
+  await new Promise<void>((res) => holder.listen(sock, res));
+  t.teardown(() => {
+    held.forEach((c) => c.destroy());
+    holder.close();
+  });
+  const refused = start(t, 'unshare', ['-n', 'python3', '-c', DAEMON_PY, '8001'], { env: shimEnv(8001, sock) });
+  const code = await new Promise<number | null>((res) => refused.child.once('exit', (c) => res(c)));
+  t.not(code, 0);
+  t.regex(refused.stderr.join(''), /Address already in use/);
+  // The holder's path still leads to the holder.
+  const before = held.length;
+  const probe = net.connect(sock);
+  await new Promise<void>((res, rej) => probe.once('connect', res).once('error', rej));
+  probe.destroy();
+  for (let i = 0; i < 200 && held.length === before; i++) await new Promise((r) => setTimeout(r, 10));
+  t.true(held.length > before, 'the live listener still gets connections at its path');
+
+  // A socket file nobody listens on (its process died without unlinking it) is replaced.
+  await new Promise<void>((res) => holder.close(() => res()));
+  execFileSync('python3', ['-c', `import socket; s = socket.socket(socket.AF_UNIX); s.bind(${JSON.stringify(sock)})`]);
+  t.true(existsSync(sock));
+  const daemon = start(t, 'unshare', ['-n', 'python3', '-c', DAEMON_PY, '8001'], { env: shimEnv(8001, sock) });
+  t.like(await daemon.nextJson(), { ready: true });
+  const port = await freePort();
+  const sender = start(t, 'python3', [SENDER, String(port), sock, '1'], { env: baseEnv() });
+  t.like(await sender.nextJson(), { ready: true });
+  const { info } = await tcpJson(port);
+  t.is(info.n, 1);
+});

@@ -9,9 +9,10 @@
  *   JUMPER_PRELOAD_PORT=N       TCP port whose bind() is intercepted (any
  *                               AF_INET/AF_INET6 address, SOCK_STREAM only).
  *   JUMPER_PRELOAD_SOCKET=PATH  Unix socket path the shim listens on for
- *                               hand-offs. A stale *socket* at PATH is unlinked
- *                               first; any other kind of file makes listen()
- *                               fail with EADDRINUSE. Created with the process
+ *                               hand-offs. A stale *socket* at PATH (nobody
+ *                               listening) is unlinked first; a live one, or
+ *                               any other kind of file, makes listen() fail
+ *                               with EADDRINUSE. Created with the process
  *                               umask.
  *   JUMPER_PRELOAD_DEBUG=1      Optional: log decisions to stderr.
  *
@@ -263,6 +264,19 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len)
     return 0;
 }
 
+/* Does a process listen on the socket at sun? A non-blocking connect is
+ * refused (ECONNREFUSED) only when nobody does; a full backlog (EAGAIN)
+ * means somebody does. */
+static int socket_is_live(const struct sockaddr_un *sun)
+{
+    int p = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (p < 0)
+        return 0;
+    int live = connect(p, (const struct sockaddr *)sun, (socklen_t)sizeof *sun) == 0 || errno == EAGAIN;
+    real_close(p);
+    return live;
+}
+
 /* Create the Unix listening socket at cfg_path; returns its fd or -1/errno. */
 static int make_unix_listener(int backlog)
 {
@@ -275,6 +289,13 @@ static int make_unix_listener(int backlog)
     if (lstat(cfg_path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
             dbg("%s exists and is not a socket; refusing to replace it", cfg_path);
+            errno = EADDRINUSE;
+            return -1;
+        }
+        /* Only a stale socket is replaced: another process listening there
+         * keeps its path (as jumper's own Unix listeners do). */
+        if (socket_is_live(&sun)) {
+            dbg("%s has a live listener; refusing to replace it", cfg_path);
             errno = EADDRINUSE;
             return -1;
         }

@@ -22,7 +22,7 @@ const KEYS = ['etcdCa', 'etcdCert', 'etcdKey', 'etcdUser', 'etcdPasswordFile'] a
 
 export function addEtcdAccessOptions(cmd: Command): Command {
   return cmd
-    .option('--etcd-ca <file>', "with an etcds:// URL: PEM CA that signed etcd's certificate (default: the system's roots)")
+    .option('--etcd-ca <file>', "with an etcds:// URL: PEM CA that signed etcd's certificate (default: Node's built-in public CAs)")
     .option('--etcd-cert <file>', 'with an etcds:// URL: PEM client certificate, for an etcd run with --client-cert-auth (needs --etcd-key)')
     .option('--etcd-key <file>', 'PEM private key of --etcd-cert')
     .option('--etcd-user <name>', 'etcd user, when etcd has authentication enabled (needs --etcd-password-file)')

@@ -78,17 +78,18 @@ function etcdAccess(spec: LinkSpec): EtcdAccess | undefined {
 /**
  * The contents of a link's etcd files, digested: a reload restarts a link
  * whose certificate, key or password changed although its keys did not,
- * because the etcd client only reads them when it is made.
+ * because the etcd client only reads them when it is made. Undefined when a
+ * file cannot be read now.
  */
-export function etcdFilesDigest(spec: LinkSpec): string {
+export function etcdFilesDigest(spec: LinkSpec): string | undefined {
   const hash = createHash('sha256');
   for (const key of ETCD_ACCESS_KEYS) {
     const file = spec[key];
     if (typeof file !== 'string' || key === 'etcd-user') continue;
     try {
       hash.update(`${key}\0`).update(readFileSync(file)).update('\0');
-    } catch (err) {
-      hash.update(`${key}\0unreadable ${(err as NodeJS.ErrnoException).code ?? ''}\0`);
+    } catch {
+      return undefined;
     }
   }
   return hash.digest('hex');

@@ -30,7 +30,7 @@ interface Link {
   state: 'running' | 'failed';
   error?: string;
   detach?: () => void;
-  /** etcdFilesDigest when it was built: a changed certificate or password restarts the link on reload. */
+  /** etcdFilesDigest before it was built: a changed certificate or password restarts the link on reload. */
   etcdFiles: string;
 }
 
@@ -63,6 +63,8 @@ function errorText(err: unknown): string {
 }
 
 export class Supervisor {
+  /** etcdFilesDigest of each built jumper's spec, taken just before the build read the files. */
+  readonly #etcdFilesAtBuild = new WeakMap<Jumper, string>();
   readonly #options: SupervisorOptions;
   readonly #logger: Logger;
   readonly #links = new Map<string, Link>();
@@ -209,7 +211,7 @@ export class Supervisor {
       const old = this.#links.get(spec.name);
       if (!old) result.added.push(spec.name);
       // A failed link is retried on every reload.
-      else if (old.state === 'failed' || !isDeepStrictEqual(old.spec, spec) || old.etcdFiles !== etcdFilesDigest(spec)) result.changed.push(spec.name);
+      else if (old.state === 'failed' || !isDeepStrictEqual(old.spec, spec) || this.#etcdFilesChanged(old)) result.changed.push(spec.name);
       else result.unchanged.push(spec.name);
     }
     return result;
@@ -234,7 +236,11 @@ export class Supervisor {
     const out: [LinkSpec, Jumper][] = [];
     for (const spec of specs) {
       try {
-        out.push([spec, await buildLink(spec, (this.#logger.child?.({ link: spec.name }) ?? this.#logger) as Logger)]);
+        // Before the build reads them: a change after this point is seen by the next reload.
+        const etcdFiles = etcdFilesDigest(spec);
+        const jumper = await buildLink(spec, (this.#logger.child?.({ link: spec.name }) ?? this.#logger) as Logger);
+        this.#etcdFilesAtBuild.set(jumper, etcdFiles ?? '');
+        out.push([spec, jumper]);
       } catch (err) {
         throw new ConfigError(`links "${spec.name}": ${errorText(err)}`, { cause: err });
       }
@@ -242,8 +248,22 @@ export class Supervisor {
     return out;
   }
 
+  /**
+   * Whether a running link's etcd certificate, key or password file changed
+   * since it was built. A file the process cannot read now (root-only, after
+   * the privilege drop) cannot be compared: the link keeps what it read.
+   */
+  #etcdFilesChanged(link: Link): boolean {
+    const now = etcdFilesDigest(link.spec);
+    if (now === undefined) {
+      this.#logger.warn({ link: link.spec.name }, 'reload: cannot read this link\'s etcd files now (privileges dropped?); changes to them apply on restart');
+      return false;
+    }
+    return now !== link.etcdFiles;
+  }
+
   #install(spec: LinkSpec, jumper: Jumper, error?: string): void {
-    const link: Link = { spec, jumper, state: error ? 'failed' : 'running', etcdFiles: etcdFilesDigest(spec) };
+    const link: Link = { spec, jumper, state: error ? 'failed' : 'running', etcdFiles: this.#etcdFilesAtBuild.get(jumper) ?? '' };
     if (error) link.error = error;
     else if (this.#options.metrics) link.detach = this.#options.metrics.attach(spec.name, jumper);
     this.#options.metrics?.setLinkUp(spec.name, spec.role, !error);

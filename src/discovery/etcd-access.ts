@@ -12,7 +12,7 @@ import type { EtcdLocation } from './etcd-url.js';
 
 /** Credentials for etcd; the names in messages are the CLI flags and config keys (etcd-ca, ...). */
 export interface EtcdAccess {
-  /** PEM file with the CA certificate(s) that signed etcd's server certificate. Default: the system's roots. etcds:// only. */
+  /** PEM file with the CA certificate(s) that signed etcd's server certificate. Default: Node's built-in public CAs (not the OS store). etcds:// only. */
   caFile?: string;
   /** PEM client certificate (chain), for an etcd run with --client-cert-auth. Needs keyFile. etcds:// only. */
   certFile?: string;
@@ -94,7 +94,7 @@ export function loadEtcdAccess(access: EtcdAccess | undefined, location: EtcdLoc
       const key = parsed('etcd-key', keyFile, 'private key', () => createPrivateKey(privateKey!));
       if (!cert.checkPrivateKey(key)) throw new InvalidArgumentError(`etcd-key ${keyFile} is not the key of etcd-cert ${certFile}`);
     }
-    // gRPC takes null roots as "the system's": the etcd3 typings just do not say so.
+    // gRPC takes null roots as "the defaults" (Node's built-in CAs): the etcd3 typings just do not say so.
     result.credentials = {
       rootCertificate: ca ?? (null as unknown as Buffer),
       ...(privateKey ? { privateKey } : {}),

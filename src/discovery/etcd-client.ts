@@ -45,3 +45,51 @@ export function createEtcdClient(location: EtcdLocation, access: EtcdClientAcces
     },
   });
 }
+
+/** Longest wait between attempts while etcd refuses the user or its permissions (each attempt is a fresh login). */
+export const ETCD_AUTH_MAX_BACKOFF_MS = 30_000;
+
+/** etcd refused the user (wrong password) or the user's role (permission denied): retrying at once will not help. */
+export function isAuthRefusal(err: unknown): boolean {
+  const { EtcdAuthenticationFailedError, EtcdPermissionDeniedError } = loadEtcd3();
+  return err instanceof EtcdAuthenticationFailedError || err instanceof EtcdPermissionDeniedError;
+}
+
+/**
+ * The etcd3 client of a discovery or registration, replaced after a failure
+ * when etcd has users. etcd3 logs in again only on "invalid auth token"; a
+ * token etcd rejects for another reason (the auth store changed: "revision
+ * of auth store is old", or it lapsed while a watch reconnected) would be
+ * used, and refused, for ever. A new client logs in afresh.
+ */
+export class EtcdClientHolder {
+  #client: Etcd3;
+  readonly #location: EtcdLocation;
+  readonly #access: EtcdClientAccess;
+
+  constructor(location: EtcdLocation, access: EtcdClientAccess) {
+    this.#location = location;
+    this.#access = access;
+    this.#client = createEtcdClient(location, access);
+  }
+
+  get client(): Etcd3 {
+    return this.#client;
+  }
+
+  /** Does etcd know this process as a user (etcd-user)? */
+  get hasUser(): boolean {
+    return this.#access.auth !== undefined;
+  }
+
+  /** After a failed call or watch: with a user, start over with a new client. */
+  renewAfterFailure(): void {
+    if (this.#access.auth === undefined) return;
+    this.#client.close();
+    this.#client = createEtcdClient(this.#location, this.#access);
+  }
+
+  close(): void {
+    this.#client.close();
+  }
+}

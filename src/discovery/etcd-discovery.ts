@@ -7,13 +7,13 @@
  * reconnects with back-off and resumes from the last revision it saw, and a
  * watch that cannot resume (e.g. compacted) is replaced by a fresh read.
  */
-import type { Etcd3, Watcher } from 'etcd3';
+import type { Watcher } from 'etcd3';
 import type { BackendSpec } from '../balance/backend.js';
 import { reasonOf } from '../errors.js';
 import { silentLogger, type Logger } from '../log/logger.js';
 import { Backoff } from './backoff.js';
 import { loadEtcdAccess, type EtcdAccess } from './etcd-access.js';
-import { createEtcdClient, ETCD_MAX_BACKOFF_MS } from './etcd-client.js';
+import { ETCD_AUTH_MAX_BACKOFF_MS, ETCD_MAX_BACKOFF_MS, EtcdClientHolder, isAuthRefusal } from './etcd-client.js';
 import { parseEtcdUrl, type EtcdLocation } from './etcd-url.js';
 import { decodeRecord } from './registration-record.js';
 
@@ -32,12 +32,14 @@ export interface EtcdDiscoveryOptions {
 
 export class EtcdDiscovery {
   readonly location: EtcdLocation;
-  readonly #client: Etcd3;
+  readonly #etcd: EtcdClientHolder;
   readonly #onUpdate: (backends: BackendSpec[]) => void;
   readonly #logger: Logger;
   /** etcd key -> backend. */
   readonly #known = new Map<string, BackendSpec>();
   readonly #backoff = new Backoff(200, ETCD_MAX_BACKOFF_MS);
+  /** Slower while etcd refuses the user: every attempt is a login. */
+  readonly #authBackoff = new Backoff(ETCD_MAX_BACKOFF_MS, ETCD_AUTH_MAX_BACKOFF_MS);
   #watcher: Watcher | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -46,7 +48,7 @@ export class EtcdDiscovery {
 
   constructor(options: EtcdDiscoveryOptions) {
     this.location = parseEtcdUrl(options.url);
-    this.#client = createEtcdClient(this.location, loadEtcdAccess(options.access, this.location));
+    this.#etcd = new EtcdClientHolder(this.location, loadEtcdAccess(options.access, this.location));
     this.#onUpdate = options.onUpdate;
     this.#logger = options.logger ?? silentLogger;
   }
@@ -77,14 +79,14 @@ export class EtcdDiscovery {
       await Promise.race([watcher.cancel().catch(() => undefined), gaveUp]);
       clearTimeout(timer);
     }
-    this.#client.close();
+    this.#etcd.close();
   }
 
   async #sync(): Promise<void> {
     if (this.#closed) return;
     const { prefix } = this.location;
     try {
-      const response = await this.#client.getAll().prefix(prefix).exec();
+      const response = await this.#etcd.client.getAll().prefix(prefix).exec();
       if (this.#closed) return;
       this.#known.clear();
       for (const kv of response.kvs) this.#apply(kv.key.toString(), kv.value.toString());
@@ -96,7 +98,7 @@ export class EtcdDiscovery {
       // unanswered. It resumes after the revision just read, so nothing put
       // in between is missed.
       this.#watch(
-        this.#client
+        this.#etcd.client
           .watch()
           .prefix(prefix)
           .startRevision((BigInt(response.header.revision) + 1n).toString())
@@ -105,13 +107,25 @@ export class EtcdDiscovery {
     } catch (err) {
       if (this.#closed) return;
       this.#unreachableNow(err);
-      this.#retryLater();
+      this.#etcd.renewAfterFailure();
+      this.#retryLater(err);
     }
   }
 
-  #retryLater(): void {
-    this.#retryTimer = setTimeout(() => void this.#sync(), this.#backoff.next());
+  #retryLater(err?: unknown): void {
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    const delay = Math.max(this.#backoff.next(), isAuthRefusal(err) ? this.#authBackoff.next() : 0);
+    this.#retryTimer = setTimeout(() => void this.#sync(), delay);
     this.#retryTimer.unref();
+  }
+
+  /** Drop the watch and read afresh later (with a new client when etcd has users). */
+  #restart(watcher: Watcher, err: unknown): void {
+    if (this.#watcher === watcher) this.#watcher = undefined;
+    void watcher.cancel().catch(() => undefined);
+    if (this.#closed) return;
+    this.#etcd.renewAfterFailure();
+    this.#retryLater(err);
   }
 
   #watch(watcher: Watcher): void {
@@ -123,14 +137,18 @@ export class EtcdDiscovery {
     watcher.on('delete', (kv) => {
       if (this.#known.delete(kv.key.toString())) this.#publish();
     });
-    watcher.on('disconnected', (err) => this.#unreachableNow(err));
+    watcher.on('disconnected', (err) => {
+      this.#unreachableNow(err);
+      // etcd3 would resume the watch with the token it has, which etcd may
+      // no longer take (it lapses while the stream is down): with a user,
+      // read afresh with a new client instead.
+      if (this.#etcd.hasUser && this.#watcher === watcher) this.#restart(watcher, err);
+    });
     watcher.on('connected', () => this.#reachable());
     watcher.on('error', (err) => {
       // The watch cannot resume (e.g. its revision was compacted): read afresh.
       this.#logger.warn({ etcd: this.location.url, reason: reasonOf(err), err: err.message }, 'etcd watch failed; re-reading the prefix');
-      if (this.#watcher === watcher) this.#watcher = undefined;
-      void watcher.cancel().catch(() => undefined);
-      if (!this.#closed) this.#retryLater();
+      this.#restart(watcher, err);
     });
   }
 
@@ -159,6 +177,7 @@ export class EtcdDiscovery {
 
   #reachable(): void {
     this.#backoff.reset();
+    this.#authBackoff.reset();
     if (!this.#unreachable) return;
     this.#unreachable = false;
     this.#logger.info({ etcd: this.location.url, backends: this.#known.size }, 'etcd reachable again');

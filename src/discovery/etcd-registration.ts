@@ -5,13 +5,13 @@
  * A lost lease (etcd away for longer than the TTL) is re-granted and the
  * key written again, with back-off, as soon as etcd answers.
  */
-import type { Etcd3, Lease } from 'etcd3';
+import type { Lease } from 'etcd3';
 import { parseAddress } from '../addr/address.js';
 import { checkWeight } from '../balance/backend.js';
 import { silentLogger, type Logger } from '../log/logger.js';
 import { Backoff } from './backoff.js';
 import { loadEtcdAccess, type EtcdAccess } from './etcd-access.js';
-import { createEtcdClient, ETCD_MAX_BACKOFF_MS } from './etcd-client.js';
+import { ETCD_AUTH_MAX_BACKOFF_MS, ETCD_MAX_BACKOFF_MS, EtcdClientHolder, isAuthRefusal } from './etcd-client.js';
 import { parseEtcdUrl, type EtcdLocation } from './etcd-url.js';
 import { encodeRecord, RECORD_VERSION, type RegistrationRecord } from './registration-record.js';
 
@@ -40,9 +40,11 @@ export class EtcdRegistration {
   readonly key: string;
   readonly ttlSeconds: number;
   readonly #record: RegistrationRecord;
-  readonly #client: Etcd3;
+  readonly #etcd: EtcdClientHolder;
   readonly #logger: Logger;
   readonly #backoff = new Backoff(200, ETCD_MAX_BACKOFF_MS);
+  /** Slower while etcd refuses the user: every attempt is a login. */
+  readonly #authBackoff = new Backoff(ETCD_MAX_BACKOFF_MS, ETCD_AUTH_MAX_BACKOFF_MS);
   #lease: Lease | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #stopped = false;
@@ -59,7 +61,7 @@ export class EtcdRegistration {
     this.#record = { address: options.advertise, weight: options.weight ?? 1, version: RECORD_VERSION };
     if (options.role) this.#record.role = options.role;
     if (options.keyFingerprint) this.#record.keyFingerprint = options.keyFingerprint;
-    this.#client = createEtcdClient(this.location, loadEtcdAccess(options.access, this.location));
+    this.#etcd = new EtcdClientHolder(this.location, loadEtcdAccess(options.access, this.location));
     this.#logger = options.logger ?? silentLogger;
   }
 
@@ -94,12 +96,12 @@ export class EtcdRegistration {
       }
     }
     this.#registered = false;
-    this.#client.close();
+    this.#etcd.close();
   }
 
   async #register(): Promise<void> {
     if (this.#stopped) return;
-    const lease = this.#client.lease(this.ttlSeconds, { autoKeepAlive: true });
+    const lease = this.#etcd.client.lease(this.ttlSeconds, { autoKeepAlive: true });
     this.#lease = lease;
     lease.on('lost', (err) => {
       if (this.#lease !== lease || this.#stopped) return;
@@ -108,27 +110,31 @@ export class EtcdRegistration {
       this.#registered = false;
       this.#lease = undefined;
       this.#logger.warn({ etcd: this.location.url, key: this.key, err: err.message }, what);
-      this.#retryLater();
+      this.#retryLater(err);
     });
     try {
       await lease.put(this.key).value(encodeRecord(this.#record));
       if (this.#stopped || this.#lease !== lease) return;
       this.#registered = true;
       this.#backoff.reset();
+      this.#authBackoff.reset();
       this.#logger.info({ etcd: this.location.url, key: this.key, ttlSeconds: this.ttlSeconds, weight: this.#record.weight }, 'registered in etcd');
     } catch (err) {
       if (this.#lease !== lease) return; // 'lost' already scheduled the retry
       this.#lease = undefined;
       lease.release();
       this.#logger.warn({ etcd: this.location.url, key: this.key, err: (err as Error).message }, 'cannot register in etcd yet; retrying');
-      this.#retryLater();
+      this.#retryLater(err);
     }
   }
 
-  #retryLater(): void {
+  #retryLater(err: unknown): void {
     if (this.#stopped) return;
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
-    this.#retryTimer = setTimeout(() => void this.#register(), this.#backoff.next());
+    // With a user, the next attempt logs in afresh (etcd-client.ts).
+    this.#etcd.renewAfterFailure();
+    const delay = Math.max(this.#backoff.next(), isAuthRefusal(err) ? this.#authBackoff.next() : 0);
+    this.#retryTimer = setTimeout(() => void this.#register(), delay);
     this.#retryTimer.unref();
   }
 }

@@ -25,6 +25,8 @@ export interface TestEtcdOptions {
   tls?: TestPki;
   /** With tls: refuse clients without a certificate from the PKI's CA (etcd --client-cert-auth). */
   clientCertAuth?: boolean;
+  /** More etcd flags, e.g. ['--auth-token-ttl', '1']. */
+  extraArgs?: string[];
 }
 
 export interface TestEtcd {
@@ -69,6 +71,7 @@ export async function startEtcd(t: ExecutionContext, options: TestEtcdOptions = 
         '--advertise-client-urls', `${scheme}://${endpoint}`,
         '--listen-metrics-urls', `http://127.0.0.1:${metricsPort}`,
         ...tlsArgs,
+        ...(options.extraArgs ?? []),
         '--listen-peer-urls', `http://127.0.0.1:${peerPort}`,
         '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
         '--initial-cluster', `test=http://127.0.0.1:${peerPort}`,
@@ -103,23 +106,26 @@ export async function startEtcd(t: ExecutionContext, options: TestEtcdOptions = 
     await exited;
   };
 
-  await start();
-  const client = new Etcd3({
-    hosts: `${scheme}://${endpoint}`,
-    ...(tls ? { credentials: { rootCertificate: await fs.readFile(tls.ca), privateKey: await fs.readFile(tls.server.key), certChain: await fs.readFile(tls.server.cert) } } : {}),
-  });
+  let client: Etcd3 | undefined;
+  // Registered before start(): an etcd that never becomes healthy is killed too.
   t.teardown(async () => {
-    client.close();
+    client?.close();
     await stop();
     await fs.rm(dir, { recursive: true, force: true });
   });
+  await start();
+  client = new Etcd3({
+    hosts: `${scheme}://${endpoint}`,
+    ...(tls ? { credentials: { rootCertificate: await fs.readFile(tls.ca), privateKey: await fs.readFile(tls.server.key), certChain: await fs.readFile(tls.server.cert) } } : {}),
+  });
+  const inspector = client;
   return {
     endpoint,
     url: (prefix) => `${tls ? 'etcds' : 'etcd'}://${endpoint}${prefix.startsWith('/') ? '' : '/'}${prefix}`,
-    client,
+    client: inspector,
     stop,
     start,
     pid: () => child?.pid,
-    keys: async (prefix) => client.getAll().prefix(prefix).strings(),
+    keys: async (prefix) => inspector.getAll().prefix(prefix).strings(),
   };
 }

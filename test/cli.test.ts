@@ -185,6 +185,8 @@ cliTest('options typed where they would have no effect, or a zero timeout, are r
     [[...fwd, '--eject-after', '2'], /--eject-after applies only with several --connect/],
     [[...fwd, '--connect', '127.0.0.1:2', '--health-interval', '10ms'], /--health-interval.*at least 100ms/],
     [[...fwd, '--connect-timeout', '0'], /--connect-timeout.*at least 1ms/],
+    [['forward', '--listen', '127.0.0.1:0', '--connect', 'exec:cat', '--connect-timeout', '2s'], /--connect-timeout applies only with a --connect address that is dialled/],
+    [['forward', '--listen', '127.0.0.1:0', '--connect', 'handoff:/run/h.sock', '--connect-timeout', '2s'], /--connect-timeout applies only with a --connect address that is dialled/],
     [[...fwd, '--start-timeout', '3s'], /--start-timeout applies only with --start/],
     [[...fwd, '--lease-ttl', '5s'], /--lease-ttl applies only with --register/],
     [[...fwd, '--deregister-delay', '0'], /--deregister-delay applies only with --register/],

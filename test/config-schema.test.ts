@@ -164,6 +164,8 @@ links:
   - { name: c, role: server, listen: 127.0.0.1:7002, connect: 127.0.0.1:80, key: k, protocol: spiped, max-handshakes: 10, handshake-timeout: 0 }
   - { name: d, role: client, listen: 127.0.0.1:7003, connect: 127.0.0.1:80, key: k, preconnect: 0, preconnect-idle: 1s }
   - { name: e, role: forward, listen: 127.0.0.1:7004, connect: 127.0.0.1:80, deregister-delay: 1s, start: { command: "true", start-timeout: 0 } }
+  - { name: f, role: forward, listen: 127.0.0.1:7005, connect: "exec:cat", connect-timeout: 2s, etcd-ca: /ca.pem }
+  - { name: g, role: forward, listen: 127.0.0.1:7006, connect: "handoff:/run/h.sock", connect-timeout: 2s }
 `);
   const expected = [
     'group: only applies with user',
@@ -176,6 +178,9 @@ links:
     'links[3].preconnect-idle: only applies with preconnect',
     'links[4].deregister-delay: only applies with register',
     'links[4].start.start-timeout: expected at least 1ms',
+    'links[5].connect-timeout: exec: and handoff: targets are not dialled',
+    'links[5].etcd-ca: only applies with discover or register',
+    'links[6].connect-timeout: exec: and handoff: targets are not dialled',
   ];
   for (const e of expected) t.true(bad.some((l) => l.includes(e)), `${e}\n${bad.join('\n')}`);
   t.is(bad.length, expected.length, bad.join('\n'));

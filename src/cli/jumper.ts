@@ -187,6 +187,9 @@ function commonOptions(flags: CommonFlags, logger: CommonOptions['logger'], cmd:
   // Balancing options need something to balance over (a balancer keeps a pool even for one backend).
   const balancing = cmd.name() === 'balance' || flags.discover !== undefined || (connect?.length ?? 0) > 1;
   refuseUnless(cmd, ['strategy', 'ejectAfter', 'healthInterval'], balancing, 'several --connect or --discover');
+  // exec: starts a command and handoff: passes the socket on: neither dials, so no timeout would apply.
+  const dials = !connect?.some((c) => c.startsWith('exec:') || c.startsWith('handoff:'));
+  refuseUnless(cmd, ['connectTimeout'], dials, 'a --connect address that is dialled (not exec: or handoff:)');
   const options: CommonOptions = {
     listen: flags.listen,
     connect: connect === undefined ? undefined : connect.length === 1 ? connect[0]! : connect,

@@ -289,6 +289,10 @@ function checkLink(raw: unknown, index: number, issues: ConfigIssue[]): LinkSpec
   for (const k of ['strategy', 'eject-after', 'health-interval']) {
     if (link[k] !== undefined && !balancing) issues.push({ path: [...base, k], message: 'only applies when balancing (several connect targets, or discover)' });
   }
+  const connects = Array.isArray(link.connect) ? link.connect : [link.connect];
+  if (link['connect-timeout'] !== undefined && connects.some((c) => typeof c === 'string' && (c.startsWith('exec:') || c.startsWith('handoff:')))) {
+    issues.push({ path: [...base, 'connect-timeout'], message: 'exec: and handoff: targets are not dialled: no connect timeout applies' });
+  }
   if (link['preconnect-idle'] !== undefined && (link.preconnect === 0 || link.protocol === 'spiped')) {
     issues.push({ path: [...base, 'preconnect-idle'], message: 'only applies with preconnect (not 0) and the jumper protocol' });
   }

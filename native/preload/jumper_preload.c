@@ -264,17 +264,19 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len)
     return 0;
 }
 
-/* Does a process listen on the socket at sun? A non-blocking connect is
- * refused (ECONNREFUSED) only when nobody does; a full backlog (EAGAIN)
- * means somebody does. */
-static int socket_is_live(const struct sockaddr_un *sun)
+/* Is the socket file at sun stale? Only a refused connect (ECONNREFUSED:
+ * nobody listens) says so, as for jumper's own listeners; anything else
+ * (connected, a full backlog, EACCES, a datagram socket, no descriptor to
+ * probe with) may be a live listener, whose path must not be taken. */
+static int socket_is_stale(const struct sockaddr_un *sun)
 {
     int p = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (p < 0)
         return 0;
-    int live = connect(p, (const struct sockaddr *)sun, (socklen_t)sizeof *sun) == 0 || errno == EAGAIN;
+    int stale = connect(p, (const struct sockaddr *)sun, (socklen_t)sizeof *sun) < 0 &&
+                (errno == ECONNREFUSED || errno == ENOENT);
     real_close(p);
-    return live;
+    return stale;
 }
 
 /* Create the Unix listening socket at cfg_path; returns its fd or -1/errno. */
@@ -294,8 +296,8 @@ static int make_unix_listener(int backlog)
         }
         /* Only a stale socket is replaced: another process listening there
          * keeps its path (as jumper's own Unix listeners do). */
-        if (socket_is_live(&sun)) {
-            dbg("%s has a live listener; refusing to replace it", cfg_path);
+        if (!socket_is_stale(&sun)) {
+            dbg("%s may have a live listener; refusing to replace it", cfg_path);
             errno = EADDRINUSE;
             return -1;
         }

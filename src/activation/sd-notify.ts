@@ -28,7 +28,10 @@ export interface NotifyTarget {
   watchdogUsec?: number;
 }
 
-let claimed: { target: NotifyTarget | undefined } | undefined;
+let claimed: { target: NotifyTarget | undefined; unsupported?: string } | undefined;
+
+/** setInterval's longest period; beyond it Node fires every millisecond. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Read (once) and remove NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID from
@@ -49,6 +52,7 @@ export function claimSystemdNotify(env: NodeJS.ProcessEnv = process.env, pid = p
     if (ours && Number.isSafeInteger(usec) && usec > 0) target.watchdogUsec = usec;
   }
   claimed = { target };
+  if (socket && !target) claimed.unsupported = socket;
   return target;
 }
 
@@ -112,7 +116,7 @@ export class SystemdNotifier {
     const usec = this.target?.watchdogUsec;
     if (usec === undefined || this.#watchdog) return;
     // Half the period, as sd_watchdog_enabled(3) advises.
-    const everyMs = Math.max(1, Math.floor(usec / 2000));
+    const everyMs = Math.min(MAX_TIMER_MS, Math.max(1, Math.floor(usec / 2000)));
     this.send('WATCHDOG=1');
     this.#watchdog = setInterval(() => this.send('WATCHDOG=1'), everyMs).unref();
   }
@@ -126,5 +130,8 @@ export class SystemdNotifier {
 
 /** A notifier for this process (a no-op one outside systemd). */
 export function systemdNotifier(logger?: Logger): SystemdNotifier {
-  return new SystemdNotifier(claimSystemdNotify(), logger);
+  const target = claimSystemdNotify();
+  // e.g. systemd 253's vsock: addresses: say why Type=notify will time out.
+  if (claimed?.unsupported !== undefined) logger?.warn({ socket: claimed.unsupported }, 'NOTIFY_SOCKET is not a Unix socket path or @name: systemd is not notified');
+  return new SystemdNotifier(target, logger);
 }

@@ -36,6 +36,11 @@ export function addAcceptCommand(program: Command): void {
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
       // As for the other daemons: SIGHUP (a reload under systemd) must not kill it and leave --from behind.
-      process.on('SIGHUP', () => logger.info('SIGHUP: nothing to reload for jumper accept'));
+      process.on('SIGHUP', () => {
+        // Type=notify-reload waits for RELOADING=1 ... READY=1 even when there is nothing to do.
+        notifier.reloading();
+        logger.info('SIGHUP: nothing to reload for jumper accept');
+        notifier.ready();
+      });
     });
 }

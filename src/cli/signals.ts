@@ -61,11 +61,13 @@ export function handleSignals(h: SignalHandlers): void {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // Reloads may overlap (one per SIGHUP): READY=1 only when none runs any more.
+  let reloading = 0;
   const reload = (): void => {
     if (stopping) return;
-    h.notifier?.reloading();
+    if (reloading++ === 0) h.notifier?.reloading();
     void h.reload().finally(() => {
-      if (!stopping) h.notifier?.ready();
+      if (--reloading === 0 && !stopping) h.notifier?.ready();
     });
   };
   process.off('SIGHUP', holdHangup);
@@ -73,6 +75,7 @@ export function handleSignals(h: SignalHandlers): void {
   if (heldHangup) {
     heldHangup = false;
     h.logger.info('SIGHUP received during start-up: reloading now');
-    reload();
+    // After the caller's first READY=1 (sent right after this returns), so systemd sees ready, reloading, ready.
+    setImmediate(reload);
   }
 }

@@ -203,7 +203,8 @@ cliTest('options typed where they would have no effect, or a zero timeout, are r
     [['pipe', '--connect', '127.0.0.1:1', ...key, '--connect-timeout', '0'], /at least 1ms/],
   ];
   for (const [args, pattern] of cases) {
-    const r = await run(JUMPER, args);
+    // A case that listens instead of refusing is killed after 10 s and fails here, with its own message.
+    const r = await run(JUMPER, args, 10_000);
     t.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     t.regex(r.stderr, pattern, args.join(' '));
   }

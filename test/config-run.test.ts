@@ -19,6 +19,7 @@ import { parsePromText } from './helpers/prom-text.js';
 import { etcdUnavailableReason, startEtcd } from './helpers/etcd.js';
 import { exchange, randomBytes, sha256, startEchoProvider } from './helpers/providers.js';
 import { adminGet, JUMPER_SRC, linkPort, startJumperSrc } from './helpers/run-cli.js';
+import { waitListening } from './helpers/spiped.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -266,8 +267,8 @@ if (noEtcd) console.log(`# config-run: the double-SIGHUP test is skipped: ${noEt
   writeFileSync(file, stringify({ links: [link('a'), slow] }));
   run.child.kill('SIGHUP');
   await run.waitFor((l) => l.msg === 'SIGHUP: reloading the configuration');
-  // The first reload has read the file and waits on etcd: this edit needs a second read.
-  await new Promise((r) => setTimeout(r, 500));
+  // The first reload has read the file (its new link listens) and waits on etcd: this edit needs a second read.
+  await waitListening(slowPort);
   t.false(run.logs.some((l) => l.msg === 'configuration reloaded'), 'the first reload is still running');
   writeFileSync(file, stringify({ links: [link('a'), slow, link('late')] }));
   run.child.kill('SIGHUP');

@@ -65,6 +65,7 @@ export class SystemdNotifier {
   readonly target: NotifyTarget | undefined;
   readonly #logger: Logger;
   #binding: DatagramBinding | null | undefined;
+  /** Unref'd: it never holds the process open, and pings until exit. */
   #watchdog: NodeJS.Timeout | undefined;
   /** Failures already logged (one line per errno, not one per ping). */
   readonly #reported = new Set<string>();
@@ -87,12 +88,6 @@ export class SystemdNotifier {
 
   stopping(): void {
     this.send('STOPPING=1');
-  }
-
-  /** Stop the watchdog pings (the timer never holds the process open anyway). */
-  close(): void {
-    if (this.#watchdog) clearInterval(this.#watchdog);
-    this.#watchdog = undefined;
   }
 
   /** One notification (newline-separated KEY=VALUE lines); never throws. */

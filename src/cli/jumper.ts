@@ -19,6 +19,7 @@ import { addAcceptCommand } from './accept-command.js';
 import { addPipeCommand } from './pipe-command.js';
 import { addSpipedCommand } from './spiped-command.js';
 import { createForward } from '../roles/forward.js';
+import { isDialledTarget } from '../roles/connect-plan.js';
 import type { CommonOptions } from '../roles/jumper.js';
 import { createServer } from '../roles/server.js';
 import { STRATEGIES, type StrategyName } from '../balance/strategy.js';
@@ -188,8 +189,7 @@ function commonOptions(flags: CommonFlags, logger: CommonOptions['logger'], cmd:
   const balancing = cmd.name() === 'balance' || flags.discover !== undefined || (connect?.length ?? 0) > 1;
   refuseUnless(cmd, ['strategy', 'ejectAfter', 'healthInterval'], balancing, 'several --connect or --discover');
   // exec: starts a command and handoff: passes the socket on: neither dials, so no timeout would apply.
-  const dials = !connect?.some((c) => c.startsWith('exec:') || c.startsWith('handoff:'));
-  refuseUnless(cmd, ['connectTimeout'], dials, 'a --connect address that is dialled (not exec: or handoff:)');
+  refuseUnless(cmd, ['connectTimeout'], connect?.every(isDialledTarget) ?? true, 'a --connect address that is dialled (not exec: or handoff:)');
   const options: CommonOptions = {
     listen: flags.listen,
     connect: connect === undefined ? undefined : connect.length === 1 ? connect[0]! : connect,

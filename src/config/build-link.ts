@@ -68,10 +68,18 @@ function commonOptions(spec: LinkSpec, logger: Logger): CommonOptions {
   return o;
 }
 
+/** The etcd credential keys of a link and the EtcdAccess fields they set; `file`: read from disk. */
+const ETCD_ACCESS_FIELDS: readonly { key: (typeof ETCD_ACCESS_KEYS)[number]; option: keyof EtcdAccess; file: boolean }[] = [
+  { key: 'etcd-ca', option: 'caFile', file: true },
+  { key: 'etcd-cert', option: 'certFile', file: true },
+  { key: 'etcd-key', option: 'keyFile', file: true },
+  { key: 'etcd-user', option: 'user', file: false },
+  { key: 'etcd-password-file', option: 'passwordFile', file: true },
+];
+
 function etcdAccess(spec: LinkSpec): EtcdAccess | undefined {
-  const fields: [keyof EtcdAccess, string][] = [['caFile', 'etcd-ca'], ['certFile', 'etcd-cert'], ['keyFile', 'etcd-key'], ['user', 'etcd-user'], ['passwordFile', 'etcd-password-file']];
   const access: EtcdAccess = {};
-  for (const [option, key] of fields) if (spec[key] !== undefined) access[option] = spec[key] as string;
+  for (const { key, option } of ETCD_ACCESS_FIELDS) if (spec[key] !== undefined) access[option] = spec[key] as string;
   return Object.keys(access).length > 0 ? access : undefined;
 }
 
@@ -83,11 +91,11 @@ function etcdAccess(spec: LinkSpec): EtcdAccess | undefined {
  */
 export function etcdFilesDigest(spec: LinkSpec): string | undefined {
   const hash = createHash('sha256');
-  for (const key of ETCD_ACCESS_KEYS) {
-    const file = spec[key];
-    if (typeof file !== 'string' || key === 'etcd-user') continue;
+  for (const { key, file } of ETCD_ACCESS_FIELDS) {
+    const path = spec[key];
+    if (!file || typeof path !== 'string') continue;
     try {
-      hash.update(`${key}\0`).update(readFileSync(file)).update('\0');
+      hash.update(`${key}\0`).update(readFileSync(path)).update('\0');
     } catch {
       return undefined;
     }

@@ -30,8 +30,6 @@ interface Link {
   state: 'running' | 'failed';
   error?: string;
   detach?: () => void;
-  /** etcdFilesDigest before it was built: a changed certificate or password restarts the link on reload. */
-  etcdFiles: string;
 }
 
 interface Draining {
@@ -63,7 +61,7 @@ function errorText(err: unknown): string {
 }
 
 export class Supervisor {
-  /** etcdFilesDigest of each built jumper's spec, taken just before the build read the files. */
+  /** etcdFilesDigest of each built jumper's spec, taken just before the build read the files: a change restarts the link on reload. */
   readonly #etcdFilesAtBuild = new WeakMap<Jumper, string>();
   readonly #options: SupervisorOptions;
   readonly #logger: Logger;
@@ -239,7 +237,7 @@ export class Supervisor {
         // Before the build reads them: a change after this point is seen by the next reload.
         const etcdFiles = etcdFilesDigest(spec);
         const jumper = await buildLink(spec, (this.#logger.child?.({ link: spec.name }) ?? this.#logger) as Logger);
-        this.#etcdFilesAtBuild.set(jumper, etcdFiles ?? '');
+        if (etcdFiles !== undefined) this.#etcdFilesAtBuild.set(jumper, etcdFiles);
         out.push([spec, jumper]);
       } catch (err) {
         throw new ConfigError(`links "${spec.name}": ${errorText(err)}`, { cause: err });
@@ -259,11 +257,11 @@ export class Supervisor {
       this.#logger.warn({ link: link.spec.name }, 'reload: cannot read this link\'s etcd files now (privileges dropped?); changes to them apply on restart');
       return false;
     }
-    return now !== link.etcdFiles;
+    return now !== this.#etcdFilesAtBuild.get(link.jumper);
   }
 
   #install(spec: LinkSpec, jumper: Jumper, error?: string): void {
-    const link: Link = { spec, jumper, state: error ? 'failed' : 'running', etcdFiles: this.#etcdFilesAtBuild.get(jumper) ?? '' };
+    const link: Link = { spec, jumper, state: error ? 'failed' : 'running' };
     if (error) link.error = error;
     else if (this.#options.metrics) link.detach = this.#options.metrics.attach(spec.name, jumper);
     this.#options.metrics?.setLinkUp(spec.name, spec.role, !error);

@@ -11,6 +11,7 @@
 import { isIP } from 'node:net';
 import { STRATEGIES } from '../balance/strategy.js';
 import { MAX_WEIGHT } from '../balance/backend.js';
+import { isDialledTarget } from '../roles/connect-plan.js';
 import { durationMs, formatDurationMs, isPreconnectSetting, MAX_DURATION_MS, MAX_PRECONNECT_WIRES, MIN_HEALTH_INTERVAL_MS, MIN_LEASE_TTL_MS, MIN_TIMEOUT_MS } from '../options.js';
 
 export const ROLES = ['client', 'server', 'forward', 'balance'] as const;
@@ -289,8 +290,8 @@ function checkLink(raw: unknown, index: number, issues: ConfigIssue[]): LinkSpec
   for (const k of ['strategy', 'eject-after', 'health-interval']) {
     if (link[k] !== undefined && !balancing) issues.push({ path: [...base, k], message: 'only applies when balancing (several connect targets, or discover)' });
   }
-  const connects = Array.isArray(link.connect) ? link.connect : [link.connect];
-  if (link['connect-timeout'] !== undefined && connects.some((c) => typeof c === 'string' && (c.startsWith('exec:') || c.startsWith('handoff:')))) {
+  const connects: unknown[] = Array.isArray(link.connect) ? link.connect : [link.connect];
+  if (link['connect-timeout'] !== undefined && connects.some((c) => typeof c === 'string' && !isDialledTarget(c))) {
     issues.push({ path: [...base, 'connect-timeout'], message: 'exec: and handoff: targets are not dialled: no connect timeout applies' });
   }
   if (link['preconnect-idle'] !== undefined && (link.preconnect === 0 || link.protocol === 'spiped')) {

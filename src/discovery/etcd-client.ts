@@ -7,8 +7,9 @@
 import { createRequire } from 'node:module';
 import type { Etcd3 } from 'etcd3';
 import type { IBackoff } from 'cockatiel';
-import type { EtcdClientAccess } from './etcd-access.js';
-import type { EtcdLocation } from './etcd-url.js';
+import { Backoff } from './backoff.js';
+import { loadEtcdAccess, type EtcdAccess, type EtcdClientAccess } from './etcd-access.js';
+import { parseEtcdUrl, type EtcdLocation } from './etcd-url.js';
 
 // Loaded on first use: etcd3 brings gRPC and protobuf.js (about 0.3 s of
 // start-up and several MiB of heap), which a jumper without --discover or
@@ -50,27 +51,32 @@ export function createEtcdClient(location: EtcdLocation, access: EtcdClientAcces
 export const ETCD_AUTH_MAX_BACKOFF_MS = 30_000;
 
 /** etcd refused the user (wrong password) or the user's role (permission denied): retrying at once will not help. */
-export function isAuthRefusal(err: unknown): boolean {
+function isAuthRefusal(err: unknown): boolean {
   const { EtcdAuthenticationFailedError, EtcdPermissionDeniedError } = loadEtcd3();
   return err instanceof EtcdAuthenticationFailedError || err instanceof EtcdPermissionDeniedError;
 }
 
 /**
- * The etcd3 client of a discovery or registration, replaced after a failure
- * when etcd has users. etcd3 logs in again only on "invalid auth token"; a
- * token etcd rejects for another reason (the auth store changed: "revision
- * of auth store is old", or it lapsed while a watch reconnected) would be
- * used, and refused, for ever. A new client logs in afresh.
+ * The etcd3 client of a discovery or registration, and its retry policy.
+ * With etcd users the client is replaced after a failure: etcd3 logs in
+ * again only on "invalid auth token", and a token etcd rejects for another
+ * reason (a JWT issued before the auth store changed: "revision of auth
+ * store is old") would be used, and refused, for ever. A new client logs in
+ * afresh.
  */
-export class EtcdClientHolder {
+export class EtcdConnection {
+  readonly location: EtcdLocation;
   #client: Etcd3;
-  readonly #location: EtcdLocation;
   readonly #access: EtcdClientAccess;
+  readonly #backoff = new Backoff(200, ETCD_MAX_BACKOFF_MS);
+  /** Slower while etcd refuses the user: every attempt is a login (and a gRPC client etcd3 never closes). */
+  readonly #authBackoff = new Backoff(ETCD_MAX_BACKOFF_MS, ETCD_AUTH_MAX_BACKOFF_MS);
 
-  constructor(location: EtcdLocation, access: EtcdClientAccess) {
-    this.#location = location;
-    this.#access = access;
-    this.#client = createEtcdClient(location, access);
+  /** @throws InvalidArgumentError for a bad URL or bad credentials (see loadEtcdAccess). */
+  constructor(url: string, access?: EtcdAccess) {
+    this.location = parseEtcdUrl(url);
+    this.#access = loadEtcdAccess(access, this.location);
+    this.#client = createEtcdClient(this.location, this.#access);
   }
 
   get client(): Etcd3 {
@@ -82,11 +88,19 @@ export class EtcdClientHolder {
     return this.#access.auth !== undefined;
   }
 
-  /** After a failed call or watch: with a user, start over with a new client. */
-  renewAfterFailure(): void {
-    if (this.#access.auth === undefined) return;
-    this.#client.close();
-    this.#client = createEtcdClient(this.#location, this.#access);
+  /** A call or watch failed with `err`: how long to wait before the next attempt, which (with a user) gets a new client. */
+  failed(err: unknown): number {
+    if (this.hasUser) {
+      this.#client.close();
+      this.#client = createEtcdClient(this.location, this.#access);
+    }
+    return Math.max(this.#backoff.next(), isAuthRefusal(err) ? this.#authBackoff.next() : 0);
+  }
+
+  /** etcd answered: the next failure starts the back-off over. */
+  succeeded(): void {
+    this.#backoff.reset();
+    this.#authBackoff.reset();
   }
 
   close(): void {

@@ -11,10 +11,9 @@ import type { Watcher } from 'etcd3';
 import type { BackendSpec } from '../balance/backend.js';
 import { reasonOf } from '../errors.js';
 import { silentLogger, type Logger } from '../log/logger.js';
-import { Backoff } from './backoff.js';
-import { loadEtcdAccess, type EtcdAccess } from './etcd-access.js';
-import { ETCD_AUTH_MAX_BACKOFF_MS, ETCD_MAX_BACKOFF_MS, EtcdClientHolder, isAuthRefusal } from './etcd-client.js';
-import { parseEtcdUrl, type EtcdLocation } from './etcd-url.js';
+import type { EtcdAccess } from './etcd-access.js';
+import { EtcdConnection } from './etcd-client.js';
+import type { EtcdLocation } from './etcd-url.js';
 import { decodeRecord } from './registration-record.js';
 
 /** How long close() waits for etcd to confirm the watch's cancellation. */
@@ -32,14 +31,11 @@ export interface EtcdDiscoveryOptions {
 
 export class EtcdDiscovery {
   readonly location: EtcdLocation;
-  readonly #etcd: EtcdClientHolder;
+  readonly #etcd: EtcdConnection;
   readonly #onUpdate: (backends: BackendSpec[]) => void;
   readonly #logger: Logger;
   /** etcd key -> backend. */
   readonly #known = new Map<string, BackendSpec>();
-  readonly #backoff = new Backoff(200, ETCD_MAX_BACKOFF_MS);
-  /** Slower while etcd refuses the user: every attempt is a login. */
-  readonly #authBackoff = new Backoff(ETCD_MAX_BACKOFF_MS, ETCD_AUTH_MAX_BACKOFF_MS);
   #watcher: Watcher | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -47,8 +43,8 @@ export class EtcdDiscovery {
   #synced = false;
 
   constructor(options: EtcdDiscoveryOptions) {
-    this.location = parseEtcdUrl(options.url);
-    this.#etcd = new EtcdClientHolder(this.location, loadEtcdAccess(options.access, this.location));
+    this.#etcd = new EtcdConnection(options.url, options.access);
+    this.location = this.#etcd.location;
     this.#onUpdate = options.onUpdate;
     this.#logger = options.logger ?? silentLogger;
   }
@@ -107,24 +103,22 @@ export class EtcdDiscovery {
     } catch (err) {
       if (this.#closed) return;
       this.#unreachableNow(err);
-      this.#etcd.renewAfterFailure();
       this.#retryLater(err);
     }
   }
 
-  #retryLater(err?: unknown): void {
+  /** Read afresh later (with a new client when etcd has users). */
+  #retryLater(err: unknown): void {
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
-    const delay = Math.max(this.#backoff.next(), isAuthRefusal(err) ? this.#authBackoff.next() : 0);
-    this.#retryTimer = setTimeout(() => void this.#sync(), delay);
+    this.#retryTimer = setTimeout(() => void this.#sync(), this.#etcd.failed(err));
     this.#retryTimer.unref();
   }
 
-  /** Drop the watch and read afresh later (with a new client when etcd has users). */
+  /** Drop the watch and read afresh later. */
   #restart(watcher: Watcher, err: unknown): void {
     if (this.#watcher === watcher) this.#watcher = undefined;
     void watcher.cancel().catch(() => undefined);
     if (this.#closed) return;
-    this.#etcd.renewAfterFailure();
     this.#retryLater(err);
   }
 
@@ -176,8 +170,7 @@ export class EtcdDiscovery {
   }
 
   #reachable(): void {
-    this.#backoff.reset();
-    this.#authBackoff.reset();
+    this.#etcd.succeeded();
     if (!this.#unreachable) return;
     this.#unreachable = false;
     this.#logger.info({ etcd: this.location.url, backends: this.#known.size }, 'etcd reachable again');

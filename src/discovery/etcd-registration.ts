@@ -9,10 +9,9 @@ import type { Lease } from 'etcd3';
 import { parseAddress } from '../addr/address.js';
 import { checkWeight } from '../balance/backend.js';
 import { silentLogger, type Logger } from '../log/logger.js';
-import { Backoff } from './backoff.js';
-import { loadEtcdAccess, type EtcdAccess } from './etcd-access.js';
-import { ETCD_AUTH_MAX_BACKOFF_MS, ETCD_MAX_BACKOFF_MS, EtcdClientHolder, isAuthRefusal } from './etcd-client.js';
-import { parseEtcdUrl, type EtcdLocation } from './etcd-url.js';
+import type { EtcdAccess } from './etcd-access.js';
+import { EtcdConnection } from './etcd-client.js';
+import type { EtcdLocation } from './etcd-url.js';
 import { encodeRecord, RECORD_VERSION, type RegistrationRecord } from './registration-record.js';
 
 export interface EtcdRegistrationOptions {
@@ -40,11 +39,8 @@ export class EtcdRegistration {
   readonly key: string;
   readonly ttlSeconds: number;
   readonly #record: RegistrationRecord;
-  readonly #etcd: EtcdClientHolder;
+  readonly #etcd: EtcdConnection;
   readonly #logger: Logger;
-  readonly #backoff = new Backoff(200, ETCD_MAX_BACKOFF_MS);
-  /** Slower while etcd refuses the user: every attempt is a login. */
-  readonly #authBackoff = new Backoff(ETCD_MAX_BACKOFF_MS, ETCD_AUTH_MAX_BACKOFF_MS);
   #lease: Lease | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #stopped = false;
@@ -55,13 +51,13 @@ export class EtcdRegistration {
     // A record balancers would ignore (decodeRecord) is refused here rather than registered.
     parseAddress(options.advertise);
     checkWeight(options.weight ?? 1, 'with --register');
-    this.location = parseEtcdUrl(options.url);
+    this.#etcd = new EtcdConnection(options.url, options.access);
+    this.location = this.#etcd.location;
     this.key = `${this.location.prefix}${options.advertise}`;
     this.ttlSeconds = options.ttlSeconds ?? DEFAULT_LEASE_TTL_SECONDS;
     this.#record = { address: options.advertise, weight: options.weight ?? 1, version: RECORD_VERSION };
     if (options.role) this.#record.role = options.role;
     if (options.keyFingerprint) this.#record.keyFingerprint = options.keyFingerprint;
-    this.#etcd = new EtcdClientHolder(this.location, loadEtcdAccess(options.access, this.location));
     this.#logger = options.logger ?? silentLogger;
   }
 
@@ -116,8 +112,7 @@ export class EtcdRegistration {
       await lease.put(this.key).value(encodeRecord(this.#record));
       if (this.#stopped || this.#lease !== lease) return;
       this.#registered = true;
-      this.#backoff.reset();
-      this.#authBackoff.reset();
+      this.#etcd.succeeded();
       this.#logger.info({ etcd: this.location.url, key: this.key, ttlSeconds: this.ttlSeconds, weight: this.#record.weight }, 'registered in etcd');
     } catch (err) {
       if (this.#lease !== lease) return; // 'lost' already scheduled the retry
@@ -132,9 +127,7 @@ export class EtcdRegistration {
     if (this.#stopped) return;
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     // With a user, the next attempt logs in afresh (etcd-client.ts).
-    this.#etcd.renewAfterFailure();
-    const delay = Math.max(this.#backoff.next(), isAuthRefusal(err) ? this.#authBackoff.next() : 0);
-    this.#retryTimer = setTimeout(() => void this.#register(), delay);
+    this.#retryTimer = setTimeout(() => void this.#register(), this.#etcd.failed(err));
     this.#retryTimer.unref();
   }
 }

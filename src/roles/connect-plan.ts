@@ -54,6 +54,11 @@ export interface ConnectPlan {
   discover?: string;
 }
 
+/** Whether a --connect target is dialled (not exec: or handoff:, which start a command or pass the socket on). */
+export function isDialledTarget(target: string): boolean {
+  return !target.startsWith(EXEC_PREFIX) && !target.startsWith(HANDOFF_PREFIX);
+}
+
 export function planConnect(input: ConnectPlanInput, dialOptions: DialOptions, logger: Logger): ConnectPlan {
   const { connect, discover } = input;
   const list = Array.isArray(connect) ? (connect as readonly string[]) : undefined;
@@ -122,7 +127,7 @@ function balanced(
 ): ConnectPlan {
   if (input.hasStart) throw new InvalidArgumentError('--start works with one --connect address, not with balancing');
   for (const b of backends) {
-    if (b.address.startsWith(EXEC_PREFIX) || b.address.startsWith(HANDOFF_PREFIX)) {
+    if (!isDialledTarget(b.address)) {
       throw new InvalidArgumentError(`"${b.address}": exec: and handoff: targets cannot be balanced`);
     }
     const address = parseAddress(b.address);

@@ -36,11 +36,19 @@ export interface TunnelOptions {
   clientConnect?: (serverPort: number) => string | Promise<string>;
 }
 
+/** How long closedOn waits for the streams it asks for before failing the test with a message. */
+const CLOSED_WAIT_MS = 30_000;
+
 function waitClosed(list: ConnSummary[], emitter: ClientJumper | ServerJumper, n: number): Promise<ConnSummary[]> {
   if (list.length >= n) return Promise.resolve(list);
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      emitter.off('close', on);
+      reject(new Error(`only ${list.length} of ${n} streams closed in ${CLOSED_WAIT_MS} ms`));
+    }, CLOSED_WAIT_MS);
     const on = () => {
       if (list.length >= n) {
+        clearTimeout(timer);
         emitter.off('close', on);
         resolve(list);
       }

@@ -36,7 +36,7 @@ while True:
  * A forwarder that starts a Python provider (`script PORT FILE`) on demand and stops it after
  * `idleStopMs`; the providers here write their pid to `startsFile`.
  */
-async function providerForward(t: ExecutionContext, idleStopMs: number, script = SLOW_PROVIDER) {
+async function providerForward(t: ExecutionContext, idleStopMs: number, script = SLOW_PROVIDER, startTimeoutMs = 10_000) {
   const dir = mkdtempSync(join(tmpdir(), 'jumper-start-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, 'provider.py'), script);
@@ -45,7 +45,7 @@ async function providerForward(t: ExecutionContext, idleStopMs: number, script =
   const fwd = createForward({
     listen: '127.0.0.1:0',
     connect: `127.0.0.1:${port}`,
-    start: { command: `exec python3 ${join(dir, 'provider.py')} ${port} ${startsFile}`, startTimeoutMs: 10_000, idleStopMs },
+    start: { command: `exec python3 ${join(dir, 'provider.py')} ${port} ${startsFile}`, startTimeoutMs, idleStopMs },
   });
   await fwd.listen();
   t.teardown(() => fwd.close({ drainTimeoutMs: 0 }));
@@ -129,6 +129,27 @@ test('a connection arriving while an idle provider shuts down waits for it to ex
   t.is(two.received.toString(), 'two');
   for (let i = 0; i < 200 && reasons.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
   t.deepEqual(reasons, ['done', 'done']);
+  t.is(fwd.provider!.starts, 2);
+});
+
+test('a connection waiting for a slow idle stop gives up at its --start-timeout, and the next provider is not blamed for it', async (t) => {
+  // The old provider takes 4 s to exit after SIGTERM; connections may wait 800 ms.
+  const { fwd } = await providerForward(t, 200, LOCKING_PROVIDER.replace('time.sleep(1.5)', 'time.sleep(4)'), 800);
+  const reasons: string[] = [];
+  fwd.on('close', (s) => reasons.push(s.reason));
+  t.is((await exchange({ port: fwd.port()! }, Buffer.from('one'))).received.toString(), 'one');
+  for (let i = 0; i < 300 && fwd.provider!.pid !== undefined; i++) await new Promise((r) => setTimeout(r, 10));
+  t.is(fwd.provider!.pid, undefined, 'the idle stop began');
+  const started = Date.now();
+  const two = await exchange({ port: fwd.port()! }, Buffer.from('two'), { keepOpen: true });
+  const waited = Date.now() - started;
+  t.is(two.ending, 'reset');
+  t.true(waited < 2500, `failed at its start timeout, not when the old provider exited (${waited} ms)`);
+  for (let i = 0; i < 200 && reasons.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  t.deepEqual(reasons, ['done', 'provider_start_timeout']);
+  // Once the old one has exited, the next connection starts a provider at once (no back-off).
+  await new Promise((r) => setTimeout(r, 4000));
+  t.is((await exchange({ port: fwd.port()! }, Buffer.from('three'))).received.toString(), 'three');
   t.is(fwd.provider!.starts, 2);
 });
 

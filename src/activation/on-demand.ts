@@ -103,6 +103,8 @@ export class OnDemandProvider {
     const deadline = Date.now() + this.#options.startTimeoutMs;
     // The process this connection is waiting for; if it exits, fail at once.
     let waitingFor: ChildProcess | undefined;
+    // Time spent waiting for an idle stop is not the next provider's fault: no back-off for it.
+    let waitedForStop = false;
     for (;;) {
       if (this.#closed) throw new ConnectFailedError('jumper is shutting down', { reason: 'provider_stopped' });
       if (waitingFor && this.#child !== waitingFor) {
@@ -110,7 +112,15 @@ export class OnDemandProvider {
       }
       if (!this.#child && this.#stopping) {
         // An idle stop is under way: a second provider started now would find the first one's port or lock.
-        await this.#stopping;
+        // Within this connection's deadline only (the old one may take its whole kill grace to exit).
+        waitedForStop = true;
+        let timer: NodeJS.Timeout | undefined;
+        const outOfTime = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), Math.max(0, deadline - Date.now()))));
+        const late = await Promise.race([this.#stopping.then(() => false), outOfTime]);
+        clearTimeout(timer);
+        if (late) {
+          throw new ConnectTimeoutError(`provider "${this.#options.command}" was still stopping after ${this.#options.startTimeoutMs} ms`, { reason: 'provider_start_timeout' });
+        }
         continue;
       }
       if (!this.#child) await this.#start(deadline);
@@ -122,7 +132,7 @@ export class OnDemandProvider {
         const retriable = err instanceof JumperError && /_(refused|timeout)$/.test(err.reason);
         if (!retriable) throw err;
         if (Date.now() + RETRY_INTERVAL_MS > deadline) {
-          this.#recordFailure();
+          if (!waitedForStop) this.#recordFailure();
           throw new ConnectTimeoutError(`provider started by "${this.#options.command}" did not accept within ${this.#options.startTimeoutMs} ms`, {
             cause: err,
             reason: 'provider_start_timeout',

@@ -27,9 +27,10 @@ export function attachLease(socket: Socket, lease: StreamLease): void {
 }
 
 /**
- * Call `release` too when the stream on `socket` ends, on top of a lease
- * already attached (an on-demand provider behind a balanced dial counts as
- * well as the pool).
+ * Call `release` too when the stream on `socket` ends, on top of any lease
+ * the dialer attached. The on-demand provider's dialer attaches none today
+ * (--start is refused with balancing); merging keeps a pool's release from
+ * being overwritten should that change.
  */
 export function alsoOnRelease(socket: Socket, release: () => void): void {
   const inner = leases.get(socket);

@@ -23,6 +23,7 @@ export function addAcceptCommand(program: Command): void {
         '  jumper forward --listen 0.0.0.0:8080 --connect handoff:/shared/handoff.sock',
     )
     .action(async (flags: { from: string; exec: string; logLevel: string; logFormat?: LogFormat }) => {
+      // A SIGHUP while it starts must not kill it; accept has nothing to reload, so it is not replayed.
       holdHangupUntilReady();
       const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, name: 'jumper' });
       const acceptor = await startAcceptor({ from: flags.from, exec: flags.exec, logger });

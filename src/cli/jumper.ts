@@ -133,7 +133,7 @@ function addKeyOptions(cmd: Command, repeatable: boolean): Command {
 /** --start, --start-timeout, --idle-stop: on server and forward. */
 function addStartOptions(cmd: Command): Command {
   return cmd
-    .option('--start <command>', 'start the provider with this shell command on the first connection that needs it (not with forward --connect handoff:)')
+    .option('--start <command>', 'start the provider with this shell command on the first connection that needs it (one --connect address; not with forward --connect handoff:)')
     .addOption(durationOption('--start-timeout <duration>', 'with --start: how long connections wait for the provider to accept', DEFAULTS.startTimeoutMs, parseTimeout))
     .addOption(new Option('--idle-stop <duration>', 'with --start: stop the provider after this long without open streams').argParser(parseDuration));
 }
@@ -164,7 +164,7 @@ function addRegisterOptions(cmd: Command): Command {
     .addOption(
       durationOption('--lease-ttl <duration>', `with --register: etcd lease TTL (at least ${formatDurationMs(MIN_LEASE_TTL_MS)}); a crashed jumper disappears after it`, DEFAULTS.leaseTtlSeconds * 1000, durationAtLeast(MIN_LEASE_TTL_MS)),
     )
-    .addOption(durationOption('--deregister-delay <duration>', 'with --register: on SIGTERM, keep accepting this long after deregistering', DEFAULTS.deregisterDelayMs)));
+    .addOption(durationOption('--deregister-delay <duration>', 'with --register: on SIGTERM/SIGINT, keep accepting this long after deregistering', DEFAULTS.deregisterDelayMs)));
 }
 
 /** --register and friends, and the etcd credentials --register and --discover share. */

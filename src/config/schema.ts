@@ -73,7 +73,7 @@ export const LINK_FIELDS: Record<string, Field> = {
   advertise: { kind: { type: 'string' }, doc: 'with register: the host:port balancers and clients connect to' },
   weight: { kind: { type: 'int', min: 1, max: MAX_WEIGHT }, doc: 'with register: relative share of streams (1-1000, default 1)' },
   'lease-ttl': { kind: { type: 'duration', min: MIN_LEASE_TTL_MS }, doc: 'with register: etcd lease TTL, at least 2s (default 10s)' },
-  'deregister-delay': { kind: { type: 'duration' }, doc: 'with register: when the link stops, on SIGTERM (not on a reload), keep accepting this long after deregistering (default 1s)' },
+  'deregister-delay': { kind: { type: 'duration' }, doc: 'with register: when the link stops, on SIGTERM/SIGINT (not on a reload), keep accepting this long after deregistering (default 1s)' },
   'etcd-ca': { kind: { type: 'string' }, doc: "with discover/register and etcds://: PEM CA that signed etcd's certificate (default: Node's built-in public CAs)" },
   'etcd-cert': { kind: { type: 'string' }, doc: 'with discover/register and etcds://: PEM client certificate (needs etcd-key)' },
   'etcd-key': { kind: { type: 'string' }, doc: 'PEM private key of etcd-cert' },

@@ -420,7 +420,7 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
   /**
    * Stop accepting and let open streams finish. After `drainTimeoutMs`
    * (default 30 s) the remaining streams are cut with reason drain_timeout.
-   * A registered server first leaves etcd and keeps accepting for the
+   * A registered jumper (any role) first leaves etcd and keeps accepting for the
    * deregister delay, so balancers stop sending before it stops listening;
    * `stopAcceptingAtOnce` closes the listeners first instead (a reload that
    * hands the address to a new instance, which registers it again).

@@ -20,6 +20,13 @@ export function isPreconnectSetting(value: unknown): value is PreconnectSetting 
 export const MAX_DURATION_MS = 2 ** 31 - 1;
 
 /**
+ * How long a wire that carried an ABORT is kept before it is destroyed
+ * anyway: the ABORT flushes (JS path) or the peer's last bytes are read and
+ * dropped (native pump), so a reset cannot overtake it.
+ */
+export const ABORT_LINGER_MS = 1_000;
+
+/**
  * The least a timeout may be: 0 would fail every connection at once (a
  * timer of 0 fires before any peer can answer). Drain, idle-stop and
  * deregister-delay may be 0, which means "none".

@@ -16,6 +16,7 @@
  */
 import { closeSync } from 'node:fs';
 import net, { type Socket } from 'node:net';
+import { ABORT_LINGER_MS } from '../options.js';
 import { loadNative, nativeAvailable, NO_NATIVE_ENV } from './binding.js';
 import { flushed, isStreamSocket, resetSocket as reset, socketFd, takeReadable } from './handover.js';
 
@@ -211,12 +212,10 @@ export function runNativePump(options: RunNativePumpOptions): NativePump {
   };
 }
 
-/** How long a wire that carried an ABORT is kept reading before it is closed anyway. */
-const LINGER_MS = 1_000;
 
 /**
  * Close a wire the pump ended with an ABORT and a FIN: read and drop what the
- * peer still sends until its own FIN (at most LINGER_MS). Closing at once
+ * peer still sends until its own FIN (at most ABORT_LINGER_MS). Closing at once
  * would answer those bytes with a reset, which can overtake the ABORT; the
  * JS path's end()-then-destroy does the same.
  */
@@ -228,7 +227,7 @@ function lingerClose(fd: number): void {
     closeSync(fd);
     return;
   }
-  const timer = setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  const timer = setTimeout(() => socket.destroy(), ABORT_LINGER_MS).unref();
   socket.on('error', () => socket.destroy());
   socket.once('close', () => clearTimeout(timer));
   socket.once('end', () => socket.destroy());

@@ -47,6 +47,7 @@ import { RecordOpener, RecordSealer, UNUSED_ABORT_REASON, type RecordSink } from
 import { originBody, proxyHeaderFromOrigin } from './origin.js';
 import { decodeAddressBlock, type ProxyVersion } from './proxy-header.js';
 import type { TransportKeys } from './noise.js';
+import { ABORT_LINGER_MS } from '../options.js';
 
 /** How a connection ended; logged as one line and emitted as 'close'. */
 export interface ConnSummary {
@@ -71,8 +72,6 @@ export interface ConnTimeouts {
   handshakeTimeoutMs: number;
 }
 
-/** How long an ABORT record may take to flush before the socket is destroyed anyway. */
-const ABORT_FLUSH_MS = 1_000;
 const EMPTY = Buffer.alloc(0);
 
 function peerOf(socket: Socket): string {
@@ -273,7 +272,7 @@ export class Conn {
       this.#sealer.sealAbort(reason, out);
       for (const b of out) wire.write(b);
       wire.end();
-      setTimeout(() => wire.destroy(), ABORT_FLUSH_MS).unref();
+      setTimeout(() => wire.destroy(), ABORT_LINGER_MS).unref();
     } else {
       reset(wire);
     }

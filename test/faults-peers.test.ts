@@ -14,6 +14,7 @@ import { makeKeyFile, spawnJumper } from './helpers/child-jumper.js';
 import { killAtTeardown } from './helpers/netns.js';
 import { randomBytes, startEchoProvider, startProvider } from './helpers/providers.js';
 import { exchangeStrict, tcpEnding } from './helpers/tcp-ending.js';
+import { NO_NATIVE_PUMP_ENV, nativePumpAvailable } from '../src/native/pump.js';
 import { makeKey, withTunnel } from './helpers/tunnel.js';
 
 async function tunnelTo(t: import('ava').ExecutionContext, provider: string, options: { connectTimeoutMs?: number } = {}) {
@@ -71,6 +72,63 @@ test('a provider that never completes the TCP handshake: provider_timeout after 
   t.is(tun.serverLog.failures().length, 1);
   t.is(tun.clientLog.failures().length, 1);
 });
+
+/** One stream whose every buffer towards a paused consumer is full, cut by a drain timeout: "server reason -> client reason". */
+async function drainWhileFull(t: import('ava').ExecutionContext): Promise<string> {
+  // The provider streams until backpressure (bounded: 256 MiB); the consumer does not read,
+  // so every buffer up to the server jumper's wire send queue fills.
+  let written = 0;
+  const provider = await startProvider(t, (socket) => {
+    const chunk = randomBytes(256 * 1024);
+    const pump = () => {
+      while (socket.writable && written < 256 * 1024 * 1024 && socket.write(chunk)) written += chunk.length;
+    };
+    socket.on('drain', pump);
+    socket.on('error', () => {});
+    pump();
+  });
+  const tunnel = await withTunnel(t, { provider: provider.address });
+  const consumer = net.connect({ port: tunnel.clientPort, host: '127.0.0.1' });
+  consumer.on('error', () => {});
+  consumer.pause();
+  t.teardown(() => consumer.destroy());
+  // Full: nothing more is written for 300 ms (bounded: 10 s).
+  let last = -1;
+  for (let w = 0; w < 100 && (written === 0 || written !== last); w++) {
+    last = written;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  t.true(written > 0 && written < 256 * 1024 * 1024, `the tunnel filled (${written} bytes written)`);
+  void tunnel.server.close({ drainTimeoutMs: 50 });
+  const [server] = await tunnel.closedOn('server', 1);
+  // The ABORT waits behind the records already queued; the consumer now reads them.
+  consumer.on('data', () => {});
+  consumer.resume();
+  const [client] = await tunnel.closedOn('client', 1);
+  consumer.destroy();
+  return `${server!.reason} -> ${client!.reason}`;
+}
+
+for (const mode of ['native', 'js'] as const) {
+  test.serial(`${mode} pump: a drain timeout while the tunnel is full towards a stalled consumer still tells the client drain_timeout`, async (t) => {
+    const before = process.env[NO_NATIVE_PUMP_ENV];
+    if (mode === 'js') process.env[NO_NATIVE_PUMP_ENV] = '1';
+    else delete process.env[NO_NATIVE_PUMP_ENV];
+    t.teardown(() => {
+      if (before === undefined) delete process.env[NO_NATIVE_PUMP_ENV];
+      else process.env[NO_NATIVE_PUMP_ENV] = before;
+    });
+    if (mode === 'native' && !nativePumpAvailable()) {
+      t.log('native record pump not built: skipped (npm install builds it)');
+      t.pass();
+      return;
+    }
+    // Three rounds: whether the kernel has room for the ABORT at that moment varies.
+    const reasons: string[] = [];
+    for (let round = 0; round < 3; round++) reasons.push(await drainWhileFull(t));
+    t.deepEqual(reasons, Array(3).fill('drain_timeout -> drain_timeout'));
+  });
+}
 
 test('a server jumper killed with SIGKILL mid-stream: the consumer sees a reset, the client logs why', async (t) => {
   // The provider streams without end; the consumer reads until the tunnel breaks.

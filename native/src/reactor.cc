@@ -401,6 +401,9 @@ void CallJs(Napi::Env env, Napi::Function /*unused*/, Host* host, Completion* ra
     out.Set("bytesUp", Napi::Number::New(env, static_cast<double>(r.bytes_up)));
     out.Set("bytesDown", Napi::Number::New(env, static_cast<double>(r.bytes_down)));
     if (r.linger_fd >= 0) out.Set("lingerFd", Napi::Number::New(env, r.linger_fd));
+    if (r.linger_fd >= 0 && !r.linger_pending.empty()) {
+      out.Set("lingerPending", Napi::Buffer<uint8_t>::Copy(env, r.linger_pending.data(), r.linger_pending.size()));
+    }
     handed = true;  // from here the fd is JS's (lingerClose), even if the callback throws
     on_done->Call({out});
   } catch (const Napi::Error& error) {

@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace jumper {
 
@@ -48,6 +49,9 @@ struct StreamResult {
   // the peer's last bytes are read and dropped until its FIN, so the close
   // does not reset the connection before the ABORT got there. -1: none.
   int linger_fd = -1;
+  // Bytes of the last record and the ABORT the kernel did not take yet
+  // (lingerPending): JS writes them, then the FIN, on linger_fd.
+  std::vector<uint8_t> linger_pending;
 };
 
 struct StreamLink;  // reactor bookkeeping (reactor.cc)

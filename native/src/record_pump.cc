@@ -222,13 +222,16 @@ class Pump final : public Stream {
       ::setsockopt(fds_[kPlain], SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
       // The tunnel peer gets a FIN after an ABORT it must read, else a reset
       // (as the JS path does): a wire failure is not a clean close either.
-      if (!told) ::setsockopt(fds_[kWire], SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
-      if (told) {
+      if (!told) {
+        ::setsockopt(fds_[kWire], SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+        std::vector<uint8_t>().swap(result_.linger_pending);
+      } else {
         // A close now would reset the connection as soon as the peer's next
         // bytes arrive, and drop the ABORT if it still waits behind earlier
-        // records. So: FIN after the ABORT, and JS keeps reading and
-        // dropping until the peer's FIN (lingerFd, at most a second).
-        ::shutdown(fds_[kWire], SHUT_WR);
+        // records. So: FIN after the ABORT (JS sends it after the kept
+        // bytes, if any), and JS keeps reading and dropping until the peer's
+        // FIN (lingerFd, at most ABORT_LINGER_MS).
+        if (result_.linger_pending.empty()) ::shutdown(fds_[kWire], SHUT_WR);
         result_.linger_fd = fds_[kWire];
       }
     }
@@ -641,8 +644,10 @@ class Pump final : public Stream {
     return FailErrno(errno, "wire");
   }
 
-  // Best effort, never blocks: finish the record in flight, then ABORT.
-  // Whether an ABORT record was handed to the kernel.
+  // Never blocks: finish the record in flight, then ABORT. What the kernel
+  // will not take now (a full send queue towards a slow reader) is kept in
+  // result_.linger_pending for JS to write: dropping it would turn the ABORT
+  // into a bare reset. Whether the ABORT was sent or kept.
   bool TrySendAbort() {
     if (abort_text_.empty() || end_sealed_ || result_.side == "wire") return false;
     // Records JS sealed and never sent (the ORIGIN) go first: the ABORT's
@@ -652,11 +657,8 @@ class Pump final : public Stream {
       up_len_ = prefix_;
       prefix_ = 0;
     }
-    while (up_off_ < up_len_) {
-      const ssize_t n = ::send(fds_[kWire], up_buf_ + up_off_, up_len_ - up_off_, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n <= 0) return false;
-      up_off_ += static_cast<size_t>(n);
-    }
+    std::vector<uint8_t>& kept = result_.linger_pending;
+    if (!SendOrKeep(up_buf_ + up_off_, up_len_ - up_off_, kept)) return false;
     up_off_ = up_len_ = 0;
     // Small enough for the stack: the up buffer may have been given back.
     uint8_t record[kLenBytes + kTypeBytes + kMaxAbortReason + kTagBytes];
@@ -667,10 +669,27 @@ class Pump final : public Stream {
     // must not send a record it could not seal.
     if (send_counter_ >= kMaxNonce) return false;
     if (!Seal(record, kTypeAbort, n)) return false;
-    const ssize_t sent = ::send(fds_[kWire], record, up_len_, MSG_NOSIGNAL | MSG_DONTWAIT);
-    const bool whole = sent == static_cast<ssize_t>(up_len_);
+    const size_t len = up_len_;
     up_len_ = 0;
-    return whole;
+    return SendOrKeep(record, len, kept);
+  }
+
+  // Send to the wire without blocking; the part the kernel does not take
+  // (and everything once something is kept, to keep the order) is appended
+  // to `kept`. False on an error other than a full send queue.
+  bool SendOrKeep(const uint8_t* p, size_t n, std::vector<uint8_t>& kept) {
+    while (n > 0 && kept.empty()) {
+      const ssize_t sent = ::send(fds_[kWire], p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (sent < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        return false;
+      }
+      p += sent;
+      n -= static_cast<size_t>(sent);
+    }
+    kept.insert(kept.end(), p, p + n);
+    return true;
   }
 
   std::unique_ptr<PumpConfig> cfg_;

@@ -52,6 +52,8 @@ export interface PumpResult {
   bytesDown: number;
   /** The addon's only: a wire socket left open after an ABORT, for lingerClose (never reaches callers). */
   lingerFd?: number;
+  /** The addon's only: bytes of the last record and the ABORT still to write on lingerFd, then the FIN. */
+  lingerPending?: Buffer;
 }
 
 /** Opaque handle returned by the addon's startPump. */
@@ -214,15 +216,17 @@ export function runNativePump(options: RunNativePumpOptions): NativePump {
 
 
 /**
- * Close a wire the pump ended with an ABORT and a FIN: read and drop what the
- * peer still sends until its own FIN (at most ABORT_LINGER_MS). Closing at once
- * would answer those bytes with a reset, which can overtake the ABORT; the
- * JS path's end()-then-destroy does the same.
+ * Close a wire the pump ended with an ABORT: write what the kernel had no
+ * room for yet (the last record and the ABORT, `pending`) and the FIN, and
+ * read and drop what the peer still sends until its own FIN, at most
+ * ABORT_LINGER_MS in all. Closing at once would answer those bytes with a
+ * reset, which can overtake the ABORT; the JS path's end()-then-destroy does
+ * the same.
  */
-function lingerClose(fd: number): void {
+function lingerClose(fd: number, pending: Buffer | undefined): void {
   let socket: Socket;
   try {
-    socket = new net.Socket({ fd, readable: true, writable: false });
+    socket = new net.Socket({ fd, readable: true, writable: pending !== undefined, allowHalfOpen: true });
   } catch {
     closeSync(fd);
     return;
@@ -230,7 +234,21 @@ function lingerClose(fd: number): void {
   const timer = setTimeout(() => socket.destroy(), ABORT_LINGER_MS).unref();
   socket.on('error', () => socket.destroy());
   socket.once('close', () => clearTimeout(timer));
-  socket.once('end', () => socket.destroy());
+  let peerEnded = false;
+  let sent = pending === undefined;
+  const closeWhenBoth = (): void => {
+    if (peerEnded && sent) socket.destroy();
+  };
+  socket.once('end', () => {
+    peerEnded = true;
+    closeWhenBoth();
+  });
+  if (pending !== undefined) {
+    socket.end(pending, () => {
+      sent = true;
+      closeWhenBoth();
+    });
+  }
   socket.resume();
 }
 
@@ -282,8 +300,9 @@ function launch(binding: PumpBinding, options: RunNativePumpOptions, state: Laun
       openedPending: options.openedPending ?? EMPTY,
       recvEnded: options.recvEnded ?? false,
       onDone: (result) => {
-        if (result.lingerFd !== undefined) lingerClose(result.lingerFd);
+        if (result.lingerFd !== undefined) lingerClose(result.lingerFd, result.lingerPending);
         delete result.lingerFd;
+        delete result.lingerPending;
         settle(result);
       },
     };

@@ -3,7 +3,7 @@
  */
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -149,3 +149,32 @@ cliTest('exec: a command still running when the jumper exits (drain timeout) get
   t.false(alive(pid), 'the command outlived the jumper');
 });
 
+
+const hasSetpriv = ['/usr/bin/setpriv', '/bin/setpriv'].some((p) => existsSync(p));
+if (!hasSetpriv) console.log('skipping the exec: SIGKILL test: setpriv (util-linux) is not installed');
+
+(cliBuilt && hasSetpriv ? test : test.skip)('exec: a jumper killed with SIGKILL (no exit hooks) takes its running commands with it (setpriv --pdeathsig)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'jumper-exec-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const port = await freePort();
+  // Commands that never read their input: the stream's EOF would not end them, only a signal.
+  const cli = startJumper(t, ['forward', '--listen', `127.0.0.1:${port}`, '--connect', `exec:echo $$ > ${dir}/pid.$$; exec sleep 60`]);
+  await cli.waitFor((l) => l.msg === 'forward jumper listening');
+  const sockets = [0, 1].map(() => net.connect({ port, host: '127.0.0.1' }).on('error', () => {}));
+  t.teardown(() => sockets.forEach((s) => s.destroy()));
+  sockets.forEach((s) => s.write('x'));
+  let pids: number[] = [];
+  for (let i = 0; i < 300 && pids.length < 2; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    pids = readdirSync(dir)
+      .filter((f) => f.startsWith('pid.'))
+      .map((f) => Number(readFileSync(join(dir, f), 'utf8').trim()))
+      .filter((pid) => pid > 0);
+  }
+  t.is(pids.length, 2, 'both commands started');
+  t.teardown(() => pids.forEach(killQuietly));
+  cli.child.kill('SIGKILL');
+  await cli.exited;
+  for (let i = 0; i < 200 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 10));
+  t.deepEqual(pids.filter(alive), [], 'no command outlived the jumper');
+});

@@ -1,6 +1,7 @@
 /**
  * `--connect exec:COMMAND`: each stream becomes the stdin and stdout of a
- * fresh `/bin/sh -c COMMAND` (inetd style, like socat EXEC or spiped+inetd).
+ * fresh `/bin/sh -c COMMAND` (inetd style, like socat EXEC or spiped+inetd),
+ * under `setpriv --pdeathsig` where available (shell-command.ts).
  *
  * The child gets one end of a connected Unix socket as both fd 0 and fd 1;
  * the jumper keeps the other end as an ordinary net.Socket, so the tunnel's
@@ -13,6 +14,7 @@ import type { Dialer } from '../addr/dial.js';
 import { ConnectFailedError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { keepInJs } from '../proto/js-data-path.js';
+import { shellArgv } from './shell-command.js';
 import { connectedPair } from './socket-pair.js';
 
 export const EXEC_PREFIX = 'exec:';
@@ -47,9 +49,10 @@ export function createExecDialer(command: string, options: { logger: Logger; lab
       throw new ConnectFailedError(`cannot make a socket pair for ${command}`, { cause, reason: `${options.label}_unreachable` });
     }
     const { ours, theirs } = pair;
+    const [file, args] = await shellArgv(command);
     let child;
     try {
-      child = spawn('/bin/sh', ['-c', command], { stdio: [theirs, theirs, 'pipe'] });
+      child = spawn(file, args, { stdio: [theirs, theirs, 'pipe'] });
     } catch (cause) {
       ours.destroy();
       theirs.destroy();

@@ -7,13 +7,13 @@
  * connections wait gives those connections a clear error; the next start is
  * delayed by an exponential back-off so a broken command is not spun.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import type { Dialer } from '../addr/dial.js';
 import { ConnectFailedError, ConnectTimeoutError, JumperError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { alsoOnRelease } from '../balance/stream-lease.js';
+import { shellArgv } from './shell-command.js';
 
 export interface OnDemandOptions {
   /** Shell command that runs the provider. */
@@ -36,23 +36,6 @@ const BACKOFF_MAX_MS = 30_000;
 const MAX_LOG_LINE = 1000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/**
- * util-linux setpriv, when it has --pdeathsig (2.33 on; busybox's has not):
- * run the provider under `setpriv --pdeathsig SIGTERM`, so the kernel
- * signals it if the jumper dies without running its exit hooks (kill -9,
- * OOM). setpriv execs the shell, so the child's pid stays the provider's.
- * Probed once, at the first start (one short blocking run of `true`).
- */
-let pdeathsigSetpriv: string | null | undefined;
-
-function providerArgv(command: string): [string, string[]] {
-  if (pdeathsigSetpriv === undefined) {
-    const found = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
-    pdeathsigSetpriv = found && spawnSync(found, ['--pdeathsig', 'SIGTERM', '--', 'true'], { stdio: 'ignore', timeout: 2000 }).status === 0 ? found : null;
-  }
-  return pdeathsigSetpriv ? [pdeathsigSetpriv, ['--pdeathsig', 'SIGTERM', '--', '/bin/sh', '-c', command]] : ['/bin/sh', ['-c', command]];
-}
 
 export class OnDemandProvider {
   readonly #options: OnDemandOptions;
@@ -150,11 +133,12 @@ export class OnDemandProvider {
         throw new ConnectFailedError(`provider failed recently; next start in ${wait} ms`, { reason: 'provider_backoff' });
       }
       await sleep(wait);
-      // close() may have run meanwhile: a provider started now would outlive the jumper.
-      if (this.#closed) throw new ConnectFailedError('jumper is shutting down', { reason: 'provider_stopped' });
-      if (this.#child) return;
     }
-    const [file, args] = providerArgv(this.#options.command);
+    const [file, args] = await shellArgv(this.#options.command);
+    // During the waits close() may have run (a provider started now would outlive the jumper),
+    // or another connection started the provider: one at a time.
+    if (this.#closed) throw new ConnectFailedError('jumper is shutting down', { reason: 'provider_stopped' });
+    if (this.#child || this.#stopping) return;
     const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: false });
     this.#child = child;
     this.#starts++;

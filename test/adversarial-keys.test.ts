@@ -25,7 +25,8 @@ function runCli(args: string[]): Promise<{ code: number | null; stderr: string }
     child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
     child.stdout.resume();
     const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.once('exit', (code) => {
+    // 'close', not 'exit': stderr may still be in the pipe when the process has exited.
+    child.once('close', (code) => {
       clearTimeout(timer);
       resolve({ code, stderr });
     });

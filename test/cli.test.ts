@@ -6,6 +6,7 @@ import test from 'ava';
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import net from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { spipedTimeoutMs } from '../src/cli/spiped-command.js';
@@ -271,8 +272,18 @@ cliTest('jumper spiped: -o 0 means the 5 s default as in spiped, fractions are t
   cli.child.kill('SIGTERM');
   t.is((await cli.exited).code, 0);
   t.throws(() => statSync(pidFile), { code: 'ENOENT' });
-  const half = startJumper(t, ['spiped', '-e', '-s', `[127.0.0.1]:${await freePort()}`, '-t', '[127.0.0.1]:1', '-k', join(dir, 'k'), '-o', '0.5', '--log-level', 'debug']);
+  // -o 0.5 against a peer that accepts and never answers: the handshake gives up after half a second, not 5.
+  const silent = net.createServer((s) => s.on('error', () => {}));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => silent.close());
+  const silentPort = (silent.address() as net.AddressInfo).port;
+  const halfPort = await freePort();
+  const half = startJumper(t, ['spiped', '-e', '-s', `[127.0.0.1]:${halfPort}`, '-t', `[127.0.0.1]:${silentPort}`, '-k', join(dir, 'k'), '-o', '0.5']);
   await half.waitFor((l) => l.msg === 'client jumper listening');
+  const waiting = net.connect({ port: halfPort, host: '127.0.0.1' }).on('error', () => {});
+  t.teardown(() => waiting.destroy());
+  const timedOut = await half.waitFor((l) => l.reason === 'handshake_timeout', 4000);
+  t.true(Number(timedOut.durationMs) >= 400, `gave up after ${String(timedOut.durationMs)} ms`);
   half.child.kill('SIGTERM');
   t.is((await half.exited).code, 0);
   // The values themselves: -o 0 is spiped's 5 s, fractions are milliseconds, a tiny one still a timer.

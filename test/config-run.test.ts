@@ -221,8 +221,18 @@ test('reloading a changed registered link moves it to its new instance on the sa
   const key = writeKey(dir, 's.key');
   const port = await freePort();
   const file = join(dir, 'jumper.yaml');
-  // etcd is unreachable here: registration fails and is retried, but the deregister delay still applies on close.
-  const link = { name: 's', role: 'server', listen: `127.0.0.1:${port}`, connect: provider.address, key, register: 'etcd://127.0.0.1:1/jumper-test', advertise: `127.0.0.1:${port}` };
+  // etcd is unreachable here: registration fails and is retried, but the deregister delay would still
+  // apply on a stop. A minute of it: a reload that waited for it would not finish within waitFor's bound.
+  const link = {
+    name: 's',
+    role: 'server',
+    listen: `127.0.0.1:${port}`,
+    connect: provider.address,
+    key,
+    register: 'etcd://127.0.0.1:1/jumper-test',
+    advertise: `127.0.0.1:${port}`,
+    'deregister-delay': '60s',
+  };
   writeFileSync(file, stringify({ links: [link] }));
   const run = startJumperSrc(t, ['run', '--config', file]);
   await run.waitFor((l) => l.msg === 'jumper run: all links listening');

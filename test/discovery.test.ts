@@ -288,7 +288,8 @@ async function closeAfterEtcd(etcd: TestEtcd, signal: NodeJS.Signals, killAfterM
   let out = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // 'close', not 'exit': the output read below may still be in the pipes when the process has exited.
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
   const code = await exited;
   clearTimeout(timer);

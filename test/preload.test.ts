@@ -407,7 +407,7 @@ ptest('a live listener at the hand-off path keeps it (the daemon gets EADDRINUSE
   // A shim that took the path would leave the daemon running: give it 15 s, not ava's timeout.
   const code = await new Promise<number | null | 'running'>((res) => {
     const timer = setTimeout(() => res('running'), 15_000);
-    refused.child.once('exit', (c) => {
+    refused.child.once('close', (c) => {
       clearTimeout(timer);
       res(c);
     });

@@ -24,7 +24,8 @@ function runPipe(args: string[], input: Buffer): Promise<{ code: number | null; 
     let err = '';
     child.stdout.on('data', (c: Buffer) => out.push(c));
     child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    child.once('exit', (code) => resolve({ code, stdout: Buffer.concat(out), stderr: err }));
+    // 'close', not 'exit': output may still be in the pipes when the process has exited.
+    child.once('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr: err }));
     child.stdin.end(input);
   });
 }
@@ -98,7 +99,7 @@ spipedTest('PFS flags are refused where they make no sense', async (t) => {
       const child = spawn(process.execPath, [JUMPER, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
       child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-      child.once('exit', (code) => resolve({ code, stderr }));
+      child.once('close', (code) => resolve({ code, stderr }));
     });
   const jumperProto = await run(['client', '-l', '127.0.0.1:0', '-c', '127.0.0.1:1', '-k', key.path, '--no-pfs']);
   t.is(jumperProto.code, 2);

@@ -41,7 +41,14 @@ export function watchJsonLog(child: ChildProcess, defaultTimeoutMs = 20_000): Js
     for (const l of [...listeners]) l();
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
+    child.once('exit', (code, signal) => {
+      // Lines still in the pipe are read before 'close'; a grandchild holding the pipe open must not hold this up.
+      const timer = setTimeout(() => resolve({ code, signal }), 2000);
+      child.once('close', () => {
+        clearTimeout(timer);
+        resolve({ code, signal });
+      });
+    }),
   );
   const tail = () => text.slice(-3000);
   return {

@@ -15,6 +15,7 @@ import { killAtTeardown } from './helpers/netns.js';
 import { randomBytes, startEchoProvider, startProvider } from './helpers/providers.js';
 import { exchangeStrict, tcpEnding } from './helpers/tcp-ending.js';
 import { NO_NATIVE_PUMP_ENV, nativePumpAvailable } from '../src/native/pump.js';
+import { ABORT_LINGER_MS } from '../src/options.js';
 import { makeKey, withTunnel } from './helpers/tunnel.js';
 
 async function tunnelTo(t: import('ava').ExecutionContext, provider: string, options: { connectTimeoutMs?: number } = {}) {
@@ -73,8 +74,11 @@ test('a provider that never completes the TCP handshake: provider_timeout after 
   t.is(tun.clientLog.failures().length, 1);
 });
 
-/** One stream whose every buffer towards a paused consumer is full, cut by a drain timeout: "server reason -> client reason". */
-async function drainWhileFull(t: import('ava').ExecutionContext): Promise<string> {
+/**
+ * One stream whose every buffer towards a paused consumer is full, cut by a drain timeout; the consumer
+ * resumes reading `resumeAfterMs` after the server's stream closed. Returns "server reason -> client reason".
+ */
+async function drainWhileFull(t: import('ava').ExecutionContext, resumeAfterMs = 0): Promise<string> {
   // The provider streams until backpressure (bounded: 256 MiB); the consumer does not read,
   // so every buffer up to the server jumper's wire send queue fills.
   let written = 0;
@@ -102,6 +106,7 @@ async function drainWhileFull(t: import('ava').ExecutionContext): Promise<string
   void tunnel.server.close({ drainTimeoutMs: 50 });
   const [server] = await tunnel.closedOn('server', 1);
   // The ABORT waits behind the records already queued; the consumer now reads them.
+  if (resumeAfterMs > 0) await new Promise((r) => setTimeout(r, resumeAfterMs));
   consumer.on('data', () => {});
   consumer.resume();
   const [client] = await tunnel.closedOn('client', 1);
@@ -127,6 +132,11 @@ for (const mode of ['native', 'js'] as const) {
     const reasons: string[] = [];
     for (let round = 0; round < 3; round++) reasons.push(await drainWhileFull(t));
     t.deepEqual(reasons, Array(3).fill('drain_timeout -> drain_timeout'));
+    // A consumer that stays stalled past the ABORT's linger: the ABORT was still unsent, so a reset, never
+    // a FIN after part of a record (truncated), unless the ABORT did reach the kernel in time.
+    const late: string[] = [];
+    for (let round = 0; round < 3; round++) late.push(await drainWhileFull(t, ABORT_LINGER_MS + 500));
+    for (const r of late) t.regex(r, /^drain_timeout -> (drain_timeout|peer_reset)$/);
   });
 }
 

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -55,6 +56,17 @@ bool Stream::Fail(const char* reason, std::string detail, const char* side) {
     result_.side = side;
   }
   return false;
+}
+
+// A linger fd JS never got: with bytes still to send (the ABORT), a reset,
+// not a FIN after part of a record (which the peer reads as truncation).
+static void CloseUndeliveredLinger(const StreamResult& r) {
+  if (r.linger_fd < 0) return;
+  if (!r.linger_pending.empty()) {
+    const linger reset = {1, 0};
+    ::setsockopt(r.linger_fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+  }
+  ::close(r.linger_fd);
 }
 
 namespace reactor_detail {
@@ -326,7 +338,7 @@ class Reactor {
     host->cv.notify_all();
     // Not delivered (environment gone): the reference dies with the
     // environment; it must not be deleted off the JS thread.
-    if (completion != nullptr && completion->result.linger_fd >= 0) ::close(completion->result.linger_fd);
+    if (completion != nullptr) CloseUndeliveredLinger(completion->result);
     delete completion;
     dead_.push_back(stream);
   }
@@ -387,7 +399,7 @@ void CallJs(Napi::Env env, Napi::Function /*unused*/, Host* host, Completion* ra
   if (env == nullptr) {
     // Environment teardown: the reference goes with it.
     on_done->SuppressDestruct();
-    if (completion->result.linger_fd >= 0) ::close(completion->result.linger_fd);
+    CloseUndeliveredLinger(completion->result);
     return;
   }
   if (--host->js_pending == 0) host->report.Unref(env);
@@ -407,7 +419,7 @@ void CallJs(Napi::Env env, Napi::Function /*unused*/, Host* host, Completion* ra
     handed = true;  // from here the fd is JS's (lingerClose), even if the callback throws
     on_done->Call({out});
   } catch (const Napi::Error& error) {
-    if (!handed && r.linger_fd >= 0) ::close(r.linger_fd);
+    if (!handed) CloseUndeliveredLinger(r);
     error.ThrowAsJavaScriptException();
   }
 }

@@ -42,6 +42,8 @@ function trackUntilExit(child: ChildProcess): void {
 export function createExecDialer(command: string, options: { logger: Logger; label: string }): Dialer {
   const log = options.logger.child({ provider: command });
   return async () => {
+    // First: nothing to clean up if it waits or fails.
+    const [file, args] = await shellArgv(command);
     let pair;
     try {
       pair = await connectedPair();
@@ -49,7 +51,6 @@ export function createExecDialer(command: string, options: { logger: Logger; lab
       throw new ConnectFailedError(`cannot make a socket pair for ${command}`, { cause, reason: `${options.label}_unreachable` });
     }
     const { ours, theirs } = pair;
-    const [file, args] = await shellArgv(command);
     let child;
     try {
       child = spawn(file, args, { stdio: [theirs, theirs, 'pipe'] });

@@ -5,7 +5,10 @@
  * kernel signals the command if the jumper dies without running its exit
  * hooks (kill -9, the OOM killer), where nothing else would. setpriv execs
  * the shell, so the child's pid stays the command's; `exec` in the command
- * keeps it so past the shell too (the death signal survives exec, not fork).
+ * keeps it so past the shell too (the death signal survives exec, not fork,
+ * nor the exec of a set-user-ID or file-capability binary such as sudo).
+ * `jumper accept --exec` does not use this: its commands hold the client's
+ * own connection, which outlives the acceptor, as inetd's children do.
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -13,19 +16,40 @@ import { existsSync } from 'node:fs';
 const SETPRIV_PATHS = ['/usr/bin/setpriv', '/bin/setpriv'];
 const PROBE_TIMEOUT_MS = 2_000;
 
-/** The setpriv that takes --pdeathsig, or null; probed once (one short run of `true`, off the event loop). */
-let probe: Promise<string | null> | undefined;
+/**
+ * The setpriv that takes --pdeathsig, or null: probed once (one short run of
+ * `true`, off the event loop). A probe that could not run at all (EAGAIN,
+ * EMFILE: the limits exec: streams meet) is not remembered: the next call
+ * probes again instead of running without the death signal for good.
+ */
+let known: string | null | undefined;
+let probing: Promise<string | null> | undefined;
+
+/** setpriv's answer (its path, or null for no), or undefined when it could not be run at all. */
+function probeSetpriv(): Promise<string | null | undefined> {
+  const found = SETPRIV_PATHS.find((p) => existsSync(p));
+  if (!found) return Promise.resolve(null);
+  return new Promise((resolve) => {
+    try {
+      execFile(found, ['--pdeathsig', 'SIGTERM', '--', 'true'], { timeout: PROBE_TIMEOUT_MS }, (err) => {
+        // A string code is the spawn's own failure; an exit status or the timeout's kill is setpriv's answer.
+        if (err && typeof (err as { code?: unknown }).code === 'string') resolve(undefined);
+        else resolve(err ? null : found);
+      });
+    } catch {
+      resolve(undefined);
+    }
+  });
+}
 
 function pdeathsigSetpriv(): Promise<string | null> {
-  probe ??= new Promise((resolve) => {
-    const found = SETPRIV_PATHS.find((p) => existsSync(p));
-    if (!found) {
-      resolve(null);
-      return;
-    }
-    execFile(found, ['--pdeathsig', 'SIGTERM', '--', 'true'], { timeout: PROBE_TIMEOUT_MS }, (err) => resolve(err ? null : found));
+  if (known !== undefined) return Promise.resolve(known);
+  probing ??= probeSetpriv().then((answer) => {
+    probing = undefined;
+    if (answer !== undefined) known = answer;
+    return answer ?? null;
   });
-  return probe;
+  return probing;
 }
 
 /** File and arguments for spawn() that run `command` and end it with SIGTERM if the jumper dies. */

@@ -35,3 +35,13 @@ export function peekSocket(socket: Socket): PeekResult | undefined {
   }
   return native.peekSocket(fd);
 }
+
+/**
+ * Whether a socket Node saw end holds a reset instead: libuv reads a reset
+ * that arrives behind queued bytes as EOF (a short read with POLLHUP is taken
+ * for the end without the read that would fail), and the kernel still holds
+ * the ECONNRESET. Call on 'end', while the fd is open.
+ */
+export function endedByReset(socket: Socket): boolean {
+  return peekSocket(socket) === 'ECONNRESET';
+}

@@ -231,11 +231,12 @@ function lingerClose(fd: number, pending: Buffer | undefined): void {
     closeSync(fd);
     return;
   }
-  const timer = setTimeout(() => socket.destroy(), ABORT_LINGER_MS).unref();
-  socket.on('error', () => socket.destroy());
-  socket.once('close', () => clearTimeout(timer));
   let peerEnded = false;
   let sent = pending === undefined;
+  // Out of time with the ABORT still unsent: a reset, not a FIN after part of a record (read as truncation).
+  const timer = setTimeout(() => (sent ? socket.destroy() : reset(socket)), ABORT_LINGER_MS).unref();
+  socket.on('error', () => socket.destroy());
+  socket.once('close', () => clearTimeout(timer));
   const closeWhenBoth = (): void => {
     if (peerEnded && sent) socket.destroy();
   };

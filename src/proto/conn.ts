@@ -272,7 +272,8 @@ export class Conn {
       this.#sealer.sealAbort(reason, out);
       for (const b of out) wire.write(b);
       wire.end();
-      setTimeout(() => wire.destroy(), ABORT_LINGER_MS).unref();
+      // Out of time with the ABORT unsent: a reset, not a FIN after part of a record (read as truncation).
+      setTimeout(() => (wire.writableFinished ? wire.destroy() : reset(wire)), ABORT_LINGER_MS).unref();
     } else {
       reset(wire);
     }

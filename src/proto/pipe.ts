@@ -8,7 +8,8 @@
  */
 import type { Socket } from 'node:net';
 import os from 'node:os';
-import { PeerAbortError, TruncatedError } from '../errors.js';
+import { PeerAbortError, PeerResetError, TruncatedError } from '../errors.js';
+import { endedByReset } from '../native/peek.js';
 import type { RecordOpener, RecordSealer, RecordSink } from './record.js';
 
 export interface PipeHooks {
@@ -122,7 +123,9 @@ export function openPipe(wire: Socket, dst: Socket, opener: RecordOpener, hooks:
     return 'waiting';
   };
   onEnded(wire, () => {
-    if (!opener.ended) hooks.onError(new TruncatedError('stream cut without the authenticated end-of-stream record (truncated)'));
+    if (opener.ended) return;
+    if (endedByReset(wire)) hooks.onError(new PeerResetError('tunnel peer reset the connection'));
+    else hooks.onError(new TruncatedError('stream cut without the authenticated end-of-stream record (truncated)'));
   });
   dst.once('finish', () => hooks.onDone());
   // Bytes that arrived with the handshake's last message come first.

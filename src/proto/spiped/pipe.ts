@@ -8,7 +8,8 @@
  * end-of-stream packet. A FIN in the middle of a packet is a failure.
  */
 import type { Socket } from 'node:net';
-import { TruncatedError } from '../../errors.js';
+import { PeerResetError, TruncatedError } from '../../errors.js';
+import { endedByReset } from '../../native/peek.js';
 import { onEnded, waitForDrain, type PipeHooks } from '../pipe.js';
 import type { PacketOpener, PacketSealer } from './packet.js';
 
@@ -52,7 +53,9 @@ export function openPacketPipe(wire: Socket, dst: Socket, opener: PacketOpener, 
     return 'waiting';
   };
   onEnded(wire, () => {
-    if (opener.pendingBytes > 0) {
+    if (endedByReset(wire)) {
+      hooks.onError(new PeerResetError('tunnel peer reset the connection'));
+    } else if (opener.pendingBytes > 0) {
       hooks.onError(new TruncatedError(`spiped stream cut inside a packet (${opener.pendingBytes} bytes of a packet received)`));
     } else {
       dst.end();

@@ -8,8 +8,8 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { createClient, type ConnSummary } from '../src/index.js';
-import { NO_NATIVE_PUMP_ENV, nativePumpAvailable } from '../src/native/pump.js';
 import { captureLogger } from './helpers/capture-logger.js';
+import { usePumpMode, type PumpMode } from './helpers/pump-mode.js';
 import { assertStillServes, startGuardedServer } from './helpers/guarded-server.js';
 import { randomBytes } from './helpers/providers.js';
 import { exchangeStrict } from './helpers/tcp-ending.js';
@@ -26,7 +26,6 @@ import {
 } from './helpers/record-relay.js';
 
 const BODY_BYTES = 256 * 1024;
-type Mode = 'native' | 'js';
 
 interface Case {
   name: string;
@@ -57,23 +56,12 @@ const cases: Case[] = [
   { name: 'the server END cut', direction: 'down', rule: cutAtEnd(), reason: 'truncated', firstAltered: Infinity, allDataIntact: true },
 ];
 
-function useMode(t: ExecutionContext, mode: Mode): boolean {
-  const before = process.env[NO_NATIVE_PUMP_ENV];
-  if (mode === 'js') process.env[NO_NATIVE_PUMP_ENV] = '1';
-  else delete process.env[NO_NATIVE_PUMP_ENV];
-  t.teardown(() => {
-    if (before === undefined) delete process.env[NO_NATIVE_PUMP_ENV];
-    else process.env[NO_NATIVE_PUMP_ENV] = before;
-  });
-  return mode === 'js' || nativePumpAvailable();
-}
-
 function sum(sizes: number[], from: number, to: number): number {
   return sizes.slice(from, to).reduce((a, b) => a + b, 0);
 }
 
-async function run(t: ExecutionContext, mode: Mode, c: Case): Promise<void> {
-  if (!useMode(t, mode)) {
+async function run(t: ExecutionContext, mode: PumpMode, c: Case): Promise<void> {
+  if (!usePumpMode(t, mode)) {
     t.log('native record pump not built: skipped (npm install builds it)');
     t.pass();
     return;

@@ -13,8 +13,8 @@ import { captureLogger } from './helpers/capture-logger.js';
 import { makeKeyFile, spawnJumper } from './helpers/child-jumper.js';
 import { killAtTeardown } from './helpers/netns.js';
 import { randomBytes, startEchoProvider, startProvider } from './helpers/providers.js';
+import { usePumpMode } from './helpers/pump-mode.js';
 import { exchangeStrict, tcpEnding } from './helpers/tcp-ending.js';
-import { NO_NATIVE_PUMP_ENV, nativePumpAvailable } from '../src/native/pump.js';
 import { ABORT_LINGER_MS } from '../src/options.js';
 import { makeKey, withTunnel } from './helpers/tunnel.js';
 
@@ -116,14 +116,7 @@ async function drainWhileFull(t: import('ava').ExecutionContext, resumeAfterMs =
 
 for (const mode of ['native', 'js'] as const) {
   test.serial(`${mode} pump: a drain timeout while the tunnel is full towards a stalled consumer still tells the client drain_timeout`, async (t) => {
-    const before = process.env[NO_NATIVE_PUMP_ENV];
-    if (mode === 'js') process.env[NO_NATIVE_PUMP_ENV] = '1';
-    else delete process.env[NO_NATIVE_PUMP_ENV];
-    t.teardown(() => {
-      if (before === undefined) delete process.env[NO_NATIVE_PUMP_ENV];
-      else process.env[NO_NATIVE_PUMP_ENV] = before;
-    });
-    if (mode === 'native' && !nativePumpAvailable()) {
+    if (!usePumpMode(t, mode)) {
       t.log('native record pump not built: skipped (npm install builds it)');
       t.pass();
       return;

@@ -195,3 +195,50 @@ test('a drain timeout on the server while the consumer uploads and reads: the cl
   }
   t.deepEqual(reasons, Array(5).fill('drain_timeout -> drain_timeout'));
 });
+
+for (const mode of ['native', 'js'] as const) {
+  test.serial(`${mode} pump: a consumer that resets behind bytes still queued is a reset at the provider, never a clean end`, async (t) => {
+    if (!usePumpMode(t, mode)) {
+      t.log('native record pump not built: skipped (npm install builds it)');
+      t.pass();
+      return;
+    }
+    // The provider does not read at first: everything up to the client jumper's receive queue fills.
+    let providerSocket: net.Socket | undefined;
+    let providerEnding: Promise<string> | undefined;
+    const provider = await startProvider(t, (socket) => {
+      socket.pause();
+      // By the kernel's word: Node itself may read a reset behind queued bytes as EOF.
+      providerEnding = tcpEnding(socket);
+      socket.on('end', () => socket.end());
+      providerSocket = socket;
+    });
+    const tunnel = await withTunnel(t, { provider: provider.address });
+    const consumer = net.connect({ port: tunnel.clientPort, host: '127.0.0.1' });
+    consumer.on('error', () => {});
+    t.teardown(() => consumer.destroy());
+    await new Promise((r) => consumer.once('connect', r));
+    // Bounded: 64 MiB, far more than the hops can hold.
+    const chunk = randomBytes(1024 * 1024);
+    for (let i = 0; i < 64; i++) consumer.write(chunk);
+    // Full: nothing more accepted for 300 ms (bounded: 10 s).
+    let last = -1;
+    for (let w = 0; w < 100 && consumer.bytesWritten !== last; w++) {
+      last = consumer.bytesWritten;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    t.true(consumer.writableLength > 0, 'the consumer still had bytes to send: the chain was full');
+    t.truthy(providerSocket, 'the provider was dialled');
+    consumer.resetAndDestroy();
+    // The reset now waits behind the queued bytes in the client jumper's receive queue.
+    await new Promise((r) => setTimeout(r, 300));
+    providerSocket!.on('data', () => {});
+    providerSocket!.resume();
+    const [client] = await tunnel.closedOn('client', 1);
+    const [server] = await tunnel.closedOn('server', 1);
+    t.is(client!.reason, 'peer_reset');
+    t.is(server!.reason, 'peer_reset');
+    t.is(await providerEnding, 'reset', 'the provider was not given a clean end');
+    t.is(provider.connections, 1);
+  });
+}

@@ -59,6 +59,18 @@ export function onEnded(stream: Socket, fn: () => void): void {
   else stream.once('end', fn);
 }
 
+/**
+ * `fn` on the stream's clean EOF. A reset that libuv reported as EOF (it came
+ * behind queued bytes; see endedByReset) goes to `hooks.onError` instead: a
+ * peer's reset must never pass on as a clean end.
+ */
+export function onCleanEnd(stream: Socket, hooks: PipeHooks, fn: () => void): void {
+  onEnded(stream, () => {
+    if (endedByReset(stream)) hooks.onError(new PeerResetError('connection reset by peer'));
+    else fn();
+  });
+}
+
 /** Pause `src` until `dst` drains: the whole of the backpressure rule. */
 export function waitForDrain(src: Socket, dst: Socket): void {
   src.pause();
@@ -78,7 +90,7 @@ export function sealPipe(src: Socket, wire: Socket, sealer: RecordSealer, hooks:
     }
     if (!writeAll(wire, out)) waitForDrain(src, wire);
   });
-  onEnded(src, () => {
+  onCleanEnd(src, hooks, () => {
     sealer.sealEnd(out);
     writeAll(wire, out);
     wire.end();
@@ -122,10 +134,8 @@ export function openPipe(wire: Socket, dst: Socket, opener: RecordOpener, hooks:
     waitForDrain(wire, dst);
     return 'waiting';
   };
-  onEnded(wire, () => {
-    if (opener.ended) return;
-    if (endedByReset(wire)) hooks.onError(new PeerResetError('tunnel peer reset the connection'));
-    else hooks.onError(new TruncatedError('stream cut without the authenticated end-of-stream record (truncated)'));
+  onCleanEnd(wire, hooks, () => {
+    if (!opener.ended) hooks.onError(new TruncatedError('stream cut without the authenticated end-of-stream record (truncated)'));
   });
   dst.once('finish', () => hooks.onDone());
   // Bytes that arrived with the handshake's last message come first.
@@ -141,7 +151,7 @@ export function plainPipe(src: Socket, dst: Socket, hooks: PipeHooks): void {
     hooks.onBytes(chunk.length);
     if (!dst.write(chunk)) waitForDrain(src, dst);
   });
-  onEnded(src, () => dst.end());
+  onCleanEnd(src, hooks, () => dst.end());
   dst.once('finish', () => hooks.onDone());
   src.resume();
 }

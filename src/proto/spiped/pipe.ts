@@ -8,9 +8,8 @@
  * end-of-stream packet. A FIN in the middle of a packet is a failure.
  */
 import type { Socket } from 'node:net';
-import { PeerResetError, TruncatedError } from '../../errors.js';
-import { endedByReset } from '../../native/peek.js';
-import { onEnded, waitForDrain, type PipeHooks } from '../pipe.js';
+import { TruncatedError } from '../../errors.js';
+import { onCleanEnd, waitForDrain, type PipeHooks } from '../pipe.js';
 import type { PacketOpener, PacketSealer } from './packet.js';
 
 /** Plain bytes from `src` become packets on `wire`; src's EOF becomes the wire's FIN. */
@@ -26,7 +25,7 @@ export function sealPacketPipe(src: Socket, wire: Socket, sealer: PacketSealer, 
     }
     if (packets.length > 0 && !wire.write(packets)) waitForDrain(src, wire);
   });
-  onEnded(src, () => wire.end());
+  onCleanEnd(src, hooks, () => wire.end());
   wire.once('finish', () => hooks.onDone());
   src.resume();
 }
@@ -52,10 +51,8 @@ export function openPacketPipe(wire: Socket, dst: Socket, opener: PacketOpener, 
     waitForDrain(wire, dst);
     return 'waiting';
   };
-  onEnded(wire, () => {
-    if (endedByReset(wire)) {
-      hooks.onError(new PeerResetError('tunnel peer reset the connection'));
-    } else if (opener.pendingBytes > 0) {
+  onCleanEnd(wire, hooks, () => {
+    if (opener.pendingBytes > 0) {
       hooks.onError(new TruncatedError(`spiped stream cut inside a packet (${opener.pendingBytes} bytes of a packet received)`));
     } else {
       dst.end();

@@ -30,6 +30,7 @@ import {
 } from '../errors.js';
 import { nativePumpAvailable, runNativePump, type NativePump, type PumpResult, type RunNativePumpOptions } from '../native/pump.js';
 import { nativeSpliceAvailable, runNativeSplice, type NativeSplice } from '../native/splice.js';
+import { resetSocket } from '../native/handover.js';
 import { peekSocket } from '../native/peek.js';
 import type { TunnelKey } from '../keys/key-file.js';
 import {
@@ -80,12 +81,7 @@ function peerOf(socket: Socket): string {
 }
 
 function reset(socket: Socket | undefined): void {
-  if (!socket || socket.destroyed) return;
-  try {
-    socket.resetAndDestroy(); // TCP only
-  } catch {
-    socket.destroy();
-  }
+  if (socket) resetSocket(socket);
 }
 
 /** The typed error for a pump that ended abnormally. */

@@ -54,7 +54,7 @@ function writeAll(dst: Socket, buffers: Buffer[]): boolean {
  * net.Socket still emits 'end' when EOF arrives on an empty buffer, which
  * can happen before a pipe is attached (e.g. while the provider is dialled).
  */
-export function onEnded(stream: Socket, fn: () => void): void {
+function onEnded(stream: Socket, fn: () => void): void {
   if (stream.readableEnded) process.nextTick(fn);
   else stream.once('end', fn);
 }

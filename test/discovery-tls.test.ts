@@ -5,10 +5,13 @@
  * --etcd-password-file, and every way of getting them wrong.
  */
 import test, { type ExecutionContext } from 'ava';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Etcd3 } from 'etcd3';
 import { stringify } from 'yaml';
@@ -165,6 +168,36 @@ withEtcd('etcd authentication: a user limited to the prefix registers with --etc
   const line = logger.lines.find((l) => l.msg === 'cannot register in etcd yet; retrying');
   t.regex(String(line?.err), /authentication failed|invalid user ID or password/i);
   t.deepEqual(await registeredKeys(root), [`${PREFIX}/${address}`]);
+});
+
+/** Established TCP connections from process `pid` to local port `port` (ss, iproute2). */
+function connectionsTo(pid: number, port: string): number {
+  const out = execFileSync('ss', ['-Htnp', 'state', 'established', `( dport = :${port} )`]).toString();
+  return out.split('\n').filter((line) => line.includes(`pid=${pid},`)).length;
+}
+
+withEtcd('etcd authentication: logins leave no connection behind once the client is closed (etcd3 made a gRPC client per login and never closed it)', async (t) => {
+  const etcd = await startEtcd(t);
+  await enableAuth(t, etcd);
+  const port = etcd.endpoint.split(':')[1]!;
+  const loop = fileURLToPath(new URL('./helpers/etcd-login-loop.ts', import.meta.url));
+  const cases = [
+    ['not-the-password', { refused: 20, succeeded: 0 }],
+    ['jumper-secret', { refused: 0, succeeded: 20 }],
+  ] as const;
+  for (const [password, expected] of cases) {
+    const child = spawn(process.execPath, ['--import', 'tsx', loop, etcd.url(PREFIX), 'jumper', password, '20'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    t.teardown(() => child.kill('SIGKILL'));
+    const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
+    t.deepEqual(JSON.parse(line), expected, 'every login was made, and answered as the password deserves');
+    // gRPC closes a channel's connection asynchronously; a leaked login channel holds it for 30 minutes.
+    let held = connectionsTo(child.pid!, port);
+    for (const deadline = Date.now() + 3_000; held > 0 && Date.now() < deadline; held = connectionsTo(child.pid!, port)) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    t.is(held, 0, `${password}: connections to etcd still open after close()`);
+    child.kill('SIGKILL');
+  }
 });
 
 withEtcd('etcd authentication with JWT tokens: after the auth store changes (a user added), a lost registration comes back; it does not retry a rejected token for ever', async (t) => {

@@ -9,6 +9,7 @@ import type { Etcd3 } from 'etcd3';
 import type { IBackoff } from 'cockatiel';
 import { Backoff } from './backoff.js';
 import { loadEtcdAccess, type EtcdAccess, type EtcdClientAccess } from './etcd-access.js';
+import { loginOnHostChannels } from './etcd-login.js';
 import { parseEtcdUrl, type EtcdLocation } from './etcd-url.js';
 
 // Loaded on first use: etcd3 brings gRPC and protobuf.js (about 0.3 s of
@@ -33,7 +34,7 @@ export const ETCD_CALL_TIMEOUT_MS = 5_000;
 export function createEtcdClient(location: EtcdLocation, access: EtcdClientAccess = {}): Etcd3 {
   const { Etcd3, isRecoverableError } = loadEtcd3();
   const { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, retry } = loadCockatiel();
-  return new Etcd3({
+  const client = new Etcd3({
     hosts: location.hosts,
     ...access,
     dialTimeout: 2_000,
@@ -45,6 +46,8 @@ export function createEtcdClient(location: EtcdLocation, access: EtcdClientAcces
       watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: ETCD_MAX_BACKOFF_MS }) as unknown as IBackoff<unknown>,
     },
   });
+  if (access.auth !== undefined) loginOnHostChannels(client);
+  return client;
 }
 
 /** Longest wait between attempts while etcd refuses the user or its permissions (each attempt is a fresh login). */
@@ -69,7 +72,7 @@ export class EtcdConnection {
   #client: Etcd3;
   readonly #access: EtcdClientAccess;
   readonly #backoff = new Backoff(200, ETCD_MAX_BACKOFF_MS);
-  /** Slower while etcd refuses the user: every attempt is a login (and a gRPC client etcd3 never closes). */
+  /** Slower while etcd refuses the user: every attempt is a login. */
   readonly #authBackoff = new Backoff(ETCD_MAX_BACKOFF_MS, ETCD_AUTH_MAX_BACKOFF_MS);
 
   /** @throws InvalidArgumentError for a bad URL or bad credentials (see loadEtcdAccess). */

@@ -10,7 +10,9 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import net from 'node:net';
 import test from 'ava';
 import { nativePumpAvailable, runNativePump, type NativePump, type PumpResult } from '../src/native/pump.js';
@@ -29,13 +31,16 @@ function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-async function tcpPair(): Promise<[net.Socket, net.Socket]> {
+async function tcpPair(path?: string): Promise<[net.Socket, net.Socket]> {
   const server = net.createServer({ allowHalfOpen: true });
-  server.listen(0, '127.0.0.1');
+  if (path !== undefined) server.listen(path);
+  else server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
   const accepted = once(server, 'connection') as Promise<[net.Socket]>;
-  const client = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  const client =
+    path !== undefined
+      ? net.connect({ path, allowHalfOpen: true })
+      : net.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true });
   await once(client, 'connect');
   const [serverSide] = await accepted;
   server.close();
@@ -95,6 +100,7 @@ class Provider extends Endpoint {
 
 /** The JS tunnel peer: records sealed with kB, opened with kA. */
 class Peer extends Endpoint {
+  readonly bodySizes: number[] = [];
   abort: string | undefined;
   recordError: Error | undefined;
   readonly ended: Promise<void>;
@@ -103,7 +109,10 @@ class Peer extends Endpoint {
     super(socket, keep);
     this.ended = new Promise((resolve) => {
       const sink: RecordSink = {
-        onData: (body) => this.take(body),
+        onData: (body) => {
+          this.bodySizes.push(body.length);
+          this.take(body);
+        },
         onEnd: () => {
           this.sawEnd = true;
           resolve();
@@ -162,13 +171,15 @@ interface RigOptions {
   wirePending?: (peer: Peer) => Buffer;
   /** Bodies JS seals (as DATA records) and hands over unsent, as the client does with its ORIGIN. */
   sealedPending?: Buffer[];
+  /** The wire over a Unix socket at this path instead of loopback TCP. */
+  wirePath?: string;
 }
 
 async function rig(options: RigOptions = {}): Promise<Rig> {
   const kA = randomBytes(32);
   const kB = randomBytes(32);
   const [pumpPlain, providerSide] = await tcpPair();
-  const [peerSide, pumpWire] = await tcpPair();
+  const [peerSide, pumpWire] = await tcpPair(options.wirePath);
   const sealer = new RecordSealer(kB);
   const opener = new RecordOpener(kA);
   // Advance the counters as if earlier records had been exchanged in JS.
@@ -241,6 +252,35 @@ serial('16 MiB each way arrive hash-equal, then END <-> FIN both ways: done', as
   t.is(provider.hash.digest('hex'), sha256(down));
   t.is(peer.hash.digest('hex'), sha256(up));
   t.is(peer.recordError, undefined);
+});
+
+serial('records fill whole TCP segments of the wire: the largest body is 65464 on IPv4 loopback (one 65483-byte segment), 65518 over a Unix socket', async (t) => {
+  const loMtu = Number(readFileSync('/sys/class/net/lo/mtu', 'utf8'));
+  const dir = mkdtempSync(join(tmpdir(), 'jumper-pump-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const cases = [
+    // Linux advertises MSS = min(MTU, 65535) - 40 (IPv4 + TCP) - 12 (timestamps) = 65483 on lo; a record is body + 19.
+    { label: 'IPv4 loopback', wirePath: undefined, largest: loMtu === 65536 ? 65464 : undefined },
+    { label: 'Unix socket', wirePath: join(dir, 'wire.sock'), largest: 65518 },
+  ];
+  for (const c of cases) {
+    const { provider, peer, result } = await rig({ keep: false, ...(c.wirePath ? { wirePath: c.wirePath } : {}) });
+    const up = randomBytes(8 * MIB);
+    await provider.send(up, MIB);
+    provider.socket.end();
+    await peer.sendEnd();
+    const r = await result;
+    await peer.ended;
+    t.is(r.reason, 'done', c.label);
+    t.is(peer.hash.digest('hex'), sha256(up), c.label);
+    const largest = Math.max(...peer.bodySizes);
+    if (c.largest === undefined) {
+      t.log(`lo MTU is ${loMtu}, not 65536: only checking that records stay within the format (largest body ${largest})`);
+      t.true(largest <= 65518, c.label);
+    } else {
+      t.is(largest, c.largest, c.label);
+    }
+  }
 });
 
 serial('half-close: END reaches the provider as FIN while the other direction keeps flowing', async (t) => {

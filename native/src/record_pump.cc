@@ -22,6 +22,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <sys/epoll.h>
@@ -143,6 +145,26 @@ struct PumpConfig {
     OPENSSL_cleanse(recv_key, sizeof recv_key);
   }
 };
+
+// The body size of the records sealed here: whole TCP segments of the
+// wire. A largest record (65537 bytes) on loopback (segments of 65483)
+// left as a full segment plus a 54-byte one, each its own skb, wake-up and
+// ACK at both ends; records of one segment move about 15-20 % more bytes
+// per CPU second (docs/performance.md). The segment size is the MSS this
+// end advertised (its route's MTU): TCP_MAXSEG reports the current MSS,
+// which starts at half the peer's window (32741 on loopback). Not TCP (a
+// Unix socket): the largest body.
+size_t SealBodyFor(int wire_fd) {
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (::getsockopt(wire_fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 || info.tcpi_advmss == 0) return kMaxBody;
+  const size_t mss = info.tcpi_advmss;
+  const size_t segments = kMaxRecord / mss;
+  if (segments == 0) return kMaxBody;
+  const size_t body = segments * mss - (kLenBytes + kTypeBytes + kTagBytes);
+  // Half-size records would cost more per byte than a short tail segment.
+  return body >= kMaxBody / 2 ? body : kMaxBody;
+}
 
 bool SetNonBlocking(int fd) {
   const int flags = ::fcntl(fd, F_GETFL);
@@ -277,6 +299,7 @@ class Pump final : public Stream {
     }
     OPENSSL_cleanse(cfg_->send_key, sizeof cfg_->send_key);
     OPENSSL_cleanse(cfg_->recv_key, sizeof cfg_->recv_key);
+    seal_body_ = SealBodyFor(fds_[kWire]);
     send_counter_ = cfg_->send_counter;
     recv_counter_ = cfg_->recv_counter;
     recv_ended_ = cfg_->recv_ended;
@@ -446,7 +469,7 @@ class Pump final : public Stream {
     if (!TakeUpBuffer()) return false;
     uint8_t* record = up_buf_ + prefix_;
     uint8_t* body = record + kLenBytes + kTypeBytes;
-    const size_t room = kMaxBody - prefix_;
+    const size_t room = seal_body_ - prefix_;
     size_t n;
     if (PlainPendingLeft() > 0) {
       n = std::min(PlainPendingLeft(), room);
@@ -711,6 +734,7 @@ class Pump final : public Stream {
 
   // plain -> wire
   uint8_t* up_buf_ = nullptr;  // from SealPool(), held only while in use
+  size_t seal_body_ = kMaxBody;  // SealBodyFor(the wire): the first record's includes prefix_
   size_t prefix_ = 0;          // bytes of records JS sealed at up_buf_'s start, not yet pending
   size_t up_off_ = 0;
   size_t up_len_ = 0;  // bytes of the sealed record in up_buf_ (0 = nothing pending)

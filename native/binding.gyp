@@ -37,7 +37,9 @@
         # Peek at a socket's kernel state (FIN, reset) before the event loop has seen it.
         "src/socket_probe.cc",
         # One datagram to a Unix socket (systemd's $NOTIFY_SOCKET).
-        "src/unix_datagram.cc"
+        "src/unix_datagram.cc",
+        # O_NONBLOCK of a descriptor shared with a child or a hand-off receiver.
+        "src/fd_flags.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"

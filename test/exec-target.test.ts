@@ -178,3 +178,33 @@ if (!hasSetpriv) console.log('skipping the exec: SIGKILL test: setpriv (util-lin
   for (let i = 0; i < 200 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 10));
   t.deepEqual(pids.filter(alive), [], 'no command outlived the jumper');
 });
+
+/** Connect, send `bytes` without half-closing, and wait (at most `ms`) for the jumper to end the stream: whether it did. */
+async function endedAfterSending(port: number, bytes: Buffer, ms: number): Promise<boolean> {
+  const socket = net.connect({ port, host: '127.0.0.1' });
+  socket.on('error', () => {});
+  socket.resume();
+  try {
+    socket.write(bytes);
+    return await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), ms);
+      socket.once('end', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  } finally {
+    socket.destroy();
+  }
+}
+
+cliTest('exec: a command that exits leaving exactly 128 KiB unread does not freeze the jumper (the child made the shared socket blocking)', async (t) => {
+  const port = await freePort();
+  // Never reads its input. libuv makes a child's stdio blocking, and the jumper shares that socket:
+  // draining it after the exit read 64 KiB, 64 KiB, then blocked the event loop on the empty socket.
+  const cli = startJumper(t, ['forward', '--listen', `127.0.0.1:${port}`, '--connect', 'exec:sleep 0.3']);
+  await cli.waitFor((l) => l.msg === 'forward jumper listening');
+  t.true(await endedAfterSending(port, randomBytes(128 * 1024), 5_000), 'the stream ended after the command exited');
+  t.true(await endedAfterSending(port, Buffer.from('x'), 5_000), 'the next stream is served too');
+  t.is(cli.child.exitCode, null, 'the jumper is still running');
+});

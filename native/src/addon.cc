@@ -14,11 +14,13 @@
 //   setKeepAlive, getKeepAlive (TCP keep-alive timers, keepalive.h)
 //   peekSocket(fd) -> 'open' | 'data' | 'eof' | errno name (socket_probe.h)
 //   sendUnixDatagram(path, bytes) (systemd notifications, unix_datagram.h)
+//   setNonBlocking(fd, on) (O_NONBLOCK, fd_flags.h)
 //
 // See js_api.cc for validation and netns_socket.cc for the syscalls.
 // Man pages relied on: setns(2), socket(2), bind(2), listen(2), connect(2).
 #include <napi.h>
 
+#include "fd_flags.h"
 #include "fd_passing.h"
 #include "js_api.h"
 #include "keepalive.h"
@@ -65,6 +67,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("peekSocket", Napi::Function::New(env, jumper::PeekSocketJs, "peekSocket"));
   // One datagram to a Unix socket: sd_notify (unix_datagram.cc).
   exports.Set("sendUnixDatagram", Napi::Function::New(env, jumper::SendUnixDatagramJs, "sendUnixDatagram"));
+  // O_NONBLOCK of a shared open socket (fd_flags.cc).
+  exports.Set("setNonBlocking", Napi::Function::New(env, jumper::SetNonBlockingJs, "setNonBlocking"));
   return exports;
 }
 

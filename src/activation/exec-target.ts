@@ -7,12 +7,15 @@
  * the jumper keeps the other end as an ordinary net.Socket, so the tunnel's
  * pipes, half-close and resets work unchanged: our EOF is the child's stdin
  * EOF, and the child's exit ends the stream cleanly. Its stderr goes to the log,
- * tagged `provider`.
+ * tagged `provider`. The child shares that socket's O_NONBLOCK flag (and
+ * libuv clears it for a child's stdio): the jumper reads its copy only after
+ * the exit, non-blocking again.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Dialer } from '../addr/dial.js';
 import { ConnectFailedError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { setNonBlocking } from '../native/fd-flags.js';
 import { keepInJs } from '../proto/js-data-path.js';
 import { shellArgv } from './shell-command.js';
 import { connectedPair } from './socket-pair.js';
@@ -79,6 +82,19 @@ export function createExecDialer(command: string, options: { logger: Logger; lab
     // we discard what it left unread and close it with a FIN: a clean end.
     theirs.on('error', () => {});
     child.once('exit', () => {
+      // libuv made the child's stdio blocking, and the flag is the socket's: a
+      // read that emptied it would then block the whole event loop. Without the
+      // addon, close it (a reset if input was left unread) rather than risk that.
+      let nonBlocking = false;
+      try {
+        nonBlocking = setNonBlocking(theirs, true);
+      } catch {
+        /* already closed: the stream ended first */
+      }
+      if (!nonBlocking) {
+        theirs.destroy();
+        return;
+      }
       theirs.on('data', () => {});
       theirs.resume();
       theirs.end();

@@ -125,3 +125,42 @@ handoffTest('forward --connect handoff: with --start is refused at construction 
     message: /--start does not apply to forward --connect handoff:/,
   } as never);
 });
+
+/** A bare recvmsg(2) receiver (Python's socket.recv_fds): writes "nonblock=0|1" to each socket it gets, then closes it. */
+const RAW_RECEIVER = `
+import fcntl, os, socket, sys
+server = socket.socket(socket.AF_UNIX)
+server.bind(sys.argv[1])
+server.listen()
+while True:
+    conn, _ = server.accept()
+    _, fds, _, _ = socket.recv_fds(conn, 1, 1)
+    conn.close()
+    flags = fcntl.fcntl(fds[0], fcntl.F_GETFL)
+    os.write(fds[0], b'nonblock=%d\\n' % (1 if flags & os.O_NONBLOCK else 0))
+    os.close(fds[0])
+`;
+const rawReason = !nativeHandoffAvailable() ? 'native addon unavailable' : !['/usr/bin/python3', '/bin/python3'].some(existsSync) ? 'python3 is not installed' : undefined;
+if (rawReason) console.log(`skipping the raw hand-off receiver test: ${rawReason}`);
+
+(rawReason ? test.skip : test)('a plain recvmsg(2) receiver gets a blocking socket, as accept(2) gives one: forward (the TCP socket) and server (a pair end)', async (t) => {
+  const dir = tempDir(t);
+  const sock = join(dir, 'handoff.sock');
+  const receiver = spawn('python3', ['-c', RAW_RECEIVER, sock], { stdio: ['ignore', 'ignore', 'inherit'] });
+  killAtTeardown(t, receiver);
+  await waitForFile(sock);
+  const fwd = createForward({ listen: '127.0.0.1:0', connect: `handoff:${sock}` });
+  await fwd.listen();
+  t.teardown(() => fwd.close({ drainTimeoutMs: 0 }));
+  const key = await deriveKey(randomBytes(32));
+  const server = createServer({ listen: '127.0.0.1:0', connect: `handoff:${sock}`, key });
+  await server.listen();
+  t.teardown(() => server.close({ drainTimeoutMs: 0 }));
+  const client = createClient({ listen: '127.0.0.1:0', connect: `127.0.0.1:${server.port()}`, key });
+  await client.listen();
+  t.teardown(() => client.close({ drainTimeoutMs: 0 }));
+  for (const [label, port] of [['forward', fwd.port()!], ['server', client.port()!]] as const) {
+    const result = await exchange({ port }, Buffer.alloc(0), { keepOpen: true });
+    t.is(result.received.toString(), 'nonblock=0\n', label);
+  }
+});

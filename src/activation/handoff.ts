@@ -6,14 +6,16 @@
  *
  * Protocol v1, per stream: connect to the receiver's path, send one message
  * whose payload is the byte 0x01 with SCM_RIGHTS carrying one descriptor,
- * close. Receivers: `jumper accept`, the LD_PRELOAD shim in native/preload/,
- * or any program that does recvmsg(2).
+ * close. The descriptor is blocking, as accept(2) returns one. Receivers:
+ * `jumper accept`, the LD_PRELOAD shim in native/preload/, or any program
+ * that does recvmsg(2).
  */
 import { closeSync } from 'node:fs';
 import net from 'node:net';
 import type { Dialer } from '../addr/dial.js';
 import { ConnectFailedError, SocketError, type JumperError } from '../errors.js';
 import { loadNative } from '../native/binding.js';
+import { setNonBlocking } from '../native/fd-flags.js';
 import type { Conn } from '../proto/conn.js';
 import { connectedPair, type PairFactory } from './socket-pair.js';
 
@@ -52,7 +54,16 @@ export async function sendHandoff(path: string, fd: number, label: string): Prom
       via.once('connect', resolve);
       via.once('error', reject);
     });
-    native.sendFd(handleFd(via), fd);
+    // The receiver gets the socket as accept(2) gives it: blocking. The flag
+    // is the socket's, shared with our copy, which is closed once sent
+    // without another read or write (and made non-blocking again if not sent).
+    setNonBlocking(fd, false);
+    try {
+      native.sendFd(handleFd(via), fd);
+    } catch (err) {
+      setNonBlocking(fd, true);
+      throw err;
+    }
   } catch (err) {
     throw handoffError(err, path, label);
   } finally {

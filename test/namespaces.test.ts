@@ -6,9 +6,9 @@
  *   [client jumper in host A] --veth-- [server jumper in host B]
  */
 import test, { type ExecutionContext } from 'ava';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { createForward, type ConnSummary } from '../src/index.js';
 import { cliBuilt, freePort, JUMPER, startJumper } from './helpers/cli.js';
-import { createNetns, createVethPair, netnsUnsupportedReason } from './helpers/netns.js';
+import { createNetns, createVethPair, killAtTeardown, netnsUnsupportedReason } from './helpers/netns.js';
 import { sha256, startEchoProvider } from './helpers/providers.js';
 
 const execFileAsync = promisify(execFile);
@@ -159,6 +159,32 @@ nsTest('a namespace deleted while the jumper runs fails that connection clearly;
   t.is(closed[0]!.reason, 'netns_error');
   t.regex(closed[0]!.error?.message ?? '', /^no such network namespace/);
   t.is(fwd.stats().failures.netns_error, 2);
+});
+
+nsTest('pid:N keeps to the namespace it first found: once process N is in another one (a reused PID, here an exec into unshare -n), streams fail with netns_error instead of going there', async (t) => {
+  const provider = await startEchoProvider(t);
+  // Same PID throughout: `exec unshare -n` moves it into a fresh namespace, as a reused PID would name another one.
+  const holder = spawn('sh', ['-c', 'read line; exec unshare -n sleep 60'], { stdio: ['pipe', 'ignore', 'inherit'] });
+  killAtTeardown(t, holder);
+  const nsFile = `/proc/${holder.pid}/ns/net`;
+  const first = readlinkSync(nsFile);
+  const { fwd, closed } = await forwardInto(t, `pid:${holder.pid}`, provider.address);
+  const stream = () =>
+    new Promise<string>((resolve) => {
+      const s = net.connect({ port: fwd.port()!, host: '127.0.0.1' });
+      let echoed = '';
+      s.on('data', (c: Buffer) => (echoed += c.toString()));
+      s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+      s.on('end', () => resolve(echoed));
+      s.end('ping');
+    });
+  t.is(await stream(), 'ping', 'the first stream reaches the provider in the namespace pid:N had');
+  holder.stdin!.end('go\n');
+  for (let i = 0; i < 200 && readlinkSync(nsFile) === first; i++) await new Promise((r) => setTimeout(r, 10));
+  t.not(readlinkSync(nsFile), first, 'the process moved to another namespace');
+  t.is(await stream(), 'ECONNRESET');
+  t.deepEqual(closed.map((c) => c.reason), ['done', 'netns_error']);
+  t.regex(closed[1]!.error?.message ?? '', /is now in another network namespace/);
 });
 
 nsTest('in a namespace, a missing Unix path is target_refused, as without one (so --start waits for a provider still binding)', async (t) => {

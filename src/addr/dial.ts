@@ -3,6 +3,7 @@
  */
 import net from 'node:net';
 import { ConnectFailedError, ConnectRefusedError, ConnectTimeoutError, JumperError, withReason } from '../errors.js';
+import { PidNamespacePin } from '../netns/pid-pin.js';
 import { connectInNetns } from '../netns/sockets.js';
 import { formatAddress, type Address } from './address.js';
 import { enableKeepAlive } from './keepalive.js';
@@ -74,13 +75,15 @@ export function createDialer(address: Address, options: DialOptions): Dialer {
 /**
  * A dialer whose sockets are created inside network namespace `netns`
  * (a name, a path or pid:N). The address must be an IP literal or a Unix
- * path: names would be resolved in the jumper's own namespace.
+ * path: names would be resolved in the jumper's own namespace. For pid:N,
+ * every stream goes to the namespace the first one found (`pin`, shared by
+ * the dialers of one balanced target): a reused PID is refused.
  */
-export function createNetnsDialer(netns: string, address: Address, options: DialOptions): Dialer {
+export function createNetnsDialer(netns: string, address: Address, options: DialOptions, pin = PidNamespacePin.for(netns)): Dialer {
   return async () => {
     let socket: net.Socket;
     try {
-      socket = await connectInNetns(netns, address, { timeoutMs: options.connectTimeoutMs, allowHalfOpen: true });
+      socket = await connectInNetns(netns, address, { timeoutMs: options.connectTimeoutMs, allowHalfOpen: true, ...(pin ? { pin } : {}) });
     } catch (err) {
       if (err instanceof JumperError && err.reason.startsWith('connect_')) {
         throw withReason(err, `${options.label}_${err.reason.slice('connect_'.length)}`);

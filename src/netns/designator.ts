@@ -14,7 +14,7 @@ import { InvalidArgumentError } from '../errors.js';
 /** Where `ip netns add` puts named namespaces (iproute2's NETNS_RUN_DIR). */
 export const NETNS_RUN_DIR = '/var/run/netns';
 
-const PID_PREFIX = 'pid:';
+export const PID_PREFIX = 'pid:';
 /** Linux's PID_MAX_LIMIT (2^22): no pid can be larger. */
 const PID_MAX_LIMIT = 4_194_304;
 /** NAME_MAX: a named namespace is one file name. */

@@ -29,6 +29,7 @@ import {
 import { isNativeSystemError, loadNative } from '../native/binding.js';
 import type { NativeFamily, NativeSystemError } from '../native/binding.js';
 import { resolveNetns } from './designator.js';
+import type { PidNamespacePin } from './pid-pin.js';
 
 /** Same default as Node's net.Server.listen(). */
 export const DEFAULT_BACKLOG = 511;
@@ -58,6 +59,8 @@ export interface ConnectInNetnsOptions {
   timeoutMs?: number;
   /** Keep our write side open after the peer ends (net.Socket allowHalfOpen); default false. */
   allowHalfOpen?: boolean;
+  /** For a pid:N designator: refuse a namespace other than the first one this pin saw (PID reuse). */
+  pin?: PidNamespacePin;
 }
 
 export interface ListenServerInNetnsOptions extends ListenInNetnsOptions {
@@ -261,6 +264,7 @@ export async function connectInNetns(
   const timeoutMs = positiveInteger(options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, 'timeoutMs');
   const native = loadNative();
   const context: Context = { operation: 'connect', designator: netns, nsPath, address, timeoutMs };
+  options.pin?.check();
   let fd: number;
   try {
     fd = await native.connectInNetns(nsPath, target.family, target.host, target.port, timeoutMs);

@@ -6,6 +6,7 @@
  */
 import { parseAddress, type Address } from '../addr/address.js';
 import { createDialer, createNetnsDialer, type DialOptions, type Dialer } from '../addr/dial.js';
+import { PidNamespacePin } from '../netns/pid-pin.js';
 import { checkNetnsTarget } from '../netns/sockets.js';
 import { createExecDialer, EXEC_PREFIX } from '../activation/exec-target.js';
 import { createHandoffDialer, HANDOFF_PREFIX } from '../activation/handoff.js';
@@ -136,6 +137,7 @@ function balanced(
     if (input.connectNetns) checkNetnsTarget(input.connectNetns, address);
   }
   const balance = input.balance ?? {};
+  const pin = input.connectNetns ? PidNamespacePin.for(input.connectNetns) : undefined;
   const pool = new BackendPool({
     strategy: balance.strategy ?? 'round-robin',
     ejectAfter: balance.ejectAfter ?? DEFAULTS.ejectAfter,
@@ -143,7 +145,7 @@ function balanced(
     ejectMaxMs: DEFAULTS.ejectMaxMs,
     makeDialer: (address) =>
       input.connectNetns
-        ? createNetnsDialer(input.connectNetns, parseAddress(address), dialOptions)
+        ? createNetnsDialer(input.connectNetns, parseAddress(address), dialOptions, pin)
         : createDialer(parseAddress(address), dialOptions),
     logger,
   });

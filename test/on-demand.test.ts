@@ -229,12 +229,12 @@ if (!cliBuilt) console.log('skipping the on-demand CLI test: dist/ is not built'
  * The CLI forwarding to a port nobody listens on, with a --start provider that never binds: one
  * consumer connection waits, so the provider runs. Returns the jumper process and the provider's pid.
  */
-async function cliWithWaitingProvider(t: ExecutionContext) {
+async function cliWithWaitingProvider(t: ExecutionContext, extra: string[] = [], options: { ownGroup?: boolean } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'jumper-start-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const pidFile = join(dir, 'pid');
   const port = await freePort(); // the provider never listens: the connection waits
-  const cli = startJumper(t, ['forward', '--listen', '127.0.0.1:0', '--connect', `127.0.0.1:${port}`, '--start', `echo $$ > ${pidFile}; exec sleep 60`, '--start-timeout', '30s']);
+  const cli = startJumper(t, ['forward', '--listen', '127.0.0.1:0', '--connect', `127.0.0.1:${port}`, '--start', `echo $$ > ${pidFile}; exec sleep 60`, '--start-timeout', '30s', ...extra], options);
   const up = await cli.waitFor((l) => l.msg === 'forward jumper listening');
   const jumperPort = Number(/:(\d+)$/.exec(String(up.listen))![1]);
   const consumer = net.connect({ port: jumperPort, host: '127.0.0.1' }, () => consumer.write('x'));
@@ -259,6 +259,17 @@ cliTest('a second SIGTERM, which exits without draining, takes the started provi
   cli.child.kill('SIGTERM');
   t.is((await cli.exited).code, 1, cli.stderr());
   t.true(await gone(pid), 'the provider outlived the jumper');
+});
+
+cliTest('Ctrl-C (SIGINT to the whole foreground process group) leaves the provider to the jumper, which stops it after the drain', async (t) => {
+  const { cli, pid } = await cliWithWaitingProvider(t, ['--drain-timeout', '300ms'], { ownGroup: true });
+  t.true(alive(pid));
+  process.kill(-cli.child.pid!, 'SIGINT');
+  const ended = await cli.waitFor((l) => l.msg === 'provider stopped' || l.msg === 'provider exited');
+  t.is(ended.msg, 'provider stopped', `the provider died of the terminal's signal, not of the jumper's: ${JSON.stringify(ended)}`);
+  t.is(ended.signal, 'SIGTERM');
+  await cli.exited;
+  t.true(await gone(pid));
 });
 
 const hasSetpriv = ['/usr/bin/setpriv', '/bin/setpriv'].some((p) => existsSync(p));

@@ -56,7 +56,8 @@ export function createExecDialer(command: string, options: { logger: Logger; lab
     const { ours, theirs } = pair;
     let child;
     try {
-      child = spawn(file, args, { stdio: [theirs, theirs, 'pipe'] });
+      // Its own process group, as for --start providers: Ctrl-C stops the jumper, which drains first.
+      child = spawn(file, args, { stdio: [theirs, theirs, 'pipe'], detached: true });
     } catch (cause) {
       ours.destroy();
       theirs.destroy();

@@ -23,12 +23,16 @@ export interface RunningCli {
   stderr(): string;
 }
 
-/** Start `jumper ARGS` (in `netns` via ip netns exec when given); killed at teardown. */
-export function startJumper(t: ExecutionContext, args: string[], options: { netns?: string } = {}): RunningCli {
+/**
+ * Start `jumper ARGS` (in `netns` via ip netns exec when given); killed at teardown.
+ * `ownGroup`: as a shell starts a job, leader of its own process group (signal it with process.kill(-pid)).
+ */
+export function startJumper(t: ExecutionContext, args: string[], options: { netns?: string; ownGroup?: boolean } = {}): RunningCli {
   const argv = [JUMPER, ...args, '--log-format', 'json'];
+  const spawnOptions = { stdio: ['ignore', 'ignore', 'pipe'] as ['ignore', 'ignore', 'pipe'], detached: options.ownGroup ?? false };
   const child = options.netns
-    ? spawn('ip', ['netns', 'exec', options.netns, process.execPath, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] })
-    : spawn(process.execPath, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+    ? spawn('ip', ['netns', 'exec', options.netns, process.execPath, ...argv], spawnOptions)
+    : spawn(process.execPath, argv, spawnOptions);
   killAtTeardown(t, child);
   return { child, ...watchJsonLog(child, 10_000) };
 }

@@ -5,13 +5,16 @@
  */
 import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
+import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createForward, createServer, createClient, deriveKey, nativeHandoffAvailable } from '../src/index.js';
+import { handleFd, sendHandoff } from '../src/activation/handoff.js';
 import { cliBuilt, JUMPER } from './helpers/cli.js';
 import { killAtTeardown } from './helpers/netns.js';
 import { exchange, randomBytes, sha256 } from './helpers/providers.js';
@@ -163,4 +166,27 @@ if (rawReason) console.log(`skipping the raw hand-off receiver test: ${rawReason
     const result = await exchange({ port }, Buffer.alloc(0), { keepOpen: true });
     t.is(result.received.toString(), 'nonblock=0\n', label);
   }
+});
+
+const emfileReason = !nativeHandoffAvailable() ? 'native addon unavailable' : !['/usr/bin/prlimit', '/bin/prlimit'].some(existsSync) ? 'prlimit (util-linux) is not installed' : undefined;
+if (emfileReason) console.log(`skipping the hand-off EMFILE test: ${emfileReason}`);
+
+(emfileReason ? test.skip : test)('a receiver out of descriptors reports EMFILE (the kernel dropped the descriptor), not a malformed hand-off', async (t) => {
+  const dir = tempDir(t);
+  const sock = join(dir, 'handoff.sock');
+  const script = fileURLToPath(new URL('./helpers/handoff-emfile-receiver.ts', import.meta.url));
+  const receiver = spawn(process.execPath, ['--import', 'tsx', script, sock], { stdio: ['ignore', 'pipe', 'inherit'] });
+  killAtTeardown(t, receiver);
+  const lines = createInterface({ input: receiver.stdout! })[Symbol.asyncIterator]();
+  t.deepEqual(JSON.parse(String((await lines.next()).value)), { ready: true });
+  const server = net.createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  const socket = net.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1' });
+  await once(socket, 'connect');
+  t.teardown(() => socket.destroy());
+  await sendHandoff(sock, handleFd(socket), 'target');
+  const report = JSON.parse(String((await lines.next()).value)) as { code?: string; err?: string };
+  t.is(report.code, 'EMFILE', JSON.stringify(report));
+  t.regex(report.err ?? '', /descriptor was dropped/);
 });

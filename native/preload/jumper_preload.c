@@ -461,6 +461,8 @@ static int receive_handoff(int u)
         why = "payload is not exactly 1 byte";
     else if (payload[0] != HANDOFF_VERSION)
         why = "unknown protocol version byte";
+    else if ((msg.msg_flags & MSG_CTRUNC) && nfds == 0)
+        why = "descriptor dropped: too many open files (EMFILE)";
     else if (msg.msg_flags & MSG_CTRUNC)
         why = "control data truncated";
     else if (nfds != 1)

@@ -80,6 +80,11 @@ Napi::Value RecvFdJs(const Napi::CallbackInfo& info) {
     const size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
     for (size_t i = 0; i < n && count < 4; i++) memcpy(&fds[count++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
   }
+  // A well-formed message whose descriptor the kernel could not install here
+  // (at RLIMIT_NOFILE) arrives with MSG_CTRUNC and none: that is EMFILE.
+  if (got == 1 && payload[0] == kHandoffVersion && count == 0 && (msg.msg_flags & MSG_CTRUNC) != 0) {
+    throw MakeErrnoError(info.Env(), EMFILE, "recvmsg", "hand-off: the descriptor was dropped");
+  }
   const bool ok = got == 1 && payload[0] == kHandoffVersion && count == 1 && (msg.msg_flags & MSG_CTRUNC) == 0;
   if (!ok) {
     for (int i = 0; i < count; i++) close(fds[i]);

@@ -129,6 +129,44 @@ handoffTest('forward --connect handoff: with --start is refused at construction 
   } as never);
 });
 
+handoffTest('server hand-off under the LD_PRELOAD shim: python3 http.server gets a socket-pair end and an unspecified peer address (0.0.0.0:0), and answers', async (t) => {
+  if (!existsSync(SHIM)) return t.fail(`${SHIM} was not built`);
+  const dir = tempDir(t);
+  const sock = join(dir, 'handoff.sock');
+  const content = randomBytes(16).toString('hex');
+  writeFileSync(join(dir, 'hello.txt'), content);
+  const daemon = spawn('unshare', ['-n', 'python3', '-m', 'http.server', '8000', '--bind', '0.0.0.0'], {
+    cwd: dir,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, LD_PRELOAD: SHIM, JUMPER_PRELOAD_PORT: '8000', JUMPER_PRELOAD_SOCKET: sock },
+  });
+  killAtTeardown(t, daemon);
+  let log = '';
+  daemon.stderr!.setEncoding('utf8').on('data', (c: string) => (log += c));
+  await waitForFile(sock);
+  const key = await deriveKey(randomBytes(32));
+  const server = createServer({ listen: '127.0.0.1:0', connect: `handoff:${sock}`, key });
+  await server.listen();
+  t.teardown(() => server.close({ drainTimeoutMs: 0 }));
+  const client = createClient({ listen: '127.0.0.1:0', connect: `127.0.0.1:${server.port()}`, key });
+  await client.listen();
+  t.teardown(() => client.close({ drainTimeoutMs: 0 }));
+  const body = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port: client.port()!, path: '/hello.txt', agent: false }, (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      })
+      .on('error', reject);
+  });
+  t.is(body.status, 200);
+  t.is(body.text, content);
+  // http.server logs the client address it got from accept().
+  for (let i = 0; i < 100 && !log.includes('GET /hello.txt'); i++) await new Promise((r) => setTimeout(r, 20));
+  t.regex(log, /^0\.0\.0\.0 - - .*"GET \/hello\.txt HTTP\/1\.1" 200/m);
+});
+
 /** A bare recvmsg(2) receiver (Python's socket.recv_fds): writes "nonblock=0|1" to each socket it gets, then closes it. */
 const RAW_RECEIVER = `
 import fcntl, os, socket, sys

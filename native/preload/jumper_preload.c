@@ -383,6 +383,17 @@ static void normalize_family(struct sockaddr_storage *ss, socklen_t *len)
     int want = saved_addr.ss_family;
     if (ss->ss_family == want)
         return;
+    if (ss->ss_family == AF_UNIX && (want == AF_INET || want == AF_INET6)) {
+        /* A socket-pair end (jumper server/client hand-off): there is no IP
+         * peer. The daemon asked for an address of its own family and would
+         * read past the 2-byte AF_UNIX one (Python's http.server fails on
+         * it); give the unspecified address, port 0. Not loopback: that
+         * could pass an "allow 127.0.0.1" check meant for local clients. */
+        memset(ss, 0, sizeof *ss);
+        ss->ss_family = (sa_family_t)want;
+        *len = want == AF_INET ? (socklen_t)sizeof(struct sockaddr_in) : (socklen_t)sizeof(struct sockaddr_in6);
+        return;
+    }
     if (want == AF_INET && ss->ss_family == AF_INET6) {
         struct sockaddr_in6 in6;
         memcpy(&in6, ss, sizeof in6);

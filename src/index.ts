@@ -18,6 +18,7 @@ export {
   type RegisterOptions,
 } from './roles/jumper.js';
 export { parseBackendSpec, type BackendSpec, type BackendStatus } from './balance/backend.js';
+export type { BackendInput } from './balance/pool.js';
 export { STRATEGIES, type StrategyName } from './balance/strategy.js';
 export { EtcdDiscovery, type EtcdDiscoveryOptions } from './discovery/etcd-discovery.js';
 export { EtcdRegistration, type EtcdRegistrationOptions } from './discovery/etcd-registration.js';

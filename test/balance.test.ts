@@ -6,6 +6,8 @@
 import test, { type ExecutionContext } from 'ava';
 import net from 'node:net';
 import { createBalancer, createClient, createServer, type BalanceJumper, type ConnSummary, type TunnelKey } from '../src/index.js';
+import { parseAddress } from '../src/addr/address.js';
+import { BackendPool } from '../src/balance/pool.js';
 import { freePort } from './helpers/cli.js';
 import { exchange, randomBytes, sha256, startEchoProvider, type Provider } from './helpers/providers.js';
 import { makeKey } from './helpers/tunnel.js';
@@ -226,4 +228,61 @@ test('a stream open on a backend keeps flowing after the backend is removed; new
     balancer.backends().map((s) => s.address),
     [b!.address],
   );
+});
+
+function poolForTest(): BackendPool {
+  return new BackendPool({
+    strategy: 'round-robin',
+    ejectAfter: 3,
+    ejectBaseMs: 1_000,
+    ejectMaxMs: 30_000,
+    makeDialer: (address) => {
+      parseAddress(address); // what the real dialers do first: a bad address throws
+      return async () => {
+        throw new Error('not dialled in this test');
+      };
+    },
+  });
+}
+
+test('passive ejection: failures of dials still under way when a backend is ejected do not eject it again (the back-off stays at its first step)', (t) => {
+  const pool = poolForTest();
+  pool.update([{ address: '127.0.0.1:1', weight: 1 }, { address: '127.0.0.1:2', weight: 1 }]);
+  const [bad] = pool.configured();
+  const refused = Object.assign(new Error('refused'), { code: 'ECONNREFUSED' });
+  for (let i = 0; i < 3; i++) pool.failed(bad!, refused);
+  t.is(bad!.ejections, 1);
+  const until = bad!.ejectedUntil;
+  // 300 more connects that were in flight (a dark host: each times out) come back failed.
+  for (let i = 0; i < 300; i++) pool.failed(bad!, refused);
+  t.is(bad!.ejections, 1, 'ejected once, not once per three late failures');
+  t.is(bad!.ejectedUntil, until, 'the ejection was not pushed back');
+  t.is(pool.status().find((s) => s.address === '127.0.0.1:1')!.failures, 303, 'every failure is still counted');
+  t.is(pool.pick(new Set())!.address, '127.0.0.1:2');
+});
+
+test('updateBackends: weights default to 1 and are checked; a bad spec changes nothing', (t) => {
+  const pool = poolForTest();
+  pool.update([{ address: '127.0.0.1:1' }, { address: '127.0.0.1:2' }]);
+  t.deepEqual(pool.status().map((s) => s.weight), [1, 1]);
+  // Round-robin over two weight-1 backends alternates (a missing weight made it NaN: always the first).
+  const picks = Array.from({ length: 4 }, () => pool.pick(new Set())!.address);
+  t.deepEqual(picks, ['127.0.0.1:1', '127.0.0.1:2', '127.0.0.1:1', '127.0.0.1:2']);
+  const cases = [
+    [{ address: '127.0.0.1:3', weight: 0 }, 'JUMPER_ERR_INVALID_ARG'],
+    [{ address: '127.0.0.1:3', weight: 1.5 }, 'JUMPER_ERR_INVALID_ARG'],
+    [{ address: '' }, 'JUMPER_ERR_INVALID_ARG'],
+    [{ address: 'db' }, 'JUMPER_ERR_BAD_ADDRESS'],
+  ] as const;
+  for (const [bad, code] of cases) {
+    t.throws(() => pool.update([{ address: '127.0.0.1:1' }, bad]), { code } as never, JSON.stringify(bad));
+    t.deepEqual(
+      pool.status().map((s) => [s.address, s.state]),
+      [
+        ['127.0.0.1:1', 'up'],
+        ['127.0.0.1:2', 'up'],
+      ],
+      `${JSON.stringify(bad)}: nothing was added or removed`,
+    );
+  }
 });

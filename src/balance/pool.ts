@@ -10,11 +10,17 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { Dialer } from '../addr/dial.js';
-import { reasonOf } from '../errors.js';
 import { silentLogger, type Logger } from '../log/logger.js';
-import { Backend, type BackendSpec, type BackendStatus } from './backend.js';
+import { InvalidArgumentError, reasonOf } from '../errors.js';
+import { Backend, checkWeight, type BackendSpec, type BackendStatus } from './backend.js';
 import { createStrategy, type Strategy, type StrategyName } from './strategy.js';
 import type { StreamLease } from './stream-lease.js';
+
+/** A backend as callers give it: the weight defaults to 1. */
+export interface BackendInput {
+  address: string;
+  weight?: number;
+}
 
 export interface PoolOptions {
   strategy: StrategyName;
@@ -51,9 +57,21 @@ export class BackendPool extends EventEmitter<PoolEvents> {
     this.#logger = options.logger ?? silentLogger;
   }
 
-  /** Replace the configured set: new ones start taking streams, missing ones drain. */
-  update(specs: readonly BackendSpec[]): void {
-    const wanted = new Map(specs.map((s) => [s.address, s]));
+  /**
+   * Replace the configured set: new ones start taking streams, missing ones drain.
+   * Every spec is checked first (weight 1..MAX_WEIGHT, 1 when left out; an
+   * address a dialer can be made for): a bad one changes nothing.
+   * @throws InvalidArgumentError
+   */
+  update(specs: readonly BackendInput[]): void {
+    const wanted = new Map<string, BackendSpec>();
+    const dialers = new Map<string, Dialer>();
+    for (const s of specs) {
+      if (typeof s?.address !== 'string' || s.address === '') throw new InvalidArgumentError('backend: address must be a non-empty string');
+      const weight = checkWeight(s.weight ?? 1, `backend "${s.address}"`);
+      wanted.set(s.address, { address: s.address, weight });
+      if (!this.#backends.has(s.address) && !dialers.has(s.address)) dialers.set(s.address, this.#options.makeDialer(s.address));
+    }
     let changed = false;
     for (const [address, backend] of this.#backends) {
       if (wanted.has(address) || backend.removed) continue;
@@ -71,7 +89,7 @@ export class BackendPool extends EventEmitter<PoolEvents> {
         existing.weight = spec.weight;
         continue;
       }
-      this.#backends.set(spec.address, new Backend(spec, this.#options.makeDialer(spec.address)));
+      this.#backends.set(spec.address, new Backend(spec, dialers.get(spec.address)!));
       this.#logger.info({ backend: spec.address, weight: spec.weight }, 'backend added');
       changed = true;
     }
@@ -141,6 +159,10 @@ export class BackendPool extends EventEmitter<PoolEvents> {
   /** A connect to `backend` failed. */
   failed(backend: Backend, err: unknown): void {
     backend.failuresTotal++;
+    // Already ejected: these are dials that were under way (or pick's
+    // fallback when every backend is out). Counting them would eject again
+    // and again, pushing the back-off to its cap and beyond at once.
+    if (performance.now() < backend.ejectedUntil) return;
     if (++backend.consecutiveFailures < this.#options.ejectAfter) return;
     backend.consecutiveFailures = 0;
     const ms = Math.min(this.#options.ejectBaseMs * 2 ** backend.ejections, this.#options.ejectMaxMs);

@@ -10,9 +10,9 @@ import { formatAddress, parseAddress, type Address } from '../addr/address.js';
 import { tuneSocket, type Dialer } from '../addr/dial.js';
 import { openListenerInNetns } from '../netns/sockets.js';
 import { OnDemandProvider } from '../activation/on-demand.js';
-import type { BackendSpec, BackendStatus } from '../balance/backend.js';
+import type { BackendStatus } from '../balance/backend.js';
 import { HealthChecker } from '../balance/health.js';
-import type { BackendPool } from '../balance/pool.js';
+import type { BackendInput, BackendPool } from '../balance/pool.js';
 import { EtcdDiscovery } from '../discovery/etcd-discovery.js';
 import { EtcdRegistration } from '../discovery/etcd-registration.js';
 import type { EtcdAccess } from '../discovery/etcd-access.js';
@@ -282,9 +282,11 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
 
   /**
    * Replace the backend set of a balancing role (what etcd discovery does):
-   * new backends take streams at once, missing ones drain.
+   * new backends take streams at once, missing ones drain. Weights default
+   * to 1; a bad weight or address throws and changes nothing.
+   * @throws InvalidArgumentError
    */
-  updateBackends(backends: readonly BackendSpec[]): void {
+  updateBackends(backends: readonly BackendInput[]): void {
     if (!this.#pool) throw new InvalidArgumentError('this jumper does not balance (give several connect addresses, backends or discover)');
     this.#pool.update(backends);
   }

@@ -6,7 +6,13 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import net from 'node:net';
+import { stringify } from 'yaml';
+import { Supervisor } from '../src/config/run.js';
+import { captureLogger } from './helpers/capture-logger.js';
 import { cliBuilt, freePort, startJumper, type RunningCli } from './helpers/cli.js';
 import { etcdUnavailableReason, startEtcd, type TestEtcd } from './helpers/etcd.js';
 import { exchange, randomBytes, sha256, startEchoProvider, type Provider } from './helpers/providers.js';
@@ -358,4 +364,73 @@ if (!asRoot) console.log('# discovery: the --connect-netns test is skipped: ente
   t.is(await streams(port, 6), 0, `every stream found the usable backend: ${JSON.stringify(forward.logs.slice(-3))}`);
   t.is(provider.connections, 6);
   t.is(forward.child.exitCode, null);
+});
+
+maybe('jumper run: a reload that restarts a discovering link while etcd is down keeps serving the backends the old instance knew', async (t) => {
+  const etcd = await startEtcd(t);
+  const provider = await startEchoProvider(t);
+  await etcd.client.put(`${PREFIX}/by-hand`).value(JSON.stringify({ address: provider.address, weight: 1, version: 1 }));
+  const dir = mkdtempSync(join(tmpdir(), 'jumper-run-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'jumper.yaml');
+  const port = await freePort();
+  const link = { name: 'lb', role: 'balance', listen: `127.0.0.1:${port}`, discover: etcd.url(PREFIX) };
+  writeFileSync(file, stringify({ links: [link] }));
+  const supervisor = new Supervisor({ file, logger: captureLogger() });
+  t.teardown(() => supervisor.stop(0));
+  await supervisor.start();
+  t.deepEqual(supervisor.jumper('lb')!.backends().map((b) => b.address), [provider.address]);
+  t.is(await streams(port, 3), 0);
+
+  await etcd.stop();
+  writeFileSync(file, stringify({ links: [{ ...link, 'drain-timeout': '1s' }] }));
+  t.deepEqual(await supervisor.reload(), { added: [], removed: [], changed: ['lb'], unchanged: [] });
+  t.deepEqual(supervisor.jumper('lb')!.backends().map((b) => b.address), [provider.address], 'the new instance has the old set');
+  t.is(await streams(port, 5), 0, 'streams still reach the provider');
+  t.is(provider.connections, 8);
+});
+
+/** Whether something listens on `port` now (a balancer with no backends accepts and resets at once: that counts). */
+function accepting(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: '127.0.0.1' });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code !== 'ECONNREFUSED'));
+  });
+}
+
+maybe('jumper run: a reload starts its changed links together: one waiting on an etcd that does not answer does not hold back the next one', async (t) => {
+  const etcd = await startEtcd(t);
+  const dir = mkdtempSync(join(tmpdir(), 'jumper-run-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'jumper.yaml');
+  const links = [0, 1].map((i) => ({ name: `lb${i}`, role: 'balance', listen: '127.0.0.1:0', discover: etcd.url(`${PREFIX}/${i}`) }));
+  writeFileSync(file, stringify({ links }));
+  const supervisor = new Supervisor({ file, logger: captureLogger() });
+  t.teardown(() => supervisor.stop(0));
+  await supervisor.start();
+
+  // etcd accepts but never answers: a new instance's first read of its prefix waits it out (about 12 s here).
+  process.kill(etcd.pid()!, 'SIGSTOP');
+  t.teardown(() => void process.kill(etcd.pid()!, 'SIGCONT'));
+  // New ports: what answers there is the new instance, not the old one still closing.
+  const ports = [await freePort(), await freePort()];
+  writeFileSync(file, stringify({ links: links.map((l, i) => ({ ...l, listen: `127.0.0.1:${ports[i]}` })) }));
+  const reloaded = supervisor.reload();
+  const started = Date.now();
+  const bound = await Promise.all(
+    ports.map(async (port) => {
+      while (Date.now() - started < 3_000) {
+        if (await accepting(port)) return Date.now() - started;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      return undefined;
+    }),
+  );
+  t.true(bound.every((ms) => ms !== undefined), `both new instances listen within 3 s while etcd hangs (ms): ${JSON.stringify(bound)}`);
+  process.kill(etcd.pid()!, 'SIGCONT');
+  t.deepEqual((await reloaded)?.changed, ['lb0', 'lb1']);
 });

@@ -166,22 +166,30 @@ export class Supervisor {
       if (next[key] !== this.#spec[key]) this.#logger.warn({ key, running: this.#spec[key], file: next[key] }, `reload: "${key}" changes only on restart`);
     }
     const drainFor = (s: LinkSpec) => (s['drain-timeout'] as number | undefined) ?? next.drainTimeoutMs ?? DEFAULTS.drainTimeoutMs;
+    // A changed link that discovers from the same place starts with the backends its old
+    // instance knew: while etcd is slow or down, the last known set stays in force (and
+    // streams do not meet an empty pool while the new instance reads the prefix).
+    for (const name of diff.changed) this.#seedBackends(this.#links.get(name)!, next.links.find((l) => l.name === name)!, prepared.get(name)!);
     // Stop first, so an added or changed link may take over a freed address.
     for (const name of [...diff.removed, ...diff.changed]) this.#retire(name, drainFor(this.#links.get(name)!.spec));
     // One tick: the retired listeners' sockets are closed synchronously, let their close callbacks run.
     await new Promise((resolve) => setImmediate(resolve));
-    for (const name of [...diff.changed, ...diff.added]) {
-      const spec = next.links.find((l) => l.name === name)!;
-      const jumper = prepared.get(name)!;
-      try {
-        await jumper.listen();
-        this.#install(spec, jumper);
-        this.#logger.info({ link: name, role: spec.role, listen: jumper.address(), keys: keyFingerprints(jumper), change: diff.added.includes(name) ? 'added' : 'changed' }, 'link started');
-      } catch (err) {
-        this.#install(spec, jumper, errorText(err));
-        this.#logger.error({ link: name, err: errorText(err) }, 'link failed to start');
-      }
-    }
+    // Together: each listen() waits for etcd (discovery, registration) after binding, and a
+    // link must not stay down while another waits on an etcd that does not answer.
+    await Promise.all(
+      [...diff.changed, ...diff.added].map(async (name) => {
+        const spec = next.links.find((l) => l.name === name)!;
+        const jumper = prepared.get(name)!;
+        try {
+          await jumper.listen();
+          this.#install(spec, jumper);
+          this.#logger.info({ link: name, role: spec.role, listen: jumper.address(), keys: keyFingerprints(jumper), change: diff.added.includes(name) ? 'added' : 'changed' }, 'link started');
+        } catch (err) {
+          this.#install(spec, jumper, errorText(err));
+          this.#logger.error({ link: name, err: errorText(err) }, 'link failed to start');
+        }
+      }),
+    );
     for (const [name, keys] of freshKeys) {
       const link = this.#links.get(name)!;
       link.spec = next.links.find((l) => l.name === name)!;
@@ -266,6 +274,18 @@ export class Supervisor {
     else if (this.#options.metrics) link.detach = this.#options.metrics.attach(spec.name, jumper);
     this.#options.metrics?.setLinkUp(spec.name, spec.role, !error);
     this.#links.set(spec.name, link);
+  }
+
+  /** Give a changed discovering link's new instance the backends of its running one (same discover URL only). */
+  #seedBackends(old: Link, spec: LinkSpec, jumper: Jumper): void {
+    if (old.state !== 'running' || spec.discover === undefined || spec.discover !== old.spec.discover) return;
+    const known = old.jumper.backends().filter((b) => b.state !== 'draining');
+    if (known.length === 0) return;
+    try {
+      jumper.updateBackends(known.map((b) => ({ address: b.address, weight: b.weight })));
+    } catch (err) {
+      this.#logger.warn({ link: spec.name, err: errorText(err) }, 'reload: cannot carry the known backends over; the link waits for etcd');
+    }
   }
 
   /** Stop accepting on a link and let its streams finish in the background. */

@@ -7,6 +7,7 @@ import test, { type ExecutionContext } from 'ava';
 import net from 'node:net';
 import { createBalancer, createClient, createServer, type BalanceJumper, type ConnSummary, type TunnelKey } from '../src/index.js';
 import { parseAddress } from '../src/addr/address.js';
+import { HealthChecker } from '../src/balance/health.js';
 import { BackendPool } from '../src/balance/pool.js';
 import { freePort } from './helpers/cli.js';
 import { exchange, randomBytes, sha256, startEchoProvider, type Provider } from './helpers/providers.js';
@@ -285,4 +286,31 @@ test('updateBackends: weights default to 1 and are checked; a bad spec changes n
       `${JSON.stringify(bad)}: nothing was added or removed`,
     );
   }
+});
+
+test('health checks: a backend whose check hangs (a dark host) does not hold back the checks of the others', async (t) => {
+  // The dialers stand in for the network here: what is tested is the checker's scheduling.
+  const behaviour = new Map<string, 'hang' | 'ok' | 'refuse'>([
+    ['127.0.0.1:1', 'hang'],
+    ['127.0.0.1:2', 'ok'],
+  ]);
+  const pool = new BackendPool({
+    strategy: 'round-robin',
+    ejectAfter: 3,
+    ejectBaseMs: 1_000,
+    ejectMaxMs: 30_000,
+    makeDialer: (address) => async () => {
+      const what = behaviour.get(address);
+      if (what === 'hang') return new Promise<never>(() => undefined);
+      if (what === 'refuse') throw Object.assign(new Error('refused'), { code: 'ECONNREFUSED' });
+      return { on() {}, destroySoon() {} } as unknown as net.Socket;
+    },
+  });
+  pool.update([{ address: '127.0.0.1:1' }, { address: '127.0.0.1:2' }]);
+  const checker = new HealthChecker(pool, 60_000);
+  void checker.checkAll(); // the first backend's check never finishes
+  await new Promise((r) => setImmediate(r));
+  behaviour.set('127.0.0.1:2', 'refuse');
+  await Promise.race([checker.checkAll(), new Promise((r) => setTimeout(r, 200))]);
+  t.is(pool.status().find((s) => s.address === '127.0.0.1:2')!.state, 'down', 'the second round checked the backend that answers');
 });

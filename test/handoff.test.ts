@@ -46,6 +46,18 @@ async function waitForFile(path: string, timeoutMs = 10_000): Promise<void> {
   }
 }
 
+/** A server jumper handing off to `sock`, and a client jumper in front of it: the client's port. */
+async function tunnelToHandoff(t: import('ava').ExecutionContext, sock: string): Promise<number> {
+  const key = await deriveKey(randomBytes(32));
+  const server = createServer({ listen: '127.0.0.1:0', connect: `handoff:${sock}`, key });
+  await server.listen();
+  t.teardown(() => server.close({ drainTimeoutMs: 0 }));
+  const client = createClient({ listen: '127.0.0.1:0', connect: `127.0.0.1:${server.port()}`, key });
+  await client.listen();
+  t.teardown(() => client.close({ drainTimeoutMs: 0 }));
+  return client.port()!;
+}
+
 handoffTest('forward hand-off: `jumper accept` in unshare -n serves a connection it received, and holds the original TCP socket with its default options', async (t) => {
   const dir = tempDir(t);
   const sock = join(dir, 'handoff.sock');
@@ -71,20 +83,14 @@ handoffTest('server hand-off: decrypted bytes reach a receiver with no network, 
   const sock = join(dir, 'handoff.sock');
   inEmptyNetns(t, [process.execPath, JUMPER, 'accept', '--from', sock, '--exec', 'exec cat']);
   await waitForFile(sock);
-  const key = await deriveKey(randomBytes(32));
-  const server = createServer({ listen: '127.0.0.1:0', connect: `handoff:${sock}`, key });
-  await server.listen();
-  t.teardown(() => server.close({ drainTimeoutMs: 0 }));
-  const client = createClient({ listen: '127.0.0.1:0', connect: `127.0.0.1:${server.port()}`, key });
-  await client.listen();
-  t.teardown(() => client.close({ drainTimeoutMs: 0 }));
+  const clientPort = await tunnelToHandoff(t, sock);
   const body = randomBytes(4 * 1024 * 1024);
-  const result = await exchange({ port: client.port()! }, body);
+  const result = await exchange({ port: clientPort }, body);
   t.is(sha256(result.received), sha256(body));
 });
 
-handoffTest('an unmodified python3 http.server under the LD_PRELOAD shim in unshare -n answers a request that came through jumper forward', async (t) => {
-  if (!existsSync(SHIM)) return t.fail(`${SHIM} was not built`);
+/** An unmodified python3 http.server in unshare -n under the LD_PRELOAD shim, serving hello.txt (random content). */
+async function shimmedHttpServer(t: import('ava').ExecutionContext): Promise<{ sock: string; content: string; log: () => string }> {
   const dir = tempDir(t);
   const sock = join(dir, 'handoff.sock');
   const content = randomBytes(16).toString('hex');
@@ -95,21 +101,34 @@ handoffTest('an unmodified python3 http.server under the LD_PRELOAD shim in unsh
     env: { ...process.env, LD_PRELOAD: SHIM, JUMPER_PRELOAD_PORT: '8000', JUMPER_PRELOAD_SOCKET: sock },
   });
   killAtTeardown(t, daemon);
+  let log = '';
+  daemon.stderr!.setEncoding('utf8').on('data', (c: string) => (log += c));
   await waitForFile(sock);
-  const fwd = createForward({ listen: '127.0.0.1:0', connect: `handoff:${sock}` });
-  await fwd.listen();
-  t.teardown(() => fwd.close({ drainTimeoutMs: 0 }));
-  const body = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+  return { sock, content, log: () => log };
+}
+
+/** GET /hello.txt through `port`. */
+function getHello(port: number): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
     http
-      .get({ host: '127.0.0.1', port: fwd.port()!, path: '/hello.txt', agent: false }, (res) => {
+      .get({ host: '127.0.0.1', port, path: '/hello.txt', agent: false }, (res) => {
         let text = '';
         res.setEncoding('utf8').on('data', (c: string) => (text += c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
       })
       .on('error', reject);
   });
+}
+
+handoffTest('an unmodified python3 http.server under the LD_PRELOAD shim in unshare -n answers a request that came through jumper forward', async (t) => {
+  if (!existsSync(SHIM)) return t.fail(`${SHIM} was not built`);
+  const daemon = await shimmedHttpServer(t);
+  const fwd = createForward({ listen: '127.0.0.1:0', connect: `handoff:${daemon.sock}` });
+  await fwd.listen();
+  t.teardown(() => fwd.close({ drainTimeoutMs: 0 }));
+  const body = await getHello(fwd.port()!);
   t.is(body.status, 200);
-  t.is(body.text, content);
+  t.is(body.text, daemon.content);
 });
 
 handoffTest('no receiver: the connection fails with target_refused, the jumper keeps serving', async (t) => {
@@ -131,40 +150,14 @@ handoffTest('forward --connect handoff: with --start is refused at construction 
 
 handoffTest('server hand-off under the LD_PRELOAD shim: python3 http.server gets a socket-pair end and an unspecified peer address (0.0.0.0:0), and answers', async (t) => {
   if (!existsSync(SHIM)) return t.fail(`${SHIM} was not built`);
-  const dir = tempDir(t);
-  const sock = join(dir, 'handoff.sock');
-  const content = randomBytes(16).toString('hex');
-  writeFileSync(join(dir, 'hello.txt'), content);
-  const daemon = spawn('unshare', ['-n', 'python3', '-m', 'http.server', '8000', '--bind', '0.0.0.0'], {
-    cwd: dir,
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, LD_PRELOAD: SHIM, JUMPER_PRELOAD_PORT: '8000', JUMPER_PRELOAD_SOCKET: sock },
-  });
-  killAtTeardown(t, daemon);
-  let log = '';
-  daemon.stderr!.setEncoding('utf8').on('data', (c: string) => (log += c));
-  await waitForFile(sock);
-  const key = await deriveKey(randomBytes(32));
-  const server = createServer({ listen: '127.0.0.1:0', connect: `handoff:${sock}`, key });
-  await server.listen();
-  t.teardown(() => server.close({ drainTimeoutMs: 0 }));
-  const client = createClient({ listen: '127.0.0.1:0', connect: `127.0.0.1:${server.port()}`, key });
-  await client.listen();
-  t.teardown(() => client.close({ drainTimeoutMs: 0 }));
-  const body = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port: client.port()!, path: '/hello.txt', agent: false }, (res) => {
-        let text = '';
-        res.setEncoding('utf8').on('data', (c: string) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      })
-      .on('error', reject);
-  });
+  const daemon = await shimmedHttpServer(t);
+  const clientPort = await tunnelToHandoff(t, daemon.sock);
+  const body = await getHello(clientPort);
   t.is(body.status, 200);
-  t.is(body.text, content);
+  t.is(body.text, daemon.content);
   // http.server logs the client address it got from accept().
-  for (let i = 0; i < 100 && !log.includes('GET /hello.txt'); i++) await new Promise((r) => setTimeout(r, 20));
-  t.regex(log, /^0\.0\.0\.0 - - .*"GET \/hello\.txt HTTP\/1\.1" 200/m);
+  for (let i = 0; i < 100 && !daemon.log().includes('GET /hello.txt'); i++) await new Promise((r) => setTimeout(r, 20));
+  t.regex(daemon.log(), /^0\.0\.0\.0 - - .*"GET \/hello\.txt HTTP\/1\.1" 200/m);
 });
 
 /** A bare recvmsg(2) receiver (Python's socket.recv_fds): writes "nonblock=0|1" to each socket it gets, then closes it. */
@@ -193,14 +186,8 @@ if (rawReason) console.log(`skipping the raw hand-off receiver test: ${rawReason
   const fwd = createForward({ listen: '127.0.0.1:0', connect: `handoff:${sock}` });
   await fwd.listen();
   t.teardown(() => fwd.close({ drainTimeoutMs: 0 }));
-  const key = await deriveKey(randomBytes(32));
-  const server = createServer({ listen: '127.0.0.1:0', connect: `handoff:${sock}`, key });
-  await server.listen();
-  t.teardown(() => server.close({ drainTimeoutMs: 0 }));
-  const client = createClient({ listen: '127.0.0.1:0', connect: `127.0.0.1:${server.port()}`, key });
-  await client.listen();
-  t.teardown(() => client.close({ drainTimeoutMs: 0 }));
-  for (const [label, port] of [['forward', fwd.port()!], ['server', client.port()!]] as const) {
+  const clientPort = await tunnelToHandoff(t, sock);
+  for (const [label, port] of [['forward', fwd.port()!], ['server', clientPort]] as const) {
     const result = await exchange({ port }, Buffer.alloc(0), { keepOpen: true });
     t.is(result.received.toString(), 'nonblock=0\n', label);
   }

@@ -14,20 +14,12 @@
 #include <unistd.h>
 
 #include "errno_error.h"
+#include "typed_args.h"
 
 namespace jumper {
 namespace {
 
 constexpr unsigned char kHandoffVersion = 0x01;
-
-int FdArg(const Napi::CallbackInfo& info, size_t index, const char* name) {
-  if (info.Length() <= index || !info[index].IsNumber()) {
-    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a file descriptor number");
-  }
-  const int fd = info[index].As<Napi::Number>().Int32Value();
-  if (fd < 0) throw Napi::RangeError::New(info.Env(), std::string(name) + " must be >= 0");
-  return fd;
-}
 
 }  // namespace
 
@@ -81,9 +73,10 @@ Napi::Value RecvFdJs(const Napi::CallbackInfo& info) {
     for (size_t i = 0; i < n && count < 4; i++) memcpy(&fds[count++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
   }
   // A well-formed message whose descriptor the kernel could not install here
-  // (at RLIMIT_NOFILE) arrives with MSG_CTRUNC and none: that is EMFILE.
+  // arrives with MSG_CTRUNC and none: almost always RLIMIT_NOFILE (EMFILE);
+  // a security module refusing the file looks the same.
   if (got == 1 && payload[0] == kHandoffVersion && count == 0 && (msg.msg_flags & MSG_CTRUNC) != 0) {
-    throw MakeErrnoError(info.Env(), EMFILE, "recvmsg", "hand-off: the descriptor was dropped");
+    throw MakeErrnoError(info.Env(), EMFILE, "recvmsg", "hand-off: the descriptor was dropped (fd limit, or refused by a security module)");
   }
   const bool ok = got == 1 && payload[0] == kHandoffVersion && count == 1 && (msg.msg_flags & MSG_CTRUNC) == 0;
   if (!ok) {

@@ -44,9 +44,11 @@
 #include <vector>
 
 #include "errno_error.h"
+#include "fd_flags.h"
 #include "reactor.h"
 #include "record_format.h"
 #include "stream_args.h"
+#include "typed_args.h"
 
 namespace jumper {
 
@@ -166,12 +168,6 @@ size_t SealBodyFor(int wire_fd) {
   return body >= kMaxBody / 2 ? body : kMaxBody;
 }
 
-bool SetNonBlocking(int fd) {
-  const int flags = ::fcntl(fd, F_GETFL);
-  if (flags < 0) return false;
-  return (flags & O_NONBLOCK) != 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
-}
-
 // The per-connection state machine; fds_[kPlain], fds_[kWire].
 class Pump final : public Stream {
  public:
@@ -288,8 +284,8 @@ class Pump final : public Stream {
   }
 
   bool Setup() {
-    if (!SetNonBlocking(fds_[kPlain])) return FailErrno(errno, "plain");
-    if (!SetNonBlocking(fds_[kWire])) return FailErrno(errno, "wire");
+    if (!SetFdNonBlocking(fds_[kPlain], true)) return FailErrno(errno, "plain");
+    if (!SetFdNonBlocking(fds_[kWire], true)) return FailErrno(errno, "wire");
     send_ctx_ = EVP_CIPHER_CTX_new();
     recv_ctx_ = EVP_CIPHER_CTX_new();
     if (send_ctx_ == nullptr || recv_ctx_ == nullptr ||
@@ -816,12 +812,7 @@ Napi::Value CancelPumpJs(const Napi::CallbackInfo& info) { return CancelStreamJs
 // dupFd(fd): a close-on-exec duplicate (shares the socket's open file description).
 Napi::Value DupFdJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 1 || !info[0].IsNumber()) ThrowType(env, "dupFd expects a file descriptor");
-  const double d = info[0].As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || std::trunc(d) != d || d < 0 || d > 0x7fffffff) {
-    throw Napi::RangeError::New(env, "fd must be an integer >= 0");
-  }
-  const int fd = ::fcntl(static_cast<int>(d), F_DUPFD_CLOEXEC, 0);
+  const int fd = ::fcntl(FdArg(info, 0, "fd"), F_DUPFD_CLOEXEC, 0);
   if (fd < 0) throw MakeErrnoError(env, errno, "fcntl", "dupFd");
   return Napi::Number::New(env, fd);
 }

@@ -4,23 +4,18 @@
 #include <errno.h>
 #include <sys/socket.h>
 
-#include <cmath>
-
 #include "reactor.h"  // ErrnoName
+#include "typed_args.h"
 
 namespace jumper {
 
 Napi::Value PeekSocketJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "fd must be a number");
-  const double d = info[0].As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || std::trunc(d) != d || d < 0 || d > 0x7fffffff) {
-    throw Napi::RangeError::New(env, "fd must be a non-negative integer");
-  }
+  const int fd = FdArg(info, 0, "fd");
   char byte;
   ssize_t n;
   do {
-    n = ::recv(static_cast<int>(d), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   } while (n < 0 && errno == EINTR);
   if (n > 0) return Napi::String::New(env, "data");
   if (n == 0) return Napi::String::New(env, "eof");

@@ -33,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include "fd_flags.h"
 #include "reactor.h"
 #include "stream_args.h"
 
@@ -131,12 +132,6 @@ PipePool& Pipes() {
 
 const char* SideOf(int slot) { return slot == kLocal ? "plain" : "wire"; }
 
-bool SetNonBlocking(int fd) {
-  const int flags = ::fcntl(fd, F_GETFL);
-  if (flags < 0) return false;
-  return (flags & O_NONBLOCK) != 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
-}
-
 class SplicePump final : public Stream {
  public:
   SplicePump(int local_fd, int remote_fd, std::vector<uint8_t> local_pending, std::vector<uint8_t> remote_pending)
@@ -158,7 +153,7 @@ class SplicePump final : public Stream {
 
   void Start() override {
     for (int slot = 0; slot < kSlots; slot++) {
-      if (!SetNonBlocking(fds_[slot])) {
+      if (!SetFdNonBlocking(fds_[slot], true)) {
         FailErrno(errno, SideOf(slot));
         return;
       }

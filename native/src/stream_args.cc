@@ -4,22 +4,15 @@
 #include <errno.h>
 #include <sys/stat.h>
 
-#include <cmath>
-
 #include "errno_error.h"
+#include "typed_args.h"
 
 namespace jumper {
 
 void ThrowType(Napi::Env env, const std::string& message) { throw Napi::TypeError::New(env, message); }
 
 int SocketFdField(Napi::Env env, const Napi::Object& opts, const char* name) {
-  const Napi::Value v = opts.Get(name);
-  if (!v.IsNumber()) ThrowType(env, std::string(name) + " must be a number");
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || std::trunc(d) != d || d < 0 || d > 0x7fffffff) {
-    throw Napi::RangeError::New(env, std::string(name) + " must be a file descriptor (integer >= 0)");
-  }
-  const int fd = static_cast<int>(d);
+  const int fd = FdValue(env, opts.Get(name), name);
   struct stat st;
   if (::fstat(fd, &st) != 0) throw MakeErrnoError(env, errno, "fstat", name);
   if (!S_ISSOCK(st.st_mode)) ThrowType(env, std::string(name) + " must be a socket");

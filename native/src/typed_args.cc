@@ -1,6 +1,7 @@
 // typed_args.cc — see typed_args.h.
 #include "typed_args.h"
 
+#include <cmath>
 #include <string>
 
 namespace jumper {
@@ -19,6 +20,19 @@ Napi::Uint8Array FixedUint8ArrayArg(const Napi::CallbackInfo& info, size_t index
     throw Napi::RangeError::New(info.Env(), std::string(name) + " must be " + std::to_string(length) + " bytes");
   }
   return bytes;
+}
+
+int FdValue(Napi::Env env, const Napi::Value& value, const std::string& name) {
+  if (!value.IsNumber()) throw Napi::TypeError::New(env, name + " must be a file descriptor number");
+  const double d = value.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || std::trunc(d) != d || d < 0 || d > 0x7fffffff) {
+    throw Napi::RangeError::New(env, name + " must be a file descriptor (integer >= 0)");
+  }
+  return static_cast<int>(d);
+}
+
+int FdArg(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  return FdValue(info.Env(), info.Length() > index ? info[index] : info.Env().Undefined(), name);
 }
 
 }  // namespace jumper

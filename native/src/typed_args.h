@@ -1,11 +1,13 @@
-// typed_args.h — positional argument checks shared by the crypto bindings
-// (noise_crypto.cc, record_aead.cc): TypeError/RangeError, thrown before
-// any work is done.
+// typed_args.h — argument checks shared by the bindings: byte arrays (the
+// crypto bindings, noise_crypto.cc and record_aead.cc) and file descriptors
+// (fd_flags.cc, fd_passing.cc, socket_probe.cc, stream_args.cc, dupFd).
+// TypeError/RangeError, thrown before any work is done.
 #pragma once
 
 #include <napi.h>
 
 #include <cstddef>
+#include <string>
 
 namespace jumper {
 
@@ -14,5 +16,12 @@ Napi::Uint8Array Uint8ArrayArg(const Napi::CallbackInfo& info, size_t index, con
 
 // The same, exactly `length` bytes long; RangeError otherwise.
 Napi::Uint8Array FixedUint8ArrayArg(const Napi::CallbackInfo& info, size_t index, const char* name, size_t length);
+
+// `value` as a file descriptor: a number (TypeError otherwise) that is an
+// integer from 0 to INT_MAX (RangeError otherwise). Not checked for being open.
+int FdValue(Napi::Env env, const Napi::Value& value, const std::string& name);
+
+// info[index] as a file descriptor (FdValue).
+int FdArg(const Napi::CallbackInfo& info, size_t index, const char* name);
 
 }  // namespace jumper

@@ -16,6 +16,7 @@ import type { Dialer } from '../addr/dial.js';
 import { ConnectFailedError, SocketError, type JumperError } from '../errors.js';
 import { loadNative } from '../native/binding.js';
 import { setNonBlocking } from '../native/fd-flags.js';
+import { socketFd } from '../native/handover.js';
 import type { Conn } from '../proto/conn.js';
 import { connectedPair, type PairFactory } from './socket-pair.js';
 
@@ -23,13 +24,6 @@ export const HANDOFF_PREFIX = 'handoff:';
 /** How long a receiver waits for the descriptor after a sender connected. */
 const RECEIVE_TIMEOUT_MS = 2_000;
 const RECEIVE_POLL_MS = 2;
-
-/** The descriptor under a net.Socket or net.Server (libuv's fd). */
-export function handleFd(handleOwner: net.Socket | net.Server): number {
-  const fd = (handleOwner as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0) throw new SocketError('socket has no file descriptor');
-  return fd;
-}
 
 function handoffError(err: unknown, path: string, label: string): JumperError {
   const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
@@ -59,7 +53,7 @@ export async function sendHandoff(path: string, fd: number, label: string): Prom
     // without another read or write (and made non-blocking again if not sent).
     setNonBlocking(fd, false);
     try {
-      native.sendFd(handleFd(via), fd);
+      native.sendFd(socketFd(via), fd);
     } catch (err) {
       setNonBlocking(fd, true);
       throw err;
@@ -86,7 +80,7 @@ export function createHandoffDialer(path: string, label: string, pairs: PairFact
     }
     const { ours, theirs } = pair;
     try {
-      await sendHandoff(path, handleFd(theirs), label);
+      await sendHandoff(path, socketFd(theirs), label);
     } catch (err) {
       ours.destroy();
       throw err;
@@ -111,7 +105,7 @@ export async function listenForHandoffs(path: string, onFd: (fd: number) => void
     const poll = () => {
       let fd: number;
       try {
-        fd = native.recvFd(handleFd(via));
+        fd = native.recvFd(socketFd(via));
       } catch (err) {
         via.destroy();
         onError(err);
@@ -156,7 +150,7 @@ export function closeFd(fd: number): void {
 export async function runHandoffForwardConn(conn: Conn, accepted: net.Socket, path: string): Promise<void> {
   conn.adoptPlain(accepted);
   try {
-    await sendHandoff(path, handleFd(accepted), 'target');
+    await sendHandoff(path, socketFd(accepted), 'target');
   } catch (err) {
     conn.fail(err, 'local');
     return;

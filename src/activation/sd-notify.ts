@@ -15,6 +15,7 @@
 import type { Logger } from '../log/logger.js';
 import { silentLogger } from '../log/logger.js';
 import { nativeExports } from '../native/binding.js';
+import { MAX_DURATION_MS } from '../options.js';
 
 interface DatagramBinding {
   sendUnixDatagram(path: string, bytes: Buffer): void;
@@ -29,9 +30,6 @@ export interface NotifyTarget {
 }
 
 let claimed: { target: NotifyTarget | undefined; unsupported?: string } | undefined;
-
-/** setInterval's longest period; beyond it Node fires every millisecond. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Read (once) and remove NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID from
@@ -110,8 +108,8 @@ export class SystemdNotifier {
   #startWatchdog(): void {
     const usec = this.target?.watchdogUsec;
     if (usec === undefined || this.#watchdog) return;
-    // Half the period, as sd_watchdog_enabled(3) advises.
-    const everyMs = Math.min(MAX_TIMER_MS, Math.max(1, Math.floor(usec / 2000)));
+    // Half the period, as sd_watchdog_enabled(3) advises; at most setInterval's longest period.
+    const everyMs = Math.min(MAX_DURATION_MS, Math.max(1, Math.floor(usec / 2000)));
     this.send('WATCHDOG=1');
     this.#watchdog = setInterval(() => this.send('WATCHDOG=1'), everyMs).unref();
   }

@@ -10,6 +10,7 @@ import { promises as fs, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { ListenError, type JumperError } from '../errors.js';
 import { silentLogger, type Logger } from '../log/logger.js';
+import { socketFd } from '../native/handover.js';
 import { formatAddress, type Address } from './address.js';
 import { isAllowed } from './allow.js';
 
@@ -51,9 +52,12 @@ const FD_LIMIT: number | undefined = (() => {
 })();
 
 /** The OS descriptor of an accepted socket, when Node exposes it. */
-function socketFd(socket: net.Socket): number | undefined {
-  const fd = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
-  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+function acceptedFd(socket: net.Socket): number | undefined {
+  try {
+    return socketFd(socket);
+  } catch {
+    return undefined;
+  }
 }
 
 function describe(target: ListenTarget): string {
@@ -223,7 +227,7 @@ export class Listener {
     // Descriptors are allocated lowest-first: this one being the last below the
     // limit means every lower one is in use, and libuv will now silently drop
     // new connections (EMFILE) until some close. Say so, once per interval.
-    const fd = socketFd(socket);
+    const fd = acceptedFd(socket);
     if (FD_LIMIT !== undefined && fd !== undefined && fd >= FD_LIMIT - 1) {
       this.#acceptFailed('EMFILE', 'accept failed: too many open files; new connections are dropped until descriptors free up', { fd, limit: FD_LIMIT });
     }

@@ -32,7 +32,7 @@ export const ETCD_CALL_TIMEOUT_MS = 5_000;
 
 /** `access` comes from loadEtcdAccess (TLS credentials for etcds://, a user and password). */
 export function createEtcdClient(location: EtcdLocation, access: EtcdClientAccess = {}): Etcd3 {
-  const { Etcd3, isRecoverableError } = loadEtcd3();
+  const { Etcd3, isRecoverableError, castGrpcError } = loadEtcd3();
   const { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, retry } = loadCockatiel();
   const client = new Etcd3({
     hosts: location.hosts,
@@ -46,7 +46,7 @@ export function createEtcdClient(location: EtcdLocation, access: EtcdClientAcces
       watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: ETCD_MAX_BACKOFF_MS }) as unknown as IBackoff<unknown>,
     },
   });
-  if (access.auth !== undefined) loginOnHostChannels(client);
+  if (access.auth !== undefined) loginOnHostChannels(client, castGrpcError);
   return client;
 }
 

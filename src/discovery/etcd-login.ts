@@ -14,10 +14,6 @@
  * test "logins leave no connection behind" says so.
  */
 import type { Etcd3 } from 'etcd3';
-import { createRequire } from 'node:module';
-
-const require = createRequire(import.meta.url);
-const loadEtcd3 = (): typeof import('etcd3') => require('etcd3') as typeof import('etcd3');
 
 type Callback = (err: Error | null, res?: { token: string }) => void;
 
@@ -44,11 +40,13 @@ function poolOf(client: Etcd3): { hosts: PoolHost[]; authenticator: Authenticato
   return { hosts: hosts as PoolHost[], authenticator: authenticator as Authenticator };
 }
 
-/** Make `client`'s logins use its hosts' Auth clients. Whether etcd3's internals were found. */
-export function loginOnHostChannels(client: Etcd3): boolean {
+/**
+ * Make `client`'s logins use its hosts' Auth clients. Whether etcd3's internals were found.
+ * `castGrpcError`: etcd3's own mapping to its error classes (the caller holds the lazily loaded module).
+ */
+export function loginOnHostChannels(client: Etcd3, castGrpcError: (err: Error) => Error): boolean {
   const pool = poolOf(client);
   if (pool === undefined) return false;
-  const { castGrpcError } = loadEtcd3();
   const original = pool.authenticator.getCredentialsFromHost.bind(pool.authenticator);
   pool.authenticator.getCredentialsFromHost = (address, name, password, callOptions) => {
     const host = pool.hosts.find((h) => h.host === address);

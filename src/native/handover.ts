@@ -6,15 +6,16 @@
  */
 import { fstatSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import { SocketError } from '../errors.js';
 
 const EMPTY = Buffer.alloc(0);
 
-/** The OS fd under a connected net.Socket (TCP or Unix). */
+/** The OS fd under a connected net.Socket (TCP or Unix). @throws SocketError when it has none. */
 export function socketFd(socket: Socket): number {
   const handle = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle;
   const fd = handle?.fd;
   if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0) {
-    throw new Error('socket has no usable file descriptor (destroyed, not connected, or not a stream socket)');
+    throw new SocketError('socket has no usable file descriptor (destroyed, not connected, or not a stream socket)');
   }
   return fd;
 }

@@ -20,7 +20,6 @@ import { ABORT_LINGER_MS } from '../options.js';
 import { loadNative, nativeAvailable, NO_NATIVE_ENV } from './binding.js';
 import { flushed, isStreamSocket, resetSocket as reset, socketFd, takeReadable } from './handover.js';
 
-export { socketFd } from './handover.js';
 
 /** Set to "1" to keep the record layer in JS even when the addon is built. */
 export const NO_NATIVE_PUMP_ENV = 'JUMPER_NO_NATIVE_PUMP';

@@ -5,10 +5,11 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { closeSync, unlinkSync } from 'node:fs';
+import { unlinkSync } from 'node:fs';
 import { formatAddress, parseAddress, type Address } from '../addr/address.js';
 import { tuneSocket, type Dialer } from '../addr/dial.js';
 import { openListenerInNetns } from '../netns/sockets.js';
+import { closeFd } from '../activation/handoff.js';
 import { OnDemandProvider } from '../activation/on-demand.js';
 import type { BackendStatus } from '../balance/backend.js';
 import { HealthChecker } from '../balance/health.js';
@@ -340,7 +341,7 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
       await this.#registration?.start();
     } catch (err) {
       // A failed start leaves nothing serving: a link reported failed must not accept on the sockets that did bind.
-      for (const target of targets.slice(this.#listeners.length)) if (target.kind === 'fd') closeQuietly(target.fd);
+      for (const target of targets.slice(this.#listeners.length)) if (target.kind === 'fd') closeFd(target.fd);
       await this.#stopAccepting();
       this.#health?.stop();
       await this.#discovery?.close();
@@ -366,7 +367,7 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
       if (spec.kind === 'unix') {
         this.#unixPathToRemove = spec.path;
         await applyUnixPermissions(spec.path, this.#listenerExtras).catch((err: unknown) => {
-          closeQuietly(fd);
+          closeFd(fd);
           throw err;
         });
       }
@@ -569,13 +570,4 @@ function listeningCopy(fd: number): number {
   // The addon's dupFd, whether or not its record pump is switched off.
   const addon = nativeExports<{ dupFd(fd: number): number }>(['dupFd']);
   return addon ? addon.dupFd(fd) : fd;
-}
-
-/** Close a descriptor we own on a failure path (an error here would hide the one being reported). */
-function closeQuietly(fd: number): void {
-  try {
-    closeSync(fd);
-  } catch {
-    // already closed
-  }
 }

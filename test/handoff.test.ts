@@ -14,7 +14,8 @@ import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createForward, createServer, createClient, deriveKey, nativeHandoffAvailable } from '../src/index.js';
-import { handleFd, sendHandoff } from '../src/activation/handoff.js';
+import { sendHandoff } from '../src/activation/handoff.js';
+import { socketFd } from '../src/native/handover.js';
 import { cliBuilt, JUMPER } from './helpers/cli.js';
 import { killAtTeardown } from './helpers/netns.js';
 import { exchange, randomBytes, sha256 } from './helpers/providers.js';
@@ -210,8 +211,41 @@ if (emfileReason) console.log(`skipping the hand-off EMFILE test: ${emfileReason
   const socket = net.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1' });
   await once(socket, 'connect');
   t.teardown(() => socket.destroy());
-  await sendHandoff(sock, handleFd(socket), 'target');
+  await sendHandoff(sock, socketFd(socket), 'target');
   const report = JSON.parse(String((await lines.next()).value)) as { code?: string; err?: string };
   t.is(report.code, 'EMFILE', JSON.stringify(report));
   t.regex(report.err ?? '', /descriptor was dropped/);
+});
+
+/** A daemon that sets TCP_NODELAY on each accepted connection (as nginx does) and writes back "PEER-ADDRESS ok|errno". */
+const NODELAY_DAEMON = `
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', 8000))
+s.listen()
+while True:
+    c, peer = s.accept()
+    try:
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        result = 'ok'
+    except OSError as e:
+        result = str(e.errno)
+    c.sendall(('%s %s\\n' % (peer[0], result)).encode())
+    c.close()
+`;
+
+handoffTest('server hand-off under the LD_PRELOAD shim: TCP_NODELAY on the socket-pair end succeeds (a daemon that sees an IP peer sets it)', async (t) => {
+  if (!existsSync(SHIM)) return t.fail(`${SHIM} was not built`);
+  const dir = tempDir(t);
+  const sock = join(dir, 'handoff.sock');
+  const daemon = spawn('unshare', ['-n', 'python3', '-c', NODELAY_DAEMON], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, LD_PRELOAD: SHIM, JUMPER_PRELOAD_PORT: '8000', JUMPER_PRELOAD_SOCKET: sock },
+  });
+  killAtTeardown(t, daemon);
+  await waitForFile(sock);
+  const clientPort = await tunnelToHandoff(t, sock);
+  const result = await exchange({ port: clientPort }, Buffer.alloc(0), { keepOpen: true });
+  t.is(result.received.toString(), '0.0.0.0 ok\n');
 });

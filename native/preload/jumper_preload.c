@@ -473,7 +473,7 @@ static int receive_handoff(int u)
     else if (payload[0] != HANDOFF_VERSION)
         why = "unknown protocol version byte";
     else if ((msg.msg_flags & MSG_CTRUNC) && nfds == 0)
-        why = "descriptor dropped: too many open files (EMFILE)";
+        why = "descriptor dropped by the kernel: at the fd limit (EMFILE), or refused by a security module";
     else if (msg.msg_flags & MSG_CTRUNC)
         why = "control data truncated";
     else if (nfds != 1)
@@ -580,11 +580,36 @@ int getsockname(int fd, struct sockaddr *addr, socklen_t *addrlen)
     return 0;
 }
 
+/* An unnamed AF_UNIX stream socket: a socket-pair end, what jumper server and
+ * client hand off. accept() gave the daemon an IP address for it, so the
+ * daemon sets TCP options (nginx: TCP_NODELAY) and may treat a failure as a
+ * broken connection. */
+static int is_pair_end(int fd)
+{
+    struct sockaddr_storage peer;
+    socklen_t plen = sizeof peer;
+    int type = 0;
+    socklen_t tlen = sizeof type;
+    return getpeername(fd, (struct sockaddr *)&peer, &plen) == 0 && peer.ss_family == AF_UNIX &&
+           plen <= (socklen_t)sizeof(sa_family_t) &&
+           real_getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0 && type == SOCK_STREAM;
+}
+
 int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
     init();
-    if (!cfg_active || !is_converted_fd(fd))
-        return real_setsockopt(fd, level, name, val, len);
+    if (!cfg_active || !is_converted_fd(fd)) {
+        int rc = real_setsockopt(fd, level, name, val, len);
+        if (rc < 0 && cfg_active && level != SOL_SOCKET && (errno == EOPNOTSUPP || errno == ENOPROTOOPT)) {
+            int saved = errno;
+            if (is_pair_end(fd)) {
+                dbg("setsockopt(fd %d, level %d, %d) on a handed-off socket-pair end: ignored", fd, level, name);
+                return 0;
+            }
+            errno = saved;
+        }
+        return rc;
+    }
     /* fd is now a Unix socket: TCP/IP-level options make no sense on it. */
     if (level != SOL_SOCKET)
         return 0;

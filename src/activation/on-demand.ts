@@ -106,7 +106,11 @@ export class OnDemandProvider {
         }
         continue;
       }
-      if (!this.#child) await this.#start(deadline);
+      if (!this.#child) {
+        await this.#start(deadline);
+        // #start returns without a child when a stop began during its waits: wait for that stop above.
+        if (!this.#child) continue;
+      }
       waitingFor = this.#child;
       try {
         return this.#track(await this.#options.dial());

@@ -32,8 +32,10 @@ function probeSetpriv(): Promise<string | null | undefined> {
   return new Promise((resolve) => {
     try {
       execFile(found, ['--pdeathsig', 'SIGTERM', '--', 'true'], { timeout: PROBE_TIMEOUT_MS }, (err) => {
-        // A string code is the spawn's own failure; an exit status or the timeout's kill is setpriv's answer.
-        if (err && typeof (err as { code?: unknown }).code === 'string') resolve(undefined);
+        // EAGAIN, EMFILE, ENFILE: the spawn could not run now, ask again next time. Any other
+        // failure (EACCES after a privilege drop, an exit status, the timeout's kill) is the answer.
+        const code = (err as { code?: unknown } | null)?.code;
+        if (code === 'EAGAIN' || code === 'EMFILE' || code === 'ENFILE') resolve(undefined);
         else resolve(err ? null : found);
       });
     } catch {

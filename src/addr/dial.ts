@@ -79,7 +79,7 @@ export function createDialer(address: Address, options: DialOptions): Dialer {
  * every stream goes to the namespace the first one found (`pin`, shared by
  * the dialers of one balanced target): a reused PID is refused.
  */
-export function createNetnsDialer(netns: string, address: Address, options: DialOptions, pin = PidNamespacePin.for(netns)): Dialer {
+export function createNetnsDialer(netns: string, address: Address, options: DialOptions, pin: PidNamespacePin | undefined): Dialer {
   return async () => {
     let socket: net.Socket;
     try {

@@ -157,7 +157,12 @@ export class EtcdDiscovery {
   }
 
   #publish(): void {
-    this.#onUpdate([...this.#known.values()]);
+    try {
+      this.#onUpdate([...this.#known.values()]);
+    } catch (err) {
+      // decodeRecord checks what the pool checks; should the two ever differ, the set stays as it was.
+      this.#logger.warn({ etcd: this.location.url, err: err instanceof Error ? err.message : String(err) }, 'ignoring a backend set the balancer refused');
+    }
   }
 
   #unreachableNow(err: unknown): void {

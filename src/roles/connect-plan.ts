@@ -112,7 +112,7 @@ function single(connect: string | Address, input: ConnectPlanInput, dialOptions:
     handoffPath !== undefined
       ? createHandoffDialer(handoffPath, dialOptions.label)
       : input.connectNetns
-        ? createNetnsDialer(input.connectNetns, target, dialOptions)
+        ? createNetnsDialer(input.connectNetns, target, dialOptions, PidNamespacePin.for(input.connectNetns))
         : createDialer(target, dialOptions);
   const plan: ConnectPlan = { dial, target, description: text ?? JSON.stringify(target) };
   if (handoffPath !== undefined) plan.handoffPath = handoffPath;

@@ -18,6 +18,8 @@
         "src/fd_passing.cc",
         # Shared epoll reactor threads under the native data paths.
         "src/reactor.cc",
+        # Optional polling before a reactor sleeps (--busy-poll).
+        "src/busy_poll.cc",
         "src/stream_args.cc",
         # Native record pump; its ChaCha20-Poly1305 is OpenSSL EVP from the
         # node binary itself (headers in <nodedir>/include/node/openssl,

@@ -12,6 +12,14 @@ export function isPreconnectSetting(value: unknown): value is PreconnectSetting 
   return value === 'auto' || (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_PRECONNECT_WIRES);
 }
 
+/** The largest busy-poll budget, in microseconds (the addon's kMaxBusyPollMicros): beyond it, polling is just a spinning core. */
+export const MAX_BUSY_POLL_US = 10_000;
+
+/** A whole number of microseconds from 0 to MAX_BUSY_POLL_US: the one rule the CLI, the config and the API check. */
+export function isBusyPollSetting(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_BUSY_POLL_US;
+}
+
 /**
  * Longest duration any option takes, in ms: Node's timers hold at most
  * 2^31-1 ms and fire after 1 ms for anything longer, so a larger drain or
@@ -83,6 +91,8 @@ export const DEFAULTS = {
   keepAliveCount: 6,
   /** --start: how long connections wait for an on-demand provider to accept. */
   startTimeoutMs: 10_000,
+  /** Microseconds a native reactor thread polls before sleeping (process-wide); 0 = sleep at once. */
+  busyPollUs: 0,
   /** Kernel accept queue; large so a burst of connections waits rather than being refused. */
   backlog: 4096,
   /** Balancing: connect failures in a row that eject a backend from rotation. */

@@ -15,13 +15,14 @@ interface Panel {
 }
 
 const PANELS: readonly Panel[] = [
-  { title: 'Encrypted pairs, relative to the spiped pair', reference: 'spiped', systems: ['jumper', 'jumper-cold', 'jumper-spiped', 'stunnel', 'stunnel-chacha'] },
+  { title: 'Encrypted pairs, relative to the spiped pair', reference: 'spiped', systems: ['jumper', 'jumper-cold', 'jumper-busy-poll', 'jumper-spiped', 'stunnel', 'stunnel-chacha'] },
   { title: 'Plain forwarders, relative to systemd-socket-proxyd', reference: 'systemd-socket-proxyd', systems: ['jumper-forward', 'jumper-handoff', 'socat'] },
 ];
 
 const COLORS: Record<string, string> = {
   jumper: '#2b6cb0',
   'jumper-cold': '#805ad5',
+  'jumper-busy-poll': '#2c7a7b',
   'jumper-spiped': '#63b3ed',
   stunnel: '#c05621',
   'stunnel-chacha': '#ed8936',

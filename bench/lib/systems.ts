@@ -10,6 +10,7 @@
  *   stunnel                 client -> stunnel (client) =TLS1.3=> stunnel (server) -> provider
  *   stunnel-chacha          same, TLS_CHACHA20_POLY1305_SHA256 forced (jumper's cipher)
  *   jumper-cold             the same pair, client with --preconnect 0 (every stream handshakes)
+ *   jumper-busy-poll        the same pair, both with --busy-poll 50 (reactor threads poll 50 µs before sleeping)
  *   jumper-spiped           the same pair with --protocol spiped (wire-compatible with spiped)
  *   jumper-forward          client -> jumper forward -> provider   (plain)
  *   jumper-handoff          client -> jumper forward --connect handoff: -> the provider's own copy,
@@ -251,6 +252,13 @@ const jumperCold = jumperPair(
   [],
   ['--preconnect', '0'],
 );
+// Latency tuning an operator may choose: the reactor threads poll before they
+// sleep, so the next record does not wait for a halted vCPU to be woken.
+const jumperBusyPoll = jumperPair(
+  'jumper-busy-poll',
+  'the jumper pair with --busy-poll 50 on both: native data-path threads poll 50 µs before sleeping',
+  ['--busy-poll', '50'],
+);
 const jumperSpiped = jumperPair('jumper-spiped', 'jumper client + jumper server speaking the spiped protocol (with DH)', ['--protocol', 'spiped']);
 
 const jumperForward: SystemSpec = {
@@ -485,6 +493,7 @@ export const SYSTEMS: readonly SystemSpec[] = [
   direct,
   jumper,
   jumperCold,
+  jumperBusyPoll,
   jumperSpiped,
   spiped,
   stunnelSpec('stunnel', null),

@@ -15,11 +15,13 @@
 //   peekSocket(fd) -> 'open' | 'data' | 'eof' | errno name (socket_probe.h)
 //   sendUnixDatagram(path, bytes) (systemd notifications, unix_datagram.h)
 //   setNonBlocking(fd, on) (O_NONBLOCK, fd_flags.h)
+//   setBusyPoll(microseconds) (reactor threads poll before sleeping, busy_poll.h)
 //
 // See js_api.cc for validation and netns_socket.cc for the syscalls.
 // Man pages relied on: setns(2), socket(2), bind(2), listen(2), connect(2).
 #include <napi.h>
 
+#include "busy_poll.h"
 #include "fd_flags.h"
 #include "fd_passing.h"
 #include "js_api.h"
@@ -69,6 +71,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sendUnixDatagram", Napi::Function::New(env, jumper::SendUnixDatagramJs, "sendUnixDatagram"));
   // O_NONBLOCK of a shared open socket (fd_flags.cc).
   exports.Set("setNonBlocking", Napi::Function::New(env, jumper::SetNonBlockingJs, "setNonBlocking"));
+
+  exports.Set("setBusyPoll", Napi::Function::New(env, jumper::SetBusyPollJs, "setBusyPoll"));
   return exports;
 }
 

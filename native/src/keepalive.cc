@@ -7,25 +7,11 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
-#include <cmath>
-#include <string>
-
 #include "errno_error.h"
+#include "typed_args.h"
 
 namespace jumper {
 namespace {
-
-int IntArg(const Napi::CallbackInfo& info, size_t index, const char* name, int min, int max) {
-  if (info.Length() <= index || !info[index].IsNumber()) {
-    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
-  }
-  const double d = info[index].As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || std::trunc(d) != d || d < min || d > max) {
-    throw Napi::RangeError::New(info.Env(), std::string(name) + " must be an integer in [" + std::to_string(min) + ", " +
-                                                std::to_string(max) + "]");
-  }
-  return static_cast<int>(d);
-}
 
 void Set(Napi::Env env, int fd, int level, int option, int value, const char* what) {
   if (::setsockopt(fd, level, option, &value, sizeof value) != 0) throw MakeErrnoError(env, errno, "setsockopt", what);

@@ -35,4 +35,16 @@ int FdArg(const Napi::CallbackInfo& info, size_t index, const char* name) {
   return FdValue(info.Env(), info.Length() > index ? info[index] : info.Env().Undefined(), name);
 }
 
+int IntArg(const Napi::CallbackInfo& info, size_t index, const char* name, int min, int max) {
+  if (info.Length() <= index || !info[index].IsNumber()) {
+    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
+  }
+  const double d = info[index].As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || std::trunc(d) != d || d < min || d > max) {
+    throw Napi::RangeError::New(info.Env(), std::string(name) + " must be an integer in [" + std::to_string(min) + ", " +
+                                                std::to_string(max) + "]");
+  }
+  return static_cast<int>(d);
+}
+
 }  // namespace jumper

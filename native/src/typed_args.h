@@ -1,6 +1,7 @@
 // typed_args.h — argument checks shared by the bindings: byte arrays (the
 // crypto bindings, noise_crypto.cc and record_aead.cc) and file descriptors
-// (fd_flags.cc, fd_passing.cc, socket_probe.cc, stream_args.cc, dupFd).
+// (fd_flags.cc, fd_passing.cc, socket_probe.cc, stream_args.cc, dupFd) and
+// bounded integers (keepalive.cc, busy_poll.cc).
 // TypeError/RangeError, thrown before any work is done.
 #pragma once
 
@@ -23,5 +24,9 @@ int FdValue(Napi::Env env, const Napi::Value& value, const std::string& name);
 
 // info[index] as a file descriptor (FdValue).
 int FdArg(const Napi::CallbackInfo& info, size_t index, const char* name);
+
+// info[index] as an integer in [min, max]: a number (TypeError otherwise)
+// that is whole and in range (RangeError otherwise).
+int IntArg(const Napi::CallbackInfo& info, size_t index, const char* name, int min, int max);
 
 }  // namespace jumper

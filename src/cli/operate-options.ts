@@ -1,14 +1,15 @@
 /**
  * Operating options shared by every long-running command: the admin
- * endpoint, privilege drop, --allow, Unix listener mode/owner, and the PROXY
- * protocol toward the provider.
+ * endpoint, privilege drop, --allow, Unix listener mode/owner, busy
+ * polling, and the PROXY protocol toward the provider.
  */
 import { Option, type Command } from 'commander';
 import { InvalidArgumentError } from '../errors.js';
+import { DEFAULTS } from '../options.js';
 import { OWNED_SOCKET_MODE, resolveOwner } from '../privilege/drop.js';
 import type { CommonOptions } from '../roles/jumper.js';
 import type { ProxyVersion } from '../proto/proxy-header.js';
-import { collect } from './parse.js';
+import { collect, parseBusyPoll } from './parse.js';
 
 export interface OperateFlags {
   admin?: string;
@@ -17,10 +18,15 @@ export interface OperateFlags {
   allow?: string[];
   listenMode?: string;
   listenOwner?: string;
+  busyPoll?: number;
 }
 
 
-/** --admin, --user, --group, --allow, --listen-mode, --listen-owner. */
+/** What --busy-poll says, also in `jumper run --help`. */
+export const BUSY_POLL_HELP =
+  'after handling traffic, native data-path threads poll this many microseconds (up to 10000) before sleeping: lower latency in VMs where waking a halted CPU is slow, for up to that much CPU per wake-up; 0 = off';
+
+/** --admin, --user, --group, --allow, --listen-mode, --listen-owner, --busy-poll. */
 export function addOperateOptions(cmd: Command): Command {
   return cmd
     .option('--admin <addr>', 'serve /metrics (Prometheus), /healthz and /status (JSON) over HTTP on host:port or /path.sock; keep it on loopback')
@@ -28,7 +34,8 @@ export function addOperateOptions(cmd: Command): Command {
     .option('--group <group>', "with --user: run as this group (default: the user's primary group)")
     .option('--allow <cidr>', 'serve only peers in this CIDR or address (repeatable); others are reset at accept and logged as not_allowed', collect)
     .option('--listen-mode <mode>', 'Unix socket listener: file mode in octal, e.g. 0660')
-    .option('--listen-owner <user[:group]>', 'Unix socket listener: owner of the socket file (mode defaults to 0660)');
+    .option('--listen-owner <user[:group]>', 'Unix socket listener: owner of the socket file (mode defaults to 0660)')
+    .option('--busy-poll <microseconds>', BUSY_POLL_HELP, parseBusyPoll, DEFAULTS.busyPollUs);
 }
 
 /** --proxy-protocol v1|v2 (server and forward). */

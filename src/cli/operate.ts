@@ -6,6 +6,7 @@ import type { JumperMetrics } from '../admin/metrics.js';
 import type { AdminServer, ProcessStatus } from '../admin/server.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { setBusyPoll } from '../native/busy-poll.js';
 import { dropPrivileges, resolveDropTarget, type DropTarget } from '../privilege/drop.js';
 import type { ListenOptions } from '../roles/jumper.js';
 
@@ -13,6 +14,8 @@ export interface OperateSetup {
   admin?: string | undefined;
   user?: string | undefined;
   group?: string | undefined;
+  /** --busy-poll, microseconds. */
+  busyPoll?: number | undefined;
 }
 
 /**
@@ -58,4 +61,22 @@ export function serveAfterDrop(target: DropTarget | undefined): { listen: Listen
 export async function createMetrics(): Promise<JumperMetrics> {
   const { JumperMetrics } = await import('../admin/metrics.js');
   return new JumperMetrics();
+}
+
+/** The budget last set here: 0 needs no call (nor the addon) until something else was set. */
+let busyPollUs = 0;
+
+/**
+ * --busy-poll / the file's busy-poll: set the native reactor threads' budget
+ * (logged when it changes). Without the native data path nothing polls: a
+ * warning, not a failure, since the tunnel works the same, only slower.
+ */
+export function applyBusyPoll(us: number, logger: Logger): void {
+  if (us === busyPollUs) return;
+  if (!setBusyPoll(us)) {
+    logger.warn({ busyPollUs: us }, 'busy-poll ignored: it needs the native data path (addon not built, or JUMPER_NO_NATIVE=1)');
+    return;
+  }
+  busyPollUs = us;
+  logger.info({ busyPollUs: us }, us === 0 ? 'busy-poll off' : `busy-poll: native data-path threads poll up to ${us} µs before sleeping`);
 }

@@ -3,7 +3,7 @@
  * so the user gets "error: option '--x <v>' argument 'y' is invalid. ...".
  */
 import { InvalidArgumentError } from 'commander';
-import { durationMs, formatDurationMs, isPreconnectSetting, MIN_TIMEOUT_MS, MAX_DURATION_MS, MAX_PRECONNECT_WIRES, type PreconnectSetting } from '../options.js';
+import { durationMs, formatDurationMs, isBusyPollSetting, isPreconnectSetting, MAX_BUSY_POLL_US, MIN_TIMEOUT_MS, MAX_DURATION_MS, MAX_PRECONNECT_WIRES, type PreconnectSetting } from '../options.js';
 
 /** "5" (seconds), "5s", "250ms", "2m" → milliseconds (0 allowed: drain and idle times). */
 export function parseDuration(value: string): number {
@@ -25,12 +25,18 @@ export function durationAtLeast(minMs: number): (value: string) => number {
 /** A timeout: at least {@link MIN_TIMEOUT_MS} (0 would fail every connection at once). */
 export const parseTimeout = durationAtLeast(MIN_TIMEOUT_MS);
 
-
 /** A whole number of wires, or "auto" (--preconnect). */
 export function parsePreconnect(value: string): PreconnectSetting {
   const setting = value === 'auto' ? value : /^\d+$/.test(value) ? Number(value) : NaN;
   if (!isPreconnectSetting(setting)) throw new InvalidArgumentError(`expected auto or a whole number up to ${MAX_PRECONNECT_WIRES} (0 = off)`);
   return setting;
+}
+
+/** Whole microseconds, 0 to MAX_BUSY_POLL_US (--busy-poll). */
+export function parseBusyPoll(value: string): number {
+  const us = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!isBusyPollSetting(us)) throw new InvalidArgumentError(`expected whole microseconds from 0 to ${MAX_BUSY_POLL_US} (0 = off)`);
+  return us;
 }
 
 export function parsePositiveInt(value: string): number {

@@ -5,7 +5,8 @@
 import { Command, Option } from 'commander';
 import { die } from './fail.js';
 import { LOG_LEVELS, type LogFormat } from './logger.js';
-import { parseDuration } from './parse.js';
+import { BUSY_POLL_HELP } from './operate-options.js';
+import { parseBusyPoll, parseDuration } from './parse.js';
 
 export interface RunFlags {
   config: string;
@@ -16,6 +17,7 @@ export interface RunFlags {
   drainTimeout?: number;
   logLevel?: string;
   logFormat?: LogFormat;
+  busyPoll?: number;
 }
 
 const HELP = `
@@ -25,6 +27,7 @@ command would run, with the long option names as keys:
   admin: 127.0.0.1:9100          # optional: /metrics, /healthz, /status
   user: jumper                   # optional: drop root once everything listens
   drain-timeout: 30s
+  busy-poll: 50                  # optional: microseconds; see --busy-poll
   links:
     - name: db                   # label in logs, metrics and /status
       role: client
@@ -64,6 +67,7 @@ export function addRunCommand(program: Command): void {
     .option('--user <user>', 'drop root to this user once every link listens (overrides the file)')
     .option('--group <group>', 'with --user: the group (overrides the file)')
     .addOption(new Option('--drain-timeout <duration>', 'on SIGTERM, how long open streams may finish (overrides the file)').argParser(parseDuration))
+    .option('--busy-poll <microseconds>', `${BUSY_POLL_HELP} (overrides the file)`, parseBusyPoll)
     .addOption(new Option('--log-level <level>', 'log level (default: the file\'s, else info)').choices(LOG_LEVELS))
     .addOption(new Option('--log-format <format>', 'json, or pretty for humans (default: pretty on a terminal, else json)').choices(['json', 'pretty']))
     .addHelpText('after', HELP)

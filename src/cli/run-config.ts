@@ -10,7 +10,7 @@ import { checkLinksDroppable, Supervisor } from '../config/run.js';
 import { ConfigError } from '../errors.js';
 import { silentLogger } from '../log/logger.js';
 import { createLogger } from './logger.js';
-import { createMetrics, dropTo, resolveUserFlags, serveAfterDrop, startAdmin } from './operate.js';
+import { applyBusyPoll, createMetrics, dropTo, resolveUserFlags, serveAfterDrop, startAdmin } from './operate.js';
 import { parseAddress } from '../addr/address.js';
 import type { RunFlags } from './run-command.js';
 
@@ -64,6 +64,9 @@ export async function runConfig(flags: RunFlags): Promise<void> {
   const supervisor = new Supervisor({ file: flags.config, logger, metrics, willDropPrivileges: dropTarget !== undefined });
   // Connections accepted before the drop wait for it (nothing is served as root).
   const gate = serveAfterDrop(dropTarget);
+  // Process-wide (the reactor threads are shared): the command line's, else the file's.
+  const busyPoll = (): number => flags.busyPoll ?? supervisor.spec.busyPollUs ?? 0;
+  applyBusyPoll(flags.busyPoll ?? preview.busyPollUs ?? 0, logger);
   const spec = await supervisor.start(gate.listen);
   let admin: Awaited<ReturnType<typeof startAdmin>>;
   try {
@@ -82,9 +85,11 @@ export async function runConfig(flags: RunFlags): Promise<void> {
     drainTimeoutMs: () => flags.drainTimeout ?? supervisor.spec.drainTimeoutMs,
     openStreams: () => supervisor.openStreams(),
     stop: (drainTimeoutMs) => Promise.all([supervisor.stop(drainTimeoutMs), admin?.close()]),
-    reload: () => {
+    reload: async () => {
       logger.info({ config: flags.config }, 'SIGHUP: reloading the configuration');
-      return supervisor.reload();
+      const result = await supervisor.reload();
+      applyBusyPoll(busyPoll(), logger);
+      return result;
     },
     notifier,
   });

@@ -9,7 +9,7 @@ import { linkStatus, processUser } from '../admin/status.js';
 import { handleSignals, holdHangupUntilReady } from './signals.js';
 import { systemdNotifier } from '../activation/sd-notify.js';
 import { checkDroppable } from '../privilege/drop.js';
-import { createMetrics, dropTo, resolveUserFlags, serveAfterDrop, startAdmin, type OperateSetup } from './operate.js';
+import { applyBusyPoll, createMetrics, dropTo, resolveUserFlags, serveAfterDrop, startAdmin, type OperateSetup } from './operate.js';
 
 export interface RunRoleOptions {
   jumper: Jumper;
@@ -30,6 +30,7 @@ export async function runRole(options: RunRoleOptions): Promise<void> {
   if (dropTarget) checkDroppable(jumper.role, { connectNetns: options.operate?.connectNetns });
   // Connections accepted before the drop wait for it (nothing is served as root).
   const gate = serveAfterDrop(dropTarget);
+  applyBusyPoll(options.operate?.busyPoll ?? 0, logger);
   await jumper.listen(gate.listen);
   let admin: Awaited<ReturnType<typeof startAdmin>>;
   try {

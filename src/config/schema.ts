@@ -12,7 +12,7 @@ import { isIP } from 'node:net';
 import { STRATEGIES } from '../balance/strategy.js';
 import { MAX_WEIGHT } from '../balance/backend.js';
 import { isDialledTarget } from '../roles/connect-plan.js';
-import { durationMs, formatDurationMs, isPreconnectSetting, MAX_DURATION_MS, MAX_PRECONNECT_WIRES, MIN_HEALTH_INTERVAL_MS, MIN_LEASE_TTL_MS, MIN_TIMEOUT_MS } from '../options.js';
+import { durationMs, formatDurationMs, isPreconnectSetting, MAX_BUSY_POLL_US, MAX_DURATION_MS, MAX_PRECONNECT_WIRES, MIN_HEALTH_INTERVAL_MS, MIN_LEASE_TTL_MS, MIN_TIMEOUT_MS } from '../options.js';
 
 export const ROLES = ['client', 'server', 'forward', 'balance'] as const;
 export type LinkRole = (typeof ROLES)[number];
@@ -99,6 +99,7 @@ export const TOP_FIELDS: Record<string, Field> = {
   group: { kind: { type: 'string' }, doc: "drop to this group (default: the user's primary group)" },
   'drain-timeout': { kind: { type: 'duration' }, doc: 'on SIGTERM, and for removed links, how long open streams may finish (default 30s)' },
   'log-level': { kind: { type: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }, doc: 'log level (the CLI flag wins)' },
+  'busy-poll': { kind: { type: 'int', min: 0, max: MAX_BUSY_POLL_US }, doc: 'microseconds native data-path threads poll before sleeping, for every link (default 0 = off; the CLI flag wins; a reload applies a change)' },
   links: { kind: { type: 'string' }, doc: 'the list of links' }, // checked by hand below
 };
 
@@ -123,6 +124,7 @@ export interface RunSpec {
   group?: string;
   drainTimeoutMs?: number;
   logLevel?: string;
+  busyPollUs?: number;
   links: LinkSpec[];
 }
 
@@ -343,6 +345,7 @@ export function validateConfig(doc: unknown): { spec: RunSpec; issues: ConfigIss
     else if (key === 'group') spec.group = String(v);
     else if (key === 'drain-timeout') spec.drainTimeoutMs = v as number;
     else if (key === 'log-level') spec.logLevel = v as string;
+    else if (key === 'busy-poll') spec.busyPollUs = v as number;
   }
   if (top.group !== undefined && top.user === undefined) issues.push({ path: ['group'], message: 'only applies with user (the group is set when dropping to the user)' });
   if (!Array.isArray(top.links)) {

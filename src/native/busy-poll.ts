@@ -1,0 +1,36 @@
+/**
+ * Busy polling on the native data path's reactor threads
+ * (native/src/busy_poll.cc): after handling events, a reactor keeps polling
+ * for up to this many microseconds before it sleeps, so the next record of a
+ * request/response exchange finds it awake instead of waking a halted CPU.
+ *
+ * Process-wide: every link of the process shares the reactor threads. Off (0)
+ * by default, since it spends CPU for latency: up to the budget per wake-up.
+ * A thread allowed on one CPU only never polls. The JS data path (without
+ * the addon) cannot poll; see docs/performance.md, "Busy polling".
+ */
+import { InvalidArgumentError } from '../errors.js';
+import { isBusyPollSetting, MAX_BUSY_POLL_US } from '../options.js';
+import { nativeExports } from './binding.js';
+
+interface BusyPollBinding {
+  setBusyPoll(microseconds: number): void;
+}
+
+let binding: BusyPollBinding | null | undefined;
+
+/**
+ * Set the budget for every reactor thread of this process (0 = off).
+ * Whether it took effect: false without the addon, or with an addon built
+ * before busy polling existed.
+ * @throws InvalidArgumentError (JUMPER_ERR_INVALID_ARG) outside 0..MAX_BUSY_POLL_US
+ */
+export function setBusyPoll(microseconds: number): boolean {
+  if (!isBusyPollSetting(microseconds)) {
+    throw new InvalidArgumentError(`busy-poll ${String(microseconds)}: expected whole microseconds from 0 to ${MAX_BUSY_POLL_US}`);
+  }
+  if (binding === undefined) binding = nativeExports<BusyPollBinding>(['setBusyPoll']) ?? null;
+  if (binding === null) return false;
+  binding.setBusyPoll(microseconds);
+  return true;
+}

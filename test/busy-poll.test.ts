@@ -1,0 +1,204 @@
+/**
+ * --busy-poll (native/src/busy_poll.cc via src/native/busy-poll.ts): a
+ * client and a server jumper as real processes, a request/response exchange
+ * through them to an echo provider, and what the kernel says their native
+ * data-path threads ("jumper-reactor") did: how often they went to sleep
+ * (voluntary context switches) and how much CPU they used
+ * (/proc/PID/task/TID/schedstat).
+ *
+ * Serial: the sleep counts are per exchange, and another test's traffic in
+ * this process would delay the echoes.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import net from 'node:net';
+import test, { type ExecutionContext } from 'ava';
+import { InvalidArgumentError, MAX_BUSY_POLL_US, setBusyPoll } from '../src/index.js';
+import { nativeExports } from '../src/native/binding.js';
+import { makeKeyFile, spawnJumper, type ChildJumper } from './helpers/child-jumper.js';
+import { runJumperSrc, startJumperSrc } from './helpers/run-cli.js';
+import { startEchoProvider } from './helpers/providers.js';
+
+const TRIPS = 300;
+const MESSAGE = 64;
+/** The budget the tests set: the largest, so an echo delayed by a loaded machine still lands inside it. */
+const BUDGET_US = MAX_BUSY_POLL_US;
+
+const built = nativeExports<{ setBusyPoll(us: number): void }>(['setBusyPoll']) !== undefined;
+const cpus = (() => {
+  try {
+    return execFileSync('nproc', { encoding: 'utf8' }).trim();
+  } catch {
+    return '1';
+  }
+})();
+const why = !built ? 'the native addon (with setBusyPoll) is not built' : Number(cpus) < 2 ? `busy polling needs two CPUs, this process may use ${cpus}` : undefined;
+if (why) console.log(`busy-poll.test.ts: skipping the reactor-thread tests: ${why}`);
+const nativeTest = why ? test.serial.skip : test.serial;
+
+interface ThreadUse {
+  sleeps: number;
+  cpuNs: number;
+}
+
+/** Sleeps and CPU time, summed over a process's jumper-reactor threads. */
+function reactorUse(pid: number): ThreadUse & { threads: number } {
+  const out = { sleeps: 0, cpuNs: 0, threads: 0 };
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const dir = `/proc/${pid}/task/${tid}`;
+    try {
+      if (readFileSync(`${dir}/comm`, 'utf8').trim() !== 'jumper-reactor') continue;
+      out.sleeps += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(readFileSync(`${dir}/status`, 'utf8'))![1]);
+      out.cpuNs += Number(readFileSync(`${dir}/schedstat`, 'utf8').split(' ')[0]);
+      out.threads++;
+    } catch {
+      // the thread is gone
+    }
+  }
+  return out;
+}
+
+/** A client -> server pair in front of an echo provider, each jumper started with `extra`. */
+async function startPair(t: ExecutionContext, extra: string[]): Promise<{ client: ChildJumper; server: ChildJumper }> {
+  const provider = await startEchoProvider(t);
+  const key = await makeKeyFile(t);
+  const server = await spawnJumper(t, ['server', '--listen', '127.0.0.1:0', '--connect', provider.address, '--key', key.path, ...extra]);
+  const client = await spawnJumper(t, ['client', '--listen', '127.0.0.1:0', '--connect', `127.0.0.1:${server.port}`, '--key', key.path, ...extra]);
+  return { client, server };
+}
+
+/**
+ * `trips` round trips of MESSAGE bytes on one connection, one in flight;
+ * resolves with the sha256 of everything sent and of everything echoed.
+ */
+async function pingPong(port: number, trips: number): Promise<{ sent: string; echoed: string }> {
+  const socket = net.connect({ port, host: '127.0.0.1', noDelay: true });
+  await once(socket, 'connect');
+  const sent = createHash('sha256');
+  const echoed = createHash('sha256');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let done = 0;
+      let pending = 0;
+      const send = (): void => {
+        const msg = Buffer.alloc(MESSAGE, done & 0xff);
+        sent.update(msg);
+        pending = MESSAGE;
+        socket.write(msg);
+      };
+      const timer = setTimeout(() => reject(new Error(`ping-pong: ${done}/${trips} round trips after 30 s`)), 30_000);
+      socket.on('error', reject);
+      socket.on('data', (chunk: Buffer) => {
+        echoed.update(chunk);
+        pending -= chunk.length;
+        if (pending > 0) return;
+        if (++done === trips) {
+          clearTimeout(timer);
+          resolve();
+        } else send();
+      });
+      send();
+    });
+  } finally {
+    socket.destroy();
+  }
+  return { sent: sent.digest('hex'), echoed: echoed.digest('hex') };
+}
+
+/** Reactor sleeps per round trip in each jumper of the pair, over one exchange (after a warm-up one). */
+async function sleepsPerTrip(t: ExecutionContext, pair: { client: ChildJumper; server: ChildJumper }): Promise<{ client: number; server: number }> {
+  await pingPong(pair.client.port, 20);
+  const before = [reactorUse(pair.client.pid), reactorUse(pair.server.pid)];
+  const { sent, echoed } = await pingPong(pair.client.port, TRIPS);
+  const after = [reactorUse(pair.client.pid), reactorUse(pair.server.pid)];
+  t.is(echoed, sent, 'every byte came back, in order');
+  t.true(after[0]!.threads > 0 && after[1]!.threads > 0, 'both jumpers run the native data path');
+  const per = (i: number) => (after[i]!.sleeps - before[i]!.sleeps) / TRIPS;
+  return { client: per(0), server: per(1) };
+}
+
+nativeTest('a polling reactor stays awake between the records of an exchange; without --busy-poll it sleeps for each', async (t) => {
+  const polling = await sleepsPerTrip(t, await startPair(t, ['--busy-poll', String(BUDGET_US)]));
+  const sleeping = await sleepsPerTrip(t, await startPair(t, []));
+  t.log(`reactor sleeps per round trip: --busy-poll ${BUDGET_US}: client ${polling.client.toFixed(2)}, server ${polling.server.toFixed(2)}; off: client ${sleeping.client.toFixed(2)}, server ${sleeping.server.toFixed(2)}`);
+  // Off: the request and the response each find the thread asleep (about 2 per trip).
+  t.true(sleeping.client > 1 && sleeping.server > 1, 'without polling, every record wakes the reactor');
+  t.true(polling.client < 0.5 && polling.server < 0.5, 'with polling, the next record arrives while the reactor polls');
+});
+
+nativeTest('a jumper allowed on one CPU does not poll (the event it waits for needs that CPU)', async (t) => {
+  const pair = await startPair(t, ['--busy-poll', String(BUDGET_US)]);
+  for (const pid of [pair.client.pid, pair.server.pid]) execFileSync('taskset', ['-a', '-p', '-c', '0', String(pid)], { stdio: 'ignore' });
+  const pinned = await sleepsPerTrip(t, pair);
+  t.log(`reactor sleeps per round trip, pinned to CPU 0 with --busy-poll ${BUDGET_US}: client ${pinned.client.toFixed(2)}, server ${pinned.server.toFixed(2)}`);
+  t.true(pinned.client > 1 && pinned.server > 1, 'each record finds the reactor asleep, as without --busy-poll');
+});
+
+nativeTest('polling ends with the budget: an idle polling jumper uses no CPU', async (t) => {
+  const pair = await startPair(t, ['--busy-poll', String(BUDGET_US)]);
+  await pingPong(pair.client.port, 50);
+  const before = [reactorUse(pair.client.pid), reactorUse(pair.server.pid)];
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const after = [reactorUse(pair.client.pid), reactorUse(pair.server.pid)];
+  const usedMs = after.map((a, i) => (a.cpuNs - before[i]!.cpuNs) / 1e6);
+  t.log(`reactor CPU over 1 s idle after traffic: client ${usedMs[0]!.toFixed(1)} ms, server ${usedMs[1]!.toFixed(1)} ms (budget ${BUDGET_US / 1000} ms per wake-up)`);
+  // At most one budget each after the last record (plus the socket closing); a thread that kept polling would use ~1000 ms.
+  for (const ms of usedMs) t.true(ms < 100, `${ms.toFixed(1)} ms of CPU while idle`);
+});
+
+test('setBusyPoll takes whole microseconds from 0 to MAX_BUSY_POLL_US', (t) => {
+  for (const bad of [-1, 1.5, MAX_BUSY_POLL_US + 1, Number.NaN]) {
+    const err = t.throws(() => setBusyPoll(bad), { instanceOf: InvalidArgumentError });
+    t.is((err as { code?: string }).code, 'JUMPER_ERR_INVALID_ARG');
+  }
+  // 0 is always accepted; whether it took effect depends on the addon.
+  t.is(setBusyPoll(0), built);
+});
+
+test('jumper refuses a --busy-poll out of range with a usage error', async (t) => {
+  for (const bad of ['10001', '-5', '2.5', 'fast']) {
+    const r = await runJumperSrc(['forward', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:1', '--busy-poll', bad]);
+    t.is(r.code, 2, `--busy-poll ${bad}: exit 2`);
+    t.regex(r.stderr, /--busy-poll <microseconds>.*expected whole microseconds from 0 to 10000/s, r.stderr);
+  }
+});
+
+test('without the native data path, --busy-poll is a warning and the tunnel still works', async (t) => {
+  const provider = await startEchoProvider(t);
+  const forward = await spawnJumper(t, ['forward', '--listen', '127.0.0.1:0', '--connect', provider.address, '--busy-poll', '50'], { env: { JUMPER_NO_NATIVE: '1' } });
+  const warning = forward.logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('busy-poll ignored'));
+  t.truthy(warning, forward.stderr());
+  t.is(warning!.busyPollUs, 50);
+  const { sent, echoed } = await pingPong(forward.port, 10);
+  t.is(echoed, sent);
+});
+
+test('jumper run: busy-poll from the file, changed by a reload; a bad value names the line', async (t) => {
+  const provider = await startEchoProvider(t);
+  const { dir } = await makeKeyFile(t);
+  const file = join(dir, 'jumper.yaml');
+  const write = (busyPoll: string): void =>
+    writeFileSync(file, `busy-poll: ${busyPoll}\nlinks:\n  - name: fwd\n    role: forward\n    listen: 127.0.0.1:0\n    connect: ${provider.address}\n`);
+  write('-1');
+  const bad = await runJumperSrc(['run', '--config', file, '--check']);
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /jumper\.yaml:1: busy-poll: .*0/, bad.stderr);
+
+  write('40');
+  const run = startJumperSrc(t, ['run', '--config', file], built ? {} : { env: { JUMPER_NO_NATIVE: '1' } });
+  const on = await run.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('busy-poll'));
+  await run.waitFor((l) => l.msg === 'jumper run: all links listening');
+  if (!built) {
+    t.regex(on.msg as string, /^busy-poll ignored/);
+    return;
+  }
+  t.is(on.busyPollUs, 40);
+  write('0');
+  run.child.kill('SIGHUP');
+  const off = await run.waitFor((l) => l.msg === 'busy-poll off');
+  t.is(off.busyPollUs, 0);
+  t.truthy(run.logs.find((l) => l.msg === 'configuration reloaded'), 'the reload itself went through');
+});

@@ -122,6 +122,7 @@ interface Running {
   setupRounds: SetupResult[];
   setupCpuSeconds: number;
   rttRounds: RttResult[];
+  rttCpuSeconds: number;
   rttOneCpuRounds: RttResult[];
 }
 
@@ -191,7 +192,12 @@ function tripsPerSlice(profile: Profile): number {
 /** One slice of the RTT figure: tripsPerSlice request/responses on one connection. */
 async function rttRound(r: Running, profile: Profile): Promise<void> {
   await phase(r.result, 'rtt', async () => {
-    r.rttRounds.push(await measureRtt(r.sys.entryPort, tripsPerSlice(profile), profile.rttMessageBytes, profile.rttTimeoutMs));
+    const cpu0 = cpuSeconds(r.sys.pids);
+    try {
+      r.rttRounds.push(await measureRtt(r.sys.entryPort, tripsPerSlice(profile), profile.rttMessageBytes, profile.rttTimeoutMs));
+    } finally {
+      r.rttCpuSeconds += cpuSeconds(r.sys.pids) - cpu0;
+    }
   });
 }
 
@@ -265,6 +271,11 @@ function finishRounds(r: Running, profile: Profile): void {
     setupCpuSeconds: r.setupCpuSeconds,
     setupMicrosPerConnection: hasProxy && setup && setup.connections > 0 ? (r.setupCpuSeconds / setup.connections) * 1e6 : null,
   };
+  const trips = r.rttRounds.reduce((n, x) => n + x.count, 0);
+  if (hasProxy && trips > 0) {
+    result.cpu.rttCpuSeconds = r.rttCpuSeconds;
+    result.cpu.rttMicrosPerRoundTrip = (r.rttCpuSeconds / trips) * 1e6;
+  }
   const b = result.bulk;
   if (b) {
     const f = (x: BulkFigure | undefined) => (x ? x.medianMBps.toFixed(0) : '-');
@@ -333,6 +344,7 @@ async function startSystem(spec: SystemSpec, ctx: SystemContext): Promise<Runnin
       bulkCpuSeconds: 0,
       setupRounds: [],
       setupCpuSeconds: 0,
+      rttCpuSeconds: 0,
       rttRounds: [],
       rttOneCpuRounds: [],
     };

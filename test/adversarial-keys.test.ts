@@ -6,38 +6,19 @@
  * (keys.test.ts covers the library side.)
  */
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createClient, deriveKey } from '../src/index.js';
 import { startClientHandshake } from '../src/proto/handshake.js';
 import { makeKeyFile, spawnJumper } from './helpers/child-jumper.js';
 import { exchange, randomBytes, sha256, startEchoProvider } from './helpers/providers.js';
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-
-/** Run the CLI to completion; resolves with its exit code and stderr. */
-function runCli(args: string[]): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/jumper.ts'), ...args, '--log-format', 'json'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    child.stdout.resume();
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    // 'close', not 'exit': stderr may still be in the pipe when the process has exited.
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
-  });
-}
+import { runJumperSrc } from './helpers/run-cli.js';
 
 test('a group- or world-readable key file is refused; the message names --allow-insecure-key', async (t) => {
   const { path } = await makeKeyFile(t);
   for (const mode of [0o640, 0o604]) {
     chmodSync(path, mode);
-    const result = await runCli(['server', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:9', '--key', path]);
+    const result = await runJumperSrc(['server', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:9', '--key', path, '--log-format', 'json']);
     t.not(result.code, 0);
     t.regex(result.stderr, /--allow-insecure-key/);
     t.regex(result.stderr, /chmod 600/);
@@ -49,7 +30,7 @@ test('empty and short key files are refused by the CLI with a clear line', async
   for (const [name, bytes] of [['empty', Buffer.alloc(0)], ['short', randomBytes(16)]] as const) {
     const file = join(dir, name);
     writeFileSync(file, bytes, { mode: 0o600 });
-    const result = await runCli(['client', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:9', '--key', file]);
+    const result = await runJumperSrc(['client', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:9', '--key', file, '--log-format', 'json']);
     t.not(result.code, 0);
     t.regex(result.stderr, name === 'empty' ? /is empty/ : /too short \(16 bytes\)/);
   }

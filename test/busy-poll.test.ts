@@ -22,10 +22,12 @@ import { makeKeyFile, spawnJumper, type ChildJumper } from './helpers/child-jump
 import { runJumperSrc, startJumperSrc } from './helpers/run-cli.js';
 import { startEchoProvider } from './helpers/providers.js';
 
-const TRIPS = 300;
+const TRIPS = 100;
+/** Exchanges per measurement: the polling figure is the best of them, so one stalled by other tests on a busy machine does not decide. */
+const BATCHES = 3;
 const MESSAGE = 64;
-/** The budget the tests set: the largest, so an echo delayed by a loaded machine still lands inside it. */
-const BUDGET_US = MAX_BUSY_POLL_US;
+/** 2 ms: far above an echo's round trip on loopback, small enough not to hold both CPUs from other test files. */
+const BUDGET_US = 2000;
 
 const built = nativeExports<{ setBusyPoll(us: number): void }>(['setBusyPoll']) !== undefined;
 const cpus = (() => {
@@ -38,6 +40,16 @@ const cpus = (() => {
 const why = !built ? 'the native addon (with setBusyPoll) is not built' : Number(cpus) < 2 ? `busy polling needs two CPUs, this process may use ${cpus}` : undefined;
 if (why) console.log(`busy-poll.test.ts: skipping the reactor-thread tests: ${why}`);
 const nativeTest = why ? test.serial.skip : test.serial;
+const hasTaskset = (() => {
+  try {
+    execFileSync('taskset', ['-V'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+if (!why && !hasTaskset) console.log('busy-poll.test.ts: skipping the one-CPU test: taskset (util-linux) is not installed');
+const pinnedTest = why || !hasTaskset ? test.serial.skip : test.serial;
 
 interface ThreadUse {
   sleeps: number;
@@ -108,16 +120,24 @@ async function pingPong(port: number, trips: number): Promise<{ sent: string; ec
   return { sent: sent.digest('hex'), echoed: echoed.digest('hex') };
 }
 
-/** Reactor sleeps per round trip in each jumper of the pair, over one exchange (after a warm-up one). */
+/**
+ * Reactor sleeps per round trip in each jumper of the pair: one exchange of
+ * TRIPS per batch (after a warm-up one), the fewest of BATCHES batches.
+ */
 async function sleepsPerTrip(t: ExecutionContext, pair: { client: ChildJumper; server: ChildJumper }): Promise<{ client: number; server: number }> {
   await pingPong(pair.client.port, 20);
-  const before = [reactorUse(pair.client.pid), reactorUse(pair.server.pid)];
-  const { sent, echoed } = await pingPong(pair.client.port, TRIPS);
-  const after = [reactorUse(pair.client.pid), reactorUse(pair.server.pid)];
-  t.is(echoed, sent, 'every byte came back, in order');
-  t.true(after[0]!.threads > 0 && after[1]!.threads > 0, 'both jumpers run the native data path');
-  const per = (i: number) => (after[i]!.sleeps - before[i]!.sleeps) / TRIPS;
-  return { client: per(0), server: per(1) };
+  const best = { client: Infinity, server: Infinity };
+  for (let batch = 0; batch < BATCHES; batch++) {
+    const before = [reactorUse(pair.client.pid), reactorUse(pair.server.pid)];
+    const { sent, echoed } = await pingPong(pair.client.port, TRIPS);
+    const after = [reactorUse(pair.client.pid), reactorUse(pair.server.pid)];
+    t.is(echoed, sent, 'every byte came back, in order');
+    t.true(after[0]!.threads > 0 && after[1]!.threads > 0, 'both jumpers run the native data path');
+    const per = (i: number) => (after[i]!.sleeps - before[i]!.sleeps) / TRIPS;
+    best.client = Math.min(best.client, per(0));
+    best.server = Math.min(best.server, per(1));
+  }
+  return best;
 }
 
 nativeTest('a polling reactor stays awake between the records of an exchange; without --busy-poll it sleeps for each', async (t) => {
@@ -129,7 +149,7 @@ nativeTest('a polling reactor stays awake between the records of an exchange; wi
   t.true(polling.client < 0.5 && polling.server < 0.5, 'with polling, the next record arrives while the reactor polls');
 });
 
-nativeTest('a jumper allowed on one CPU does not poll (the event it waits for needs that CPU)', async (t) => {
+pinnedTest('a jumper allowed on one CPU does not poll (the event it waits for needs that CPU)', async (t) => {
   const pair = await startPair(t, ['--busy-poll', String(BUDGET_US)]);
   for (const pid of [pair.client.pid, pair.server.pid]) execFileSync('taskset', ['-a', '-p', '-c', '0', String(pid)], { stdio: 'ignore' });
   const pinned = await sleepsPerTrip(t, pair);
@@ -140,12 +160,14 @@ nativeTest('a jumper allowed on one CPU does not poll (the event it waits for ne
 nativeTest('polling ends with the budget: an idle polling jumper uses no CPU', async (t) => {
   const pair = await startPair(t, ['--busy-poll', String(BUDGET_US)]);
   await pingPong(pair.client.port, 50);
+  // Past the connection's close (its last wake-ups may each poll a budget).
+  await new Promise((resolve) => setTimeout(resolve, 200));
   const before = [reactorUse(pair.client.pid), reactorUse(pair.server.pid)];
   await new Promise((resolve) => setTimeout(resolve, 1000));
   const after = [reactorUse(pair.client.pid), reactorUse(pair.server.pid)];
   const usedMs = after.map((a, i) => (a.cpuNs - before[i]!.cpuNs) / 1e6);
   t.log(`reactor CPU over 1 s idle after traffic: client ${usedMs[0]!.toFixed(1)} ms, server ${usedMs[1]!.toFixed(1)} ms (budget ${BUDGET_US / 1000} ms per wake-up)`);
-  // At most one budget each after the last record (plus the socket closing); a thread that kept polling would use ~1000 ms.
+  // Nothing happens in this second: a thread that kept polling would use about 1000 ms.
   for (const ms of usedMs) t.true(ms < 100, `${ms.toFixed(1)} ms of CPU while idle`);
 });
 
@@ -163,6 +185,21 @@ test('jumper refuses a --busy-poll out of range with a usage error', async (t) =
     const r = await runJumperSrc(['forward', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:1', '--busy-poll', bad]);
     t.is(r.code, 2, `--busy-poll ${bad}: exit 2`);
     t.regex(r.stderr, /--busy-poll <microseconds>.*expected whole microseconds from 0 to 10000/s, r.stderr);
+  }
+});
+
+test('jumper refuses --busy-poll where no stream runs on the native threads: spiped protocol, only exec: or handoff: targets', async (t) => {
+  const { path } = await makeKeyFile(t);
+  const cases: [string[], RegExp][] = [
+    [['server', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:1', '--key', path, '--protocol', 'spiped'], /--busy-poll applies only with the jumper protocol/],
+    [['client', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:1', '--key', path, '--protocol', 'spiped'], /--busy-poll applies only with the jumper protocol/],
+    [['forward', '--listen', '127.0.0.1:0', '--connect', 'exec:cat'], /--busy-poll applies only with a --connect address that is dialled/],
+    [['forward', '--listen', '127.0.0.1:0', '--connect', 'handoff:/run/nothing.sock'], /--busy-poll applies only with a --connect address that is dialled/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await runJumperSrc([...args, '--busy-poll', '50']);
+    t.is(r.code, 2, args.join(' '));
+    t.regex(r.stderr, message, r.stderr);
   }
 });
 
@@ -186,6 +223,10 @@ test('jumper run: busy-poll from the file, changed by a reload; a bad value name
   const bad = await runJumperSrc(['run', '--config', file, '--check']);
   t.is(bad.code, 2);
   t.regex(bad.stderr, /jumper\.yaml:1: busy-poll: .*0/, bad.stderr);
+  writeFileSync(file, `links:\n  - name: fwd\n    role: forward\n    listen: 127.0.0.1:0\n    connect: ${provider.address}\n    busy-poll: 50\n`);
+  const perLink = await runJumperSrc(['run', '--config', file, '--check']);
+  t.is(perLink.code, 2);
+  t.regex(perLink.stderr, /jumper\.yaml:6: links\[0\]\.busy-poll: a top-level key/, perLink.stderr);
 
   write('40');
   const run = startJumperSrc(t, ['run', '--config', file], built ? {} : { env: { JUMPER_NO_NATIVE: '1' } });
@@ -201,4 +242,26 @@ test('jumper run: busy-poll from the file, changed by a reload; a bad value name
   const off = await run.waitFor((l) => l.msg === 'busy-poll off');
   t.is(off.busyPollUs, 0);
   t.truthy(run.logs.find((l) => l.msg === 'configuration reloaded'), 'the reload itself went through');
+});
+
+test('jumper run: --busy-poll wins over the file, also across a reload', async (t) => {
+  const provider = await startEchoProvider(t);
+  const { dir } = await makeKeyFile(t);
+  const file = join(dir, 'jumper.yaml');
+  const write = (busyPoll: number): void =>
+    writeFileSync(file, `busy-poll: ${busyPoll}\nlinks:\n  - name: fwd\n    role: forward\n    listen: 127.0.0.1:0\n    connect: ${provider.address}\n`);
+  write(40);
+  const run = startJumperSrc(t, ['run', '--config', file, '--busy-poll', '30'], built ? {} : { env: { JUMPER_NO_NATIVE: '1' } });
+  const on = await run.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('busy-poll'));
+  t.is(on.busyPollUs, 30, 'the command line, not the file');
+  write(0);
+  run.child.kill('SIGHUP');
+  await run.waitFor((l) => l.msg === 'configuration reloaded');
+  // The busy-poll setting is applied right after the reload settles (the same tick); give its line time to arrive.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  t.deepEqual(
+    run.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('busy-poll')).map((l) => l.busyPollUs),
+    [30],
+    'the file changing does not change what the command line set',
+  );
 });

@@ -2,13 +2,11 @@
  * `jumper run --config`: many links in one process, reloaded with SIGHUP.
  */
 import test, { type ExecutionContext } from 'ava';
-import { execFile } from 'node:child_process';
 import { randomBytes as cryptoRandom } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { JumperMetrics } from '../src/admin/metrics.js';
 import { Supervisor } from '../src/config/run.js';
@@ -18,10 +16,8 @@ import { freePort } from './helpers/cli.js';
 import { parsePromText } from './helpers/prom-text.js';
 import { etcdUnavailableReason, startEtcd } from './helpers/etcd.js';
 import { exchange, randomBytes, sha256, startEchoProvider } from './helpers/providers.js';
-import { adminGet, JUMPER_SRC, linkPort, startJumperSrc } from './helpers/run-cli.js';
+import { adminGet, linkPort, runJumperSrc, startJumperSrc } from './helpers/run-cli.js';
 import { waitListening } from './helpers/spiped.js';
-
-const execFileAsync = promisify(execFile);
 
 function tempDir(t: ExecutionContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'jumper-run-'));
@@ -247,10 +243,7 @@ test('run --check reports every problem with file, line and key path, exit statu
   const dir = tempDir(t);
   const file = join(dir, 'bad.yaml');
   writeFileSync(file, ['links:', '  - name: a', '    role: client', '    listen: 127.0.0.1:0', '    connect: 127.0.0.1:1', '    key: /nonexistent', "    connect-timeout: '5 sec'", '    colour: blue', ''].join('\n'));
-  const err = (await execFileAsync(process.execPath, ['--import', 'tsx', JUMPER_SRC, 'run', '--config', file, '--check']).catch((e: unknown) => e)) as {
-    code: number;
-    stderr: string;
-  };
+  const err = await runJumperSrc(['run', '--config', file, '--check']);
   t.is(err.code, 2);
   t.regex(err.stderr, new RegExp(`${file}:7: links\\[0\\]\\.connect-timeout: expected a duration`));
   t.regex(err.stderr, new RegExp(`${file}:8: links\\[0\\]\\.colour: unknown key`));
@@ -295,10 +288,7 @@ test('run --check refuses what run would refuse before listening: an unknown use
   const check = async (lines: string[], extra: string[] = []) => {
     const file = join(dir, `c${Math.random().toString(36).slice(2)}.yaml`);
     writeFileSync(file, [...lines, ''].join('\n'));
-    return (await execFileAsync(process.execPath, ['--import', 'tsx', JUMPER_SRC, 'run', '--config', file, '--check', ...extra]).then(
-      (r) => ({ code: 0, stderr: r.stderr, stdout: r.stdout }),
-      (e: { code: number; stderr: string; stdout: string }) => e,
-    ));
+    return runJumperSrc(['run', '--config', file, '--check', ...extra]);
   };
   const fine = await check(link);
   t.is(fine.code, 0, fine.stderr);

@@ -40,6 +40,9 @@ export interface SystemResult {
     secondsPerGB: number | null;
     setupCpuSeconds: number;
     setupMicrosPerConnection: number | null;
+    /** Proxy CPU over the unpinned RTT slices, and per round trip. */
+    rttCpuSeconds?: number;
+    rttMicrosPerRoundTrip?: number | null;
   };
   setup?: SetupResult;
   rtt?: RttResult;

@@ -179,7 +179,7 @@ function jumperCommand(ctx: SystemContext): { command: string; args: string[] } 
   return existsSync(dist) ? { command: process.execPath, args: [...benchNodeArgs, ...shebangFlags(dist), dist] } : null;
 }
 
-async function detectJumper(ctx: SystemContext, subcommand: string): Promise<string | null> {
+async function detectJumper(ctx: SystemContext, subcommand: string, needsFlag?: string): Promise<string | null> {
   const cmd = jumperCommand(ctx);
   if (cmd === null) {
     return ctx.jumperFromSource
@@ -191,6 +191,7 @@ async function detectJumper(ctx: SystemContext, subcommand: string): Promise<str
     const why = (r.error ?? r.stderr.trim().split('\n')[0] ?? '').slice(0, 160);
     return `\`jumper ${subcommand} --help\` failed (exit ${r.code}): ${why}`;
   }
+  if (needsFlag !== undefined && !r.stdout.includes(needsFlag)) return `this jumper has no ${needsFlag} (an older build?)`;
   return null;
 }
 
@@ -209,13 +210,14 @@ function jumperLimits(ctx: SystemContext): string[] {
 /** Descriptors a jumper process needs besides its streams (listeners, libuv, stdio, ...). */
 const FD_MARGIN = 256;
 
-/** A jumper client + server pair; `protocolArgs` picks the wire protocol, `clientArgs` go to the client only. */
-function jumperPair(name: string, description: string, protocolArgs: string[], clientArgs: string[] = []): SystemSpec {
+/** A jumper client + server pair; `protocolArgs` go to both (the first flag must be in --help), `clientArgs` to the client only. */
+function jumperPair(name: string, description: string, protocolArgs: string[], clientArgs: string[] = [], notes?: string): SystemSpec {
   return {
     name,
     group: 'encrypted',
     description,
-    detect: (ctx) => detectJumper(ctx, 'server'),
+    ...(notes === undefined ? {} : { notes }),
+    detect: (ctx) => detectJumper(ctx, 'server', protocolArgs[0]),
     start: async (ctx) => {
       const cmd = jumperCommand(ctx);
       if (cmd === null) throw new Error('jumper not found');
@@ -256,8 +258,10 @@ const jumperCold = jumperPair(
 // sleep, so the next record does not wait for a halted vCPU to be woken.
 const jumperBusyPoll = jumperPair(
   'jumper-busy-poll',
-  'the jumper pair with --busy-poll 50 on both: native data-path threads poll 50 µs before sleeping',
+  'the jumper pair with --busy-poll 50 on both: native data-path threads poll 50 µs after each wake-up before sleeping again',
   ['--busy-poll', '50'],
+  [],
+  '--busy-poll 50 on both jumpers (off by default); without the native addon it is logged as ignored and the row is the plain pair',
 );
 const jumperSpiped = jumperPair('jumper-spiped', 'jumper client + jumper server speaking the spiped protocol (with DH)', ['--protocol', 'spiped']);
 

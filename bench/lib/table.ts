@@ -27,6 +27,7 @@ export const COLUMNS: readonly Column[] = [
   { header: '1-CPU RTT p99', better: 'lower', value: (r) => r.rttOneCpu?.p99Us, digits: 1 },
   { header: 'CPU s/GB', better: 'lower', value: (r) => r.cpu?.secondsPerGB, digits: 2, proxyOnly: true },
   { header: 'CPU µs/conn', better: 'lower', value: (r) => r.cpu?.setupMicrosPerConnection, digits: 0, proxyOnly: true },
+  { header: 'CPU µs/trip', better: 'lower', value: (r) => r.cpu?.rttMicrosPerRoundTrip, digits: 1, proxyOnly: true },
   { header: 'KiB/conn', better: 'lower', value: (r) => r.memory?.pssKiBPerConnection, digits: 1, proxyOnly: true },
   { header: 'burst ok %', better: 'higher', value: (r) => (r.burst ? r.burst.successRatio * 100 : undefined), digits: 1 },
   { header: 'burst s', better: 'lower', value: (r) => r.burst?.seconds, digits: 2 },
@@ -76,6 +77,6 @@ export const TABLE_LEGEND =
   'conn/s: sequential connect+1-byte echo+close; RTT: 64-byte request/response on one connection (µs); ' +
   '1-CPU RTT: the same with client, provider and proxies pinned to one CPU, so no system gains or loses by where the scheduler puts it; ' +
   'CPU s/GB: CPU seconds of all proxy processes per 10^9 payload bytes (bulk phase); ' +
-  'CPU µs/conn: proxy CPU per connection in the setup phase; KiB/conn: proxy PSS per idle connection; ' +
+  'CPU µs/conn: proxy CPU per connection in the setup phase; CPU µs/trip: proxy CPU per round trip in the (unpinned) RTT slices; KiB/conn: proxy PSS per idle connection; ' +
   'burst: N connections opened at once, each a 1-byte echo: % served and seconds until the last echo. ' +
   'Ratios: ↑ higher is better, ↓ lower is better.';

@@ -1,6 +1,7 @@
 // busy_poll.cc — see busy_poll.h.
 #include "busy_poll.h"
 
+#include <errno.h>
 #include <sched.h>
 #include <time.h>
 
@@ -26,7 +27,8 @@ int64_t NowNs() {
 // CPUAffinity= may change the mask while the process runs.
 bool MayRunElsewhere() {
   cpu_set_t set;
-  if (::sched_getaffinity(0, sizeof set, &set) != 0) return false;
+  // EINVAL: the kernel's mask is wider than cpu_set_t (over 1024 CPUs), so more than one.
+  if (::sched_getaffinity(0, sizeof set, &set) != 0) return errno == EINVAL;
   return CPU_COUNT(&set) > 1;
 }
 

@@ -6,11 +6,11 @@
 // whose kernel does not poll before halting (guest_halt_poll_ns=0), that is
 // a trip through the hypervisor of tens of microseconds, several times what
 // a proxy hop costs (docs/performance.md). With a budget set, a reactor that
-// just handled events keeps polling (epoll_wait with a zero timeout,
-// sched_yield(2) between polls so any runnable task on its CPU goes first)
-// for up to that long before it sleeps. It trades CPU for latency, so it is
-// off unless the operator sets it, like HAProxy's busy-polling or the
-// kernel's net.core.busy_poll.
+// has been woken keeps polling after it handled the events (epoll_wait with a
+// zero timeout, sched_yield(2) between polls to offer its CPU to other
+// runnable tasks there) for up to that long before it sleeps again. It
+// trades CPU for latency, so it is off unless the operator sets it, like
+// HAProxy's busy-polling or the kernel's net.core.busy_poll.
 //
 // A thread allowed on one CPU only never polls: the event it waits for can
 // only be produced once it gives the CPU up.

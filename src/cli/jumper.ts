@@ -190,6 +190,8 @@ function commonOptions(flags: CommonFlags, logger: CommonOptions['logger'], cmd:
   refuseUnless(cmd, ['strategy', 'ejectAfter', 'healthInterval'], balancing, 'several --connect or --discover');
   // exec: starts a command and handoff: passes the socket on: neither dials, so no timeout would apply.
   refuseUnless(cmd, ['connectTimeout'], connect?.every(isDialledTarget) ?? true, 'a --connect address that is dialled (not exec: or handoff:)');
+  // Only dialled streams run on the native data path (exec: is piped in JS; handoff: leaves the path).
+  refuseUnless(cmd, ['busyPoll'], connect?.some(isDialledTarget) ?? true, 'a --connect address that is dialled (not exec: or handoff:)');
   const options: CommonOptions = {
     listen: flags.listen,
     connect: connect === undefined ? undefined : connect.length === 1 ? connect[0]! : connect,
@@ -258,6 +260,7 @@ function buildProgram(): Command {
     const proto = protocolOptions(flags);
     // spiped's handshake is admitted as a stream at once (its slot is a --max-connections slot).
     refuseUnless(cmd, ['maxHandshakes'], proto.protocol === 'jumper', 'the jumper protocol (a spiped handshake holds a --max-connections slot)');
+    refuseUnless(cmd, ['busyPoll'], proto.protocol === 'jumper', 'the jumper protocol (spiped streams run on the JS data path)');
     const options = {
       ...commonOptions(flags, logger, cmd),
       ...startOptions(flags, cmd),
@@ -304,6 +307,7 @@ function buildProgram(): Command {
     const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, name: 'jumper' });
     const proto = protocolOptions(flags);
     refuseUnless(cmd, ['preconnectIdle'], proto.protocol === 'jumper' && flags.preconnect !== 0, '--preconnect (not 0) and the jumper protocol');
+    refuseUnless(cmd, ['busyPoll'], proto.protocol === 'jumper', 'the jumper protocol (spiped streams run on the JS data path)');
     const options = { ...commonOptions(flags, logger, cmd), ...registerOptions(flags, cmd) };
     const [key] = await readKeys(flags);
     const jumper = createClient({

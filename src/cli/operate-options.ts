@@ -24,7 +24,7 @@ export interface OperateFlags {
 
 /** What --busy-poll says, also in `jumper run --help`. */
 export const BUSY_POLL_HELP =
-  'after handling traffic, native data-path threads poll this many microseconds (up to 10000) before sleeping: lower latency in VMs where waking a halted CPU is slow, for up to that much CPU per wake-up; 0 = off';
+  'native data-path threads poll this many microseconds (up to 10000) after each wake-up before sleeping again: lower latency in VMs where waking a halted CPU is slow, for up to that much CPU per wake-up; 0 = off';
 
 /** --admin, --user, --group, --allow, --listen-mode, --listen-owner, --busy-poll. */
 export function addOperateOptions(cmd: Command): Command {

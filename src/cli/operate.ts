@@ -63,20 +63,20 @@ export async function createMetrics(): Promise<JumperMetrics> {
   return new JumperMetrics();
 }
 
-/** The budget last set here: 0 needs no call (nor the addon) until something else was set. */
+/** The budget last asked for here: 0 needs no call (nor the addon) until something else was asked for. */
 let busyPollUs = 0;
 
 /**
- * --busy-poll / the file's busy-poll: set the native reactor threads' budget
- * (logged when it changes). Without the native data path nothing polls: a
+ * --busy-poll / the file's busy-poll: set the native reactor threads' budget,
+ * logged once per change. Without the native data path nothing polls: a
  * warning, not a failure, since the tunnel works the same, only slower.
  */
 export function applyBusyPoll(us: number, logger: Logger): void {
   if (us === busyPollUs) return;
+  busyPollUs = us;
   if (!setBusyPoll(us)) {
-    logger.warn({ busyPollUs: us }, 'busy-poll ignored: it needs the native data path (addon not built, or JUMPER_NO_NATIVE=1)');
+    if (us > 0) logger.warn({ busyPollUs: us }, 'busy-poll ignored: it needs the native data path (the addon not built or built before busy polling, JUMPER_NO_NATIVE=1, or both native paths switched off)');
     return;
   }
-  busyPollUs = us;
-  logger.info({ busyPollUs: us }, us === 0 ? 'busy-poll off' : `busy-poll: native data-path threads poll up to ${us} µs before sleeping`);
+  logger.info({ busyPollUs: us }, us === 0 ? 'busy-poll off' : `busy-poll: native data-path threads poll up to ${us} µs after each wake-up before sleeping`);
 }

@@ -64,10 +64,10 @@ export async function runConfig(flags: RunFlags): Promise<void> {
   const supervisor = new Supervisor({ file: flags.config, logger, metrics, willDropPrivileges: dropTarget !== undefined });
   // Connections accepted before the drop wait for it (nothing is served as root).
   const gate = serveAfterDrop(dropTarget);
-  // Process-wide (the reactor threads are shared): the command line's, else the file's.
-  const busyPoll = (): number => flags.busyPoll ?? supervisor.spec.busyPollUs ?? 0;
-  applyBusyPoll(flags.busyPoll ?? preview.busyPollUs ?? 0, logger);
   const spec = await supervisor.start(gate.listen);
+  // Process-wide (the reactor threads are shared): the command line's, else the file's as running.
+  const busyPoll = (): number => flags.busyPoll ?? supervisor.spec.busyPollUs ?? 0;
+  applyBusyPoll(busyPoll(), logger);
   let admin: Awaited<ReturnType<typeof startAdmin>>;
   try {
     admin = await startAdmin(flags.admin ?? spec.admin, metrics, () => supervisor.status(), logger);

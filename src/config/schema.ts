@@ -250,7 +250,8 @@ function checkLink(raw: unknown, index: number, issues: ConfigIssue[]): LinkSpec
     const field = LINK_FIELDS[key];
     if (!field) {
       const hint = suggest(key, known);
-      issues.push({ path: [...base, key], message: `unknown key${hint ? ` (did you mean "${hint}"?)` : ''}` });
+      const message = key in TOP_FIELDS ? 'a top-level key: it applies to the whole process, not to one link' : `unknown key${hint ? ` (did you mean "${hint}"?)` : ''}`;
+      issues.push({ path: [...base, key], message });
       continue;
     }
     if (role && field.roles && !field.roles.includes(role)) {

@@ -7,11 +7,13 @@
  * Process-wide: every link of the process shares the reactor threads. Off (0)
  * by default, since it spends CPU for latency: up to the budget per wake-up.
  * A thread allowed on one CPU only never polls. The JS data path (without
- * the addon) cannot poll; see docs/performance.md, "Busy polling".
+ * the addon) cannot poll; see docs/performance.md, "Ninth pass: busy polling".
  */
 import { InvalidArgumentError } from '../errors.js';
 import { isBusyPollSetting, MAX_BUSY_POLL_US } from '../options.js';
 import { nativeExports } from './binding.js';
+import { nativePumpAvailable } from './pump.js';
+import { nativeSpliceAvailable } from './splice.js';
 
 interface BusyPollBinding {
   setBusyPoll(microseconds: number): void;
@@ -21,8 +23,9 @@ let binding: BusyPollBinding | null | undefined;
 
 /**
  * Set the budget for every reactor thread of this process (0 = off).
- * Whether it took effect: false without the addon, or with an addon built
- * before busy polling existed.
+ * Whether it can take effect: false without the addon, with an addon built
+ * before busy polling existed, or with both native data paths switched off
+ * (JUMPER_NO_NATIVE_PUMP=1 and JUMPER_NO_NATIVE_SPLICE=1).
  * @throws InvalidArgumentError (JUMPER_ERR_INVALID_ARG) outside 0..MAX_BUSY_POLL_US
  */
 export function setBusyPoll(microseconds: number): boolean {
@@ -32,5 +35,5 @@ export function setBusyPoll(microseconds: number): boolean {
   if (binding === undefined) binding = nativeExports<BusyPollBinding>(['setBusyPoll']) ?? null;
   if (binding === null) return false;
   binding.setBusyPoll(microseconds);
-  return true;
+  return nativePumpAvailable() || nativeSpliceAvailable();
 }

@@ -213,13 +213,19 @@ test('without the native data path, --busy-poll is a warning and the tunnel stil
   t.is(echoed, sent);
 });
 
-test('jumper run: busy-poll from the file, changed by a reload; a bad value names the line', async (t) => {
+/** A `jumper run` file with one forward link to an echo provider; write(n) sets its top-level busy-poll. */
+async function runConfigFile(t: ExecutionContext): Promise<{ file: string; write(busyPoll: number): void; provider: { address: string } }> {
   const provider = await startEchoProvider(t);
   const { dir } = await makeKeyFile(t);
   const file = join(dir, 'jumper.yaml');
-  const write = (busyPoll: string): void =>
+  const write = (busyPoll: number): void =>
     writeFileSync(file, `busy-poll: ${busyPoll}\nlinks:\n  - name: fwd\n    role: forward\n    listen: 127.0.0.1:0\n    connect: ${provider.address}\n`);
-  write('-1');
+  return { file, write, provider };
+}
+
+test('jumper run: busy-poll from the file, changed by a reload; a bad value names the line', async (t) => {
+  const { file, write, provider } = await runConfigFile(t);
+  write(-1);
   const bad = await runJumperSrc(['run', '--config', file, '--check']);
   t.is(bad.code, 2);
   t.regex(bad.stderr, /jumper\.yaml:1: busy-poll: .*0/, bad.stderr);
@@ -228,7 +234,7 @@ test('jumper run: busy-poll from the file, changed by a reload; a bad value name
   t.is(perLink.code, 2);
   t.regex(perLink.stderr, /jumper\.yaml:6: links\[0\]\.busy-poll: a top-level key/, perLink.stderr);
 
-  write('40');
+  write(40);
   const run = startJumperSrc(t, ['run', '--config', file], built ? {} : { env: { JUMPER_NO_NATIVE: '1' } });
   const on = await run.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('busy-poll'));
   await run.waitFor((l) => l.msg === 'jumper run: all links listening');
@@ -237,7 +243,7 @@ test('jumper run: busy-poll from the file, changed by a reload; a bad value name
     return;
   }
   t.is(on.busyPollUs, 40);
-  write('0');
+  write(0);
   run.child.kill('SIGHUP');
   const off = await run.waitFor((l) => l.msg === 'busy-poll off');
   t.is(off.busyPollUs, 0);
@@ -245,11 +251,7 @@ test('jumper run: busy-poll from the file, changed by a reload; a bad value name
 });
 
 test('jumper run: --busy-poll wins over the file, also across a reload', async (t) => {
-  const provider = await startEchoProvider(t);
-  const { dir } = await makeKeyFile(t);
-  const file = join(dir, 'jumper.yaml');
-  const write = (busyPoll: number): void =>
-    writeFileSync(file, `busy-poll: ${busyPoll}\nlinks:\n  - name: fwd\n    role: forward\n    listen: 127.0.0.1:0\n    connect: ${provider.address}\n`);
+  const { file, write } = await runConfigFile(t);
   write(40);
   const run = startJumperSrc(t, ['run', '--config', file, '--busy-poll', '30'], built ? {} : { env: { JUMPER_NO_NATIVE: '1' } });
   const on = await run.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('busy-poll'));

@@ -256,6 +256,7 @@ test('jumper run: --busy-poll wins over the file, also across a reload', async (
   const run = startJumperSrc(t, ['run', '--config', file, '--busy-poll', '30'], built ? {} : { env: { JUMPER_NO_NATIVE: '1' } });
   const on = await run.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('busy-poll'));
   t.is(on.busyPollUs, 30, 'the command line, not the file');
+  await run.waitFor((l) => l.msg === 'jumper run: all links listening');
   write(0);
   run.child.kill('SIGHUP');
   await run.waitFor((l) => l.msg === 'configuration reloaded');

@@ -70,8 +70,10 @@ export function handleSignals(h: SignalHandlers): void {
       if (--reloading === 0 && !stopping) h.notifier?.ready();
     });
   };
-  process.off('SIGHUP', holdHangup);
+  // Add before removing: with no listener left for a moment, Node closes the
+  // signal's handle and a SIGHUP libuv has caught but not yet dispatched is lost.
   process.on('SIGHUP', reload);
+  process.off('SIGHUP', holdHangup);
   if (heldHangup) {
     heldHangup = false;
     h.logger.info('SIGHUP received during start-up: reloading now');

@@ -188,19 +188,23 @@ test('jumper refuses a --busy-poll out of range with a usage error', async (t) =
   }
 });
 
-test('jumper refuses --busy-poll where no stream runs on the native threads: spiped protocol, only exec: or handoff: targets', async (t) => {
+test("jumper refuses --busy-poll where no stream runs on the native threads: spiped protocol, exec: targets, a forward's handoff:", async (t) => {
   const { path } = await makeKeyFile(t);
   const cases: [string[], RegExp][] = [
     [['server', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:1', '--key', path, '--protocol', 'spiped'], /--busy-poll applies only with the jumper protocol/],
     [['client', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:1', '--key', path, '--protocol', 'spiped'], /--busy-poll applies only with the jumper protocol/],
-    [['forward', '--listen', '127.0.0.1:0', '--connect', 'exec:cat'], /--busy-poll applies only with a --connect address that is dialled/],
-    [['forward', '--listen', '127.0.0.1:0', '--connect', 'handoff:/run/nothing.sock'], /--busy-poll applies only with a --connect address that is dialled/],
+    [['forward', '--listen', '127.0.0.1:0', '--connect', 'exec:cat'], /--busy-poll applies only with a --connect target served by the native data path/],
+    [['forward', '--listen', '127.0.0.1:0', '--connect', 'handoff:/run/nothing.sock'], /--busy-poll applies only with a --connect target served by the native data path/],
+    [['server', '--listen', '127.0.0.1:0', '--connect', 'exec:cat', '--key', path], /--busy-poll applies only with a --connect target served by the native data path/],
   ];
   for (const [args, message] of cases) {
     const r = await runJumperSrc([...args, '--busy-poll', '50']);
     t.is(r.code, 2, args.join(' '));
     t.regex(r.stderr, message, r.stderr);
   }
+  // A server's handoff: target is a socket pair the native pump serves: accepted.
+  const server = await spawnJumper(t, ['server', '--listen', '127.0.0.1:0', '--connect', 'handoff:/run/nothing.sock', '--key', path, '--busy-poll', '50']);
+  t.true(server.port > 0, 'a server handing off to a receiver starts with --busy-poll');
 });
 
 test('without the native data path, --busy-poll is a warning and the tunnel still works', async (t) => {

@@ -15,7 +15,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createForward, createServer, createClient, deriveKey, nativeHandoffAvailable } from '../src/index.js';
 import { sendHandoff } from '../src/activation/handoff.js';
-import { socketFd } from '../src/native/handover.js';
 import { cliBuilt, JUMPER } from './helpers/cli.js';
 import { killAtTeardown } from './helpers/netns.js';
 import { exchange, randomBytes, sha256 } from './helpers/providers.js';
@@ -211,7 +210,7 @@ if (emfileReason) console.log(`skipping the hand-off EMFILE test: ${emfileReason
   const socket = net.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1' });
   await once(socket, 'connect');
   t.teardown(() => socket.destroy());
-  await sendHandoff(sock, socketFd(socket), 'target');
+  await sendHandoff(sock, socket, 'target');
   const report = JSON.parse(String((await lines.next()).value)) as { code?: string; err?: string };
   t.is(report.code, 'EMFILE', JSON.stringify(report));
   t.regex(report.err ?? '', /descriptor was dropped/);

@@ -56,7 +56,8 @@ export function createExecDialer(command: string, options: { logger: Logger; lab
     const { ours, theirs } = pair;
     let child;
     try {
-      // Its own process group, as for --start providers: Ctrl-C stops the jumper, which drains first.
+      // Its own session and process group (libuv's detached is setsid), as for --start providers:
+      // Ctrl-C stops the jumper, which drains first. It has no controlling terminal.
       child = spawn(file, args, { stdio: [theirs, theirs, 'pipe'], detached: true });
     } catch (cause) {
       ours.destroy();

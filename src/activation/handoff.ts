@@ -37,10 +37,12 @@ function handoffError(err: unknown, path: string, label: string): JumperError {
 }
 
 /**
- * Pass `fd` to the receiver at `path`. The caller still owns its copy of `fd`.
+ * Pass the socket's descriptor to the receiver at `path`. The caller still owns its copy.
+ * The descriptor is read once the receiver answers, not before: while we wait, the
+ * socket may be closed and its number reused by another connection.
  * @throws ConnectFailedError (reason `${label}_refused` when nobody listens there)
  */
-export async function sendHandoff(path: string, fd: number, label: string): Promise<void> {
+export async function sendHandoff(path: string, socket: net.Socket, label: string): Promise<void> {
   const native = loadNative();
   const via = net.connect({ path });
   try {
@@ -48,6 +50,7 @@ export async function sendHandoff(path: string, fd: number, label: string): Prom
       via.once('connect', resolve);
       via.once('error', reject);
     });
+    const fd = socketFd(socket);
     // The receiver gets the socket as accept(2) gives it: blocking. The flag
     // is the socket's, shared with our copy, which is closed once sent
     // without another read or write (and made non-blocking again if not sent).
@@ -80,7 +83,7 @@ export function createHandoffDialer(path: string, label: string, pairs: PairFact
     }
     const { ours, theirs } = pair;
     try {
-      await sendHandoff(path, socketFd(theirs), label);
+      await sendHandoff(path, theirs, label);
     } catch (err) {
       ours.destroy();
       throw err;
@@ -150,7 +153,7 @@ export function closeFd(fd: number): void {
 export async function runHandoffForwardConn(conn: Conn, accepted: net.Socket, path: string): Promise<void> {
   conn.adoptPlain(accepted);
   try {
-    await sendHandoff(path, socketFd(accepted), 'target');
+    await sendHandoff(path, accepted, 'target');
   } catch (err) {
     conn.fail(err, 'local');
     return;

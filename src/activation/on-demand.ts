@@ -143,8 +143,9 @@ export class OnDemandProvider {
     // or another connection started the provider: one at a time.
     if (this.#closed) throw new ConnectFailedError('jumper is shutting down', { reason: 'provider_stopped' });
     if (this.#child || this.#stopping) return;
-    // Its own process group: a terminal's Ctrl-C (SIGINT to the foreground group) must reach only
-    // the jumper, which drains its streams and then stops the provider.
+    // Its own session and process group (libuv's detached is setsid; no controlling terminal):
+    // a terminal's Ctrl-C (SIGINT to the foreground group) must reach only the jumper, which
+    // drains its streams and then stops the provider.
     const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.#child = child;
     this.#starts++;

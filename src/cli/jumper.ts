@@ -19,6 +19,7 @@ import { addAcceptCommand } from './accept-command.js';
 import { addPipeCommand } from './pipe-command.js';
 import { addSpipedCommand } from './spiped-command.js';
 import { createForward } from '../roles/forward.js';
+import { EXEC_PREFIX } from '../activation/exec-target.js';
 import { isDialledTarget } from '../roles/connect-plan.js';
 import type { CommonOptions } from '../roles/jumper.js';
 import { createServer } from '../roles/server.js';
@@ -190,8 +191,10 @@ function commonOptions(flags: CommonFlags, logger: CommonOptions['logger'], cmd:
   refuseUnless(cmd, ['strategy', 'ejectAfter', 'healthInterval'], balancing, 'several --connect or --discover');
   // exec: starts a command and handoff: passes the socket on: neither dials, so no timeout would apply.
   refuseUnless(cmd, ['connectTimeout'], connect?.every(isDialledTarget) ?? true, 'a --connect address that is dialled (not exec: or handoff:)');
-  // Only dialled streams run on the native data path (exec: is piped in JS; handoff: leaves the path).
-  refuseUnless(cmd, ['busyPoll'], connect?.some(isDialledTarget) ?? true, 'a --connect address that is dialled (not exec: or handoff:)');
+  // exec: streams are piped in JS, and a forward's handoff: passes the socket itself: neither runs on the
+  // native threads. (A server's or client's handoff: target is a socket pair the native pump serves.)
+  const runsNatively = (target: string) => !target.startsWith(EXEC_PREFIX) && (cmd.name() !== 'forward' || isDialledTarget(target));
+  refuseUnless(cmd, ['busyPoll'], connect?.some(runsNatively) ?? true, "a --connect target served by the native data path (not exec:, nor a forward's handoff:)");
   const options: CommonOptions = {
     listen: flags.listen,
     connect: connect === undefined ? undefined : connect.length === 1 ? connect[0]! : connect,

@@ -5,7 +5,7 @@
  */
 import { Option, type Command } from 'commander';
 import { InvalidArgumentError } from '../errors.js';
-import { DEFAULTS } from '../options.js';
+import { DEFAULTS, MAX_BUSY_POLL_US } from '../options.js';
 import { OWNED_SOCKET_MODE, resolveOwner } from '../privilege/drop.js';
 import type { CommonOptions } from '../roles/jumper.js';
 import type { ProxyVersion } from '../proto/proxy-header.js';
@@ -24,7 +24,7 @@ export interface OperateFlags {
 
 /** What --busy-poll says, also in `jumper run --help`. */
 export const BUSY_POLL_HELP =
-  'native data-path threads poll this many microseconds (up to 10000) after each wake-up before sleeping again: lower latency in VMs where waking a halted CPU is slow, for up to that much CPU per wake-up; 0 = off';
+  `native data-path threads poll this many microseconds (up to ${MAX_BUSY_POLL_US}) after each wake-up before sleeping again: lower latency in VMs where waking a halted CPU is slow, for up to that much CPU per wake-up; 0 = off`;
 
 /** --admin, --user, --group, --allow, --listen-mode, --listen-owner, --busy-poll. */
 export function addOperateOptions(cmd: Command): Command {

@@ -250,7 +250,7 @@ function checkLink(raw: unknown, index: number, issues: ConfigIssue[]): LinkSpec
     const field = LINK_FIELDS[key];
     if (!field) {
       const hint = suggest(key, known);
-      const message = key in TOP_FIELDS ? 'a top-level key: it applies to the whole process, not to one link' : `unknown key${hint ? ` (did you mean "${hint}"?)` : ''}`;
+      const message = Object.hasOwn(TOP_FIELDS, key) && key !== 'links' ? 'a top-level key: it applies to the whole process, not to one link' : `unknown key${hint ? ` (did you mean "${hint}"?)` : ''}`;
       issues.push({ path: [...base, key], message });
       continue;
     }

@@ -27,7 +27,8 @@ interface PoolHost {
 }
 
 interface Authenticator {
-  getCredentialsFromHost(address: string, name: string, password: string, callOptions: object | undefined): Promise<string>;
+  // etcd3 passes a fifth argument (the channel credentials) that only its own path uses.
+  getCredentialsFromHost(address: string, name: string, password: string, callOptions: object | undefined, ...rest: unknown[]): Promise<string>;
 }
 
 /** The parts of etcd3's private ConnectionPool used here, or undefined when they are not there. */
@@ -48,9 +49,9 @@ export function loginOnHostChannels(client: Etcd3, castGrpcError: (err: Error) =
   const pool = poolOf(client);
   if (pool === undefined) return false;
   const original = pool.authenticator.getCredentialsFromHost.bind(pool.authenticator);
-  pool.authenticator.getCredentialsFromHost = (address, name, password, callOptions) => {
+  pool.authenticator.getCredentialsFromHost = (address, name, password, callOptions, ...rest) => {
     const host = pool.hosts.find((h) => h.host === address);
-    if (host === undefined) return original(address, name, password, callOptions);
+    if (host === undefined) return original(address, name, password, callOptions, ...rest);
     return new Promise<string>((resolve, reject) => {
       // Throws ClientClosedError once the client is closed: a rejection, as any failed login.
       host.getServiceClient('Auth').authenticate({ name, password }, callOptions ?? {}, (err, res) => {

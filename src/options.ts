@@ -12,7 +12,7 @@ export function isPreconnectSetting(value: unknown): value is PreconnectSetting 
   return value === 'auto' || (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_PRECONNECT_WIRES);
 }
 
-/** The largest busy-poll budget, in microseconds (the addon's kMaxBusyPollMicros): beyond it, polling is just a spinning core. */
+/** The largest busy-poll budget, in microseconds (keep in sync with the addon's kMaxBusyPollMicros): beyond it, polling is just a spinning core. */
 export const MAX_BUSY_POLL_US = 10_000;
 
 /** A whole number of microseconds from 0 to MAX_BUSY_POLL_US: the rule the CLI and the API check (the config schema's int kind checks the same bounds). */

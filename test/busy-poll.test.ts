@@ -18,6 +18,8 @@ import net from 'node:net';
 import test, { type ExecutionContext } from 'ava';
 import { InvalidArgumentError, MAX_BUSY_POLL_US, setBusyPoll } from '../src/index.js';
 import { nativeExports } from '../src/native/binding.js';
+import { nativePumpAvailable } from '../src/native/pump.js';
+import { nativeSpliceAvailable } from '../src/native/splice.js';
 import { makeKeyFile, spawnJumper, type ChildJumper } from './helpers/child-jumper.js';
 import { runJumperSrc, startJumperSrc } from './helpers/run-cli.js';
 import { startEchoProvider } from './helpers/providers.js';
@@ -29,7 +31,8 @@ const MESSAGE = 64;
 /** 2 ms: far above an echo's round trip on loopback, small enough not to hold both CPUs from other test files. */
 const BUDGET_US = 2000;
 
-const built = nativeExports<{ setBusyPoll(us: number): void }>(['setBusyPoll']) !== undefined;
+// What setBusyPoll reports: the binding is there and a native data path is switched on.
+const built = nativeExports<{ setBusyPoll(us: number): void }>(['setBusyPoll']) !== undefined && (nativePumpAvailable() || nativeSpliceAvailable());
 const cpus = (() => {
   try {
     return execFileSync('nproc', { encoding: 'utf8' }).trim();
@@ -37,7 +40,7 @@ const cpus = (() => {
     return '1';
   }
 })();
-const why = !built ? 'the native addon (with setBusyPoll) is not built' : Number(cpus) < 2 ? `busy polling needs two CPUs, this process may use ${cpus}` : undefined;
+const why = !built ? 'the native addon (with setBusyPoll) is not built, or the native data paths are switched off' : Number(cpus) < 2 ? `busy polling needs two CPUs, this process may use ${cpus}` : undefined;
 if (why) console.log(`busy-poll.test.ts: skipping the reactor-thread tests: ${why}`);
 const nativeTest = why ? test.serial.skip : test.serial;
 const hasTaskset = (() => {
@@ -154,7 +157,8 @@ pinnedTest('a jumper allowed on one CPU does not poll (the event it waits for ne
   for (const pid of [pair.client.pid, pair.server.pid]) execFileSync('taskset', ['-a', '-p', '-c', '0', String(pid)], { stdio: 'ignore' });
   const pinned = await sleepsPerTrip(t, pair);
   t.log(`reactor sleeps per round trip, pinned to CPU 0 with --busy-poll ${BUDGET_US}: client ${pinned.client.toFixed(2)}, server ${pinned.server.toFixed(2)}`);
-  t.true(pinned.client > 1 && pinned.server > 1, 'each record finds the reactor asleep, as without --busy-poll');
+  // Polling would be about 0.02 (see above); pinned, some records find the thread still on its CPU (1.2–2.0 measured).
+  t.true(pinned.client > 0.75 && pinned.server > 0.75, 'records find the reactor asleep, as without --busy-poll');
 });
 
 nativeTest('polling ends with the budget: an idle polling jumper uses no CPU', async (t) => {
@@ -232,7 +236,7 @@ test('jumper run: busy-poll from the file, changed by a reload; a bad value name
   write(-1);
   const bad = await runJumperSrc(['run', '--config', file, '--check']);
   t.is(bad.code, 2);
-  t.regex(bad.stderr, /jumper\.yaml:1: busy-poll: .*0/, bad.stderr);
+  t.regex(bad.stderr, /jumper\.yaml:1: busy-poll: .*10000/, bad.stderr);
   writeFileSync(file, `links:\n  - name: fwd\n    role: forward\n    listen: 127.0.0.1:0\n    connect: ${provider.address}\n    busy-poll: 50\n`);
   const perLink = await runJumperSrc(['run', '--config', file, '--check']);
   t.is(perLink.code, 2);
@@ -264,8 +268,9 @@ test('jumper run: --busy-poll wins over the file, also across a reload', async (
   write(0);
   run.child.kill('SIGHUP');
   await run.waitFor((l) => l.msg === 'configuration reloaded');
-  // The busy-poll setting is applied right after the reload settles (the same tick); give its line time to arrive.
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  // A second reload: its "configuration reloaded" line comes after anything the first one applied.
+  run.child.kill('SIGHUP');
+  await run.waitFor((l) => l.msg === 'configuration reloaded' && run.logs.filter((x) => x.msg === 'configuration reloaded').length === 2);
   t.deepEqual(
     run.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('busy-poll')).map((l) => l.busyPollUs),
     [30],

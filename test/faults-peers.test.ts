@@ -16,6 +16,7 @@ import { randomBytes, startEchoProvider, startProvider } from './helpers/provide
 import { usePumpMode } from './helpers/pump-mode.js';
 import { exchangeStrict, tcpEnding } from './helpers/tcp-ending.js';
 import { ABORT_LINGER_MS } from '../src/options.js';
+import { nativeAvailable } from '../src/native/binding.js';
 import { makeKey, withTunnel } from './helpers/tunnel.js';
 
 async function tunnelTo(t: import('ava').ExecutionContext, provider: string, options: { connectTimeoutMs?: number } = {}) {
@@ -200,6 +201,12 @@ for (const mode of ['native', 'js'] as const) {
   test.serial(`${mode} pump: a consumer that resets behind bytes still queued is a reset at the provider, never a clean end`, async (t) => {
     if (!usePumpMode(t, mode)) {
       t.log('native record pump not built: skipped (npm install builds it)');
+      t.pass();
+      return;
+    }
+    // The JS pipes see a consumer's reset through the addon's peekSocket (docs/reliability.md).
+    if (mode === 'js' && !nativeAvailable()) {
+      t.log('the JS pipes need the addon to tell a reset from a clean end: skipped (npm install builds it)');
       t.pass();
       return;
     }

@@ -580,33 +580,35 @@ int getsockname(int fd, struct sockaddr *addr, socklen_t *addrlen)
     return 0;
 }
 
-/* An unnamed AF_UNIX stream socket: a socket-pair end, what jumper server and
- * client hand off. accept() gave the daemon an IP address for it, so the
- * daemon sets TCP options (nginx: TCP_NODELAY) and may treat a failure as a
- * broken connection. */
+/* An AF_UNIX stream socket whose peer is unnamed: what jumper server and
+ * client hand off (the accepted end of a connection to their rendezvous
+ * socket). accept() gave the daemon an IP address for it, so the daemon sets
+ * TCP options (nginx: TCP_NODELAY) and may treat a failure as a broken
+ * connection. The check is by shape: the daemon's own socket pairs, and
+ * connections its own Unix listeners accept from unbound clients, match too;
+ * there a TCP option would have failed and now succeeds without effect. */
 static int is_pair_end(int fd)
 {
     struct sockaddr_storage peer;
     socklen_t plen = sizeof peer;
-    int type = 0;
-    socklen_t tlen = sizeof type;
-    return getpeername(fd, (struct sockaddr *)&peer, &plen) == 0 && peer.ss_family == AF_UNIX &&
-           plen <= (socklen_t)sizeof(sa_family_t) &&
-           real_getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) == 0 && type == SOCK_STREAM;
+    return socket_type(fd) == SOCK_STREAM && getpeername(fd, (struct sockaddr *)&peer, &plen) == 0 &&
+           peer.ss_family == AF_UNIX && plen <= (socklen_t)sizeof(sa_family_t);
 }
 
 int setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
     init();
     if (!cfg_active || !is_converted_fd(fd)) {
+        int caller_errno = errno;
         int rc = real_setsockopt(fd, level, name, val, len);
         if (rc < 0 && cfg_active && level != SOL_SOCKET && (errno == EOPNOTSUPP || errno == ENOPROTOOPT)) {
-            int saved = errno;
+            int failed = errno;
             if (is_pair_end(fd)) {
-                dbg("setsockopt(fd %d, level %d, %d) on a handed-off socket-pair end: ignored", fd, level, name);
+                dbg("setsockopt(fd %d, level %d, %d) on a Unix socket with an unnamed peer (a hand-off): ignored", fd, level, name);
+                errno = caller_errno;
                 return 0;
             }
-            errno = saved;
+            errno = failed;
         }
         return rc;
     }

@@ -34,14 +34,17 @@ bool MayRunElsewhere() {
 
 }  // namespace
 
-int WaitForEvents(int epoll_fd, epoll_event* events, int max_events) {
+int WaitForEvents(int epoll_fd, epoll_event* events, int max_events, bool has_streams) {
   const int64_t budget = budget_ns.load(std::memory_order_relaxed);
-  if (budget > 0 && MayRunElsewhere()) {
+  if (budget > 0 && has_streams) {
+    // Often something is ready already: only an empty first poll pays for the affinity check.
+    int n = ::epoll_wait(epoll_fd, events, max_events, 0);
+    if (n != 0 || !MayRunElsewhere()) return n != 0 ? n : ::epoll_wait(epoll_fd, events, max_events, -1);
     const int64_t deadline = NowNs() + budget;
     do {
-      const int n = ::epoll_wait(epoll_fd, events, max_events, 0);
-      if (n != 0) return n;
       ::sched_yield();
+      n = ::epoll_wait(epoll_fd, events, max_events, 0);
+      if (n != 0) return n;
     } while (NowNs() < deadline);
   }
   return ::epoll_wait(epoll_fd, events, max_events, -1);

@@ -24,13 +24,15 @@
 
 namespace jumper {
 
-// The largest budget setBusyPoll takes, in microseconds (10 ms).
+// The largest budget setBusyPoll takes, in microseconds (10 ms). Keep in
+// sync with MAX_BUSY_POLL_US in src/options.ts.
 constexpr int kMaxBusyPollMicros = 10000;
 
 // epoll_wait(2) on `epoll_fd` as a reactor does when it has nothing queued:
-// with the busy-poll budget set (and more than one CPU allowed), polls for
-// up to the budget first, then blocks. Returns what epoll_wait returns.
-int WaitForEvents(int epoll_fd, epoll_event* events, int max_events);
+// with the busy-poll budget set, streams to wait for, and more than one CPU
+// allowed, polls for up to the budget first, then blocks. Returns what
+// epoll_wait returns.
+int WaitForEvents(int epoll_fd, epoll_event* events, int max_events, bool has_streams);
 
 // setBusyPoll(microseconds): the budget for every reactor thread of the
 // process, 0 (the default) to sleep at once. Takes effect from each

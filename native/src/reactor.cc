@@ -231,7 +231,7 @@ class Reactor {
     epoll_event events[kMaxEvents];
     std::vector<Stream*> turn;
     for (;;) {
-      const int n = ready_.empty() ? WaitForEvents(epoll_.get(), events, kMaxEvents) : ::epoll_wait(epoll_.get(), events, kMaxEvents, 0);
+      const int n = ready_.empty() ? WaitForEvents(epoll_.get(), events, kMaxEvents, !streams_.empty()) : ::epoll_wait(epoll_.get(), events, kMaxEvents, 0);
       if (n < 0 && errno != EINTR) ::abort();  // EBADF/EINVAL: our own bug
       // Streams registered from the JS thread are added before their events.
       if (pending_.load(std::memory_order_acquire)) RunCommands();

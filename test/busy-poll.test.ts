@@ -21,6 +21,7 @@ import { nativeExports } from '../src/native/binding.js';
 import { nativePumpAvailable } from '../src/native/pump.js';
 import { nativeSpliceAvailable } from '../src/native/splice.js';
 import { makeKeyFile, spawnJumper, type ChildJumper } from './helpers/child-jumper.js';
+import { hasCommand } from './helpers/commands.js';
 import { runJumperSrc, startJumperSrc } from './helpers/run-cli.js';
 import { startEchoProvider } from './helpers/providers.js';
 
@@ -43,14 +44,7 @@ const cpus = (() => {
 const why = !built ? 'the native addon (with setBusyPoll) is not built, or the native data paths are switched off' : Number(cpus) < 2 ? `busy polling needs two CPUs, this process may use ${cpus}` : undefined;
 if (why) console.log(`busy-poll.test.ts: skipping the reactor-thread tests: ${why}`);
 const nativeTest = why ? test.serial.skip : test.serial;
-const hasTaskset = (() => {
-  try {
-    execFileSync('taskset', ['-V'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const hasTaskset = hasCommand('taskset', ['-V']);
 if (!why && !hasTaskset) console.log('busy-poll.test.ts: skipping the one-CPU test: taskset (util-linux) is not installed');
 const pinnedTest = why || !hasTaskset ? test.serial.skip : test.serial;
 

@@ -19,6 +19,7 @@ import { createBalancer, createForward, loadEtcdAccess, parseEtcdUrl, type EtcdA
 import { Supervisor } from '../src/config/run.js';
 import { captureLogger, type CapturedLogger } from './helpers/capture-logger.js';
 import { createPki, opensslUnavailableReason, type TestPki } from './helpers/certs.js';
+import { hasCommand } from './helpers/commands.js';
 import { cliBuilt, freePort, JUMPER, startJumper } from './helpers/cli.js';
 import { etcdUnavailableReason, startEtcd, type TestEtcd } from './helpers/etcd.js';
 import { exchange, randomBytes, sha256, startEchoProvider } from './helpers/providers.js';
@@ -176,14 +177,7 @@ function connectionsTo(pid: number, port: string): number {
   return out.split('\n').filter((line) => line.includes(`pid=${pid},`)).length;
 }
 
-const hasSs = (() => {
-  try {
-    execFileSync('ss', ['-V'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const hasSs = hasCommand('ss', ['-V']);
 if (!skipReason && !hasSs) console.log('discovery-tls: skipping the login-connection test: ss (iproute2) is not installed');
 
 (skipReason || !hasSs ? test.skip : test.serial)('etcd authentication: logins leave no connection behind once the client is closed (etcd3 made a gRPC client per login and never closed it)', async (t) => {

@@ -45,6 +45,29 @@ test('a command that exits early closes the stream cleanly', async (t) => {
   t.is(result.ending, 'end');
 });
 
+test('a stream that ends first stops its command\'s whole process group (a background job too)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'jumper-exec-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const jobFile = join(dir, 'job');
+  const leaderFile = join(dir, 'leader');
+  // Never reads its input: only a signal ends it, and the background job outlives a signal to the leader alone.
+  const fwd = createForward({ listen: '127.0.0.1:0', connect: `exec:sleep 60 & echo $! > ${jobFile}; echo $$ > ${leaderFile}; wait` });
+  await fwd.listen();
+  t.teardown(() => fwd.close({ drainTimeoutMs: 0 }));
+  const socket = net.connect({ port: fwd.port()!, host: '127.0.0.1' });
+  socket.on('error', () => {});
+  socket.write('x');
+  const read = (f: string) => Number((existsSync(f) && readFileSync(f, 'utf8').trim()) || 0);
+  for (let i = 0; i < 300 && !(read(jobFile) && read(leaderFile)); i++) await new Promise((r) => setTimeout(r, 10));
+  const pids = [read(jobFile), read(leaderFile)];
+  t.teardown(() => pids.forEach(killQuietly));
+  t.true(pids.every((pid) => pid > 0 && alive(pid)), 'the command and its job run');
+  // A reset ends the stream at once (a FIN would half-close it and wait for the command's output to end).
+  socket.resetAndDestroy();
+  for (let i = 0; i < 300 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 10));
+  t.deepEqual(pids.filter(alive), [], 'part of the command outlived its stream');
+});
+
 test('exec: without a command is refused', (t) => {
   t.throws(() => createForward({ listen: '127.0.0.1:0', connect: 'exec:' }), { code: 'JUMPER_ERR_INVALID_ARG' } as never);
 });

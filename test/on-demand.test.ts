@@ -222,6 +222,33 @@ test('close() while a connection waits out the start back-off starts no provider
   t.is(fwd.provider!.starts, 1);
 });
 
+test('an idle stop ends the whole provider process group: a pipeline\'s other command and a background job too', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'jumper-start-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'provider.py'), SLOW_PROVIDER);
+  const port = await freePort();
+  const files = { job: join(dir, 'job'), piped: join(dir, 'piped'), starts: join(dir, 'starts') };
+  const fwd = createForward({
+    listen: '127.0.0.1:0',
+    connect: `127.0.0.1:${port}`,
+    start: {
+      // A background job, and the provider's output piped to a second command: neither is the leader.
+      command: `sleep 60 & echo $! > ${files.job}; python3 ${join(dir, 'provider.py')} ${port} ${files.starts} | sh -c 'echo $$ > ${files.piped}; exec cat'`,
+      startTimeoutMs: 10_000,
+      idleStopMs: 300,
+    },
+  });
+  await fwd.listen();
+  t.teardown(() => fwd.close({ drainTimeoutMs: 0 }));
+  t.is((await exchange({ port: fwd.port()! }, Buffer.from('hello'))).received.toString(), 'hello');
+  const pids = [files.job, files.piped, files.starts].map((f) => Number(readFileSync(f, 'utf8').trim()));
+  t.teardown(() => pids.forEach(killQuietly));
+  t.true(pids.every((pid) => pid > 0 && alive(pid)), 'all three commands run');
+  for (let i = 0; i < 300 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 10));
+  t.deepEqual(pids.filter(alive), [], 'a command of the provider\'s group outlived its idle stop');
+  t.is(fwd.provider!.pid, undefined);
+});
+
 const cliTest = cliBuilt ? test : test.skip;
 if (!cliBuilt) console.log('skipping the on-demand CLI test: dist/ is not built');
 

@@ -17,6 +17,7 @@ import { ConnectFailedError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { setNonBlocking } from '../native/fd-flags.js';
 import { keepInJs } from '../proto/js-data-path.js';
+import { signalGroup } from './child-group.js';
 import { shellArgv } from './shell-command.js';
 import { connectedPair } from './socket-pair.js';
 
@@ -34,7 +35,7 @@ function trackUntilExit(child: ChildProcess): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.once('exit', () => {
-    for (const c of running) c.kill('SIGTERM');
+    for (const c of running) signalGroup(c, 'SIGTERM');
   });
 }
 
@@ -109,10 +110,10 @@ export function createExecDialer(command: string, options: { logger: Logger; lab
       log.warn({ err: err.message }, 'provider command failed');
       ours.destroy(err);
     });
-    // If the stream ends first, do not leave the command running forever.
+    // If the stream ends first, do not leave the command (and what it started) running forever.
     ours.once('close', () => {
       theirs.destroy();
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      signalGroup(child, 'SIGTERM');
     });
     // Its close must reach the child handling above: keep it off the native pump.
     return keepInJs(ours);

@@ -13,6 +13,7 @@ import type { Dialer } from '../addr/dial.js';
 import { ConnectFailedError, ConnectTimeoutError, JumperError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { alsoOnRelease } from '../balance/stream-lease.js';
+import { signalGroup } from './child-group.js';
 import { shellArgv } from './shell-command.js';
 
 export interface OnDemandOptions {
@@ -52,6 +53,8 @@ export class OnDemandProvider {
   #notBefore = 0;
   #starts = 0;
   #closed = false;
+  /** Providers we signalled: their exit is a stop, not a failure. */
+  readonly #signalled = new WeakSet<ChildProcess>();
 
   constructor(options: OnDemandOptions) {
     this.#options = options;
@@ -157,14 +160,14 @@ export class OnDemandProvider {
     }
     // A second SIGTERM exits at once, without close(): the provider must not outlive us.
     const killOnExit = (): void => {
-      child.kill('SIGTERM');
+      signalGroup(child, 'SIGTERM');
     };
     process.once('exit', killOnExit);
     this.#exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         process.off('exit', killOnExit);
         if (this.#child === child) this.#child = undefined;
-        const expected = child.killed;
+        const expected = this.#signalled.has(child);
         if (!expected) this.#recordFailure();
         this.#log[expected ? 'info' : 'warn']({ pid: child.pid, code, signal }, expected ? 'provider stopped' : 'provider exited');
         resolve();
@@ -215,13 +218,17 @@ export class OnDemandProvider {
     this.#idleTimer.unref();
   }
 
-  /** Stop the provider: SIGTERM, then SIGKILL after a grace period. Resolves when it has exited (also for a stop already under way). */
+  /**
+   * Stop the provider: SIGTERM to its process group (a pipeline's other commands, its background
+   * jobs), then SIGKILL after a grace period. Resolves when it has exited (also for a stop already under way).
+   */
   async stop(): Promise<void> {
     const child = this.#child;
     if (!child) return this.#stopping;
     this.#child = undefined;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
+    this.#signalled.add(child);
+    signalGroup(child, 'SIGTERM');
+    const timer = setTimeout(() => signalGroup(child, 'SIGKILL'), KILL_GRACE_MS);
     const exited = this.#exited;
     const stopping = (async () => {
       await exited;

@@ -288,6 +288,18 @@ test('updateBackends: weights default to 1 and are checked; a bad spec changes n
   }
 });
 
+test('a balancer that connects inside a network namespace takes IP literals only: a host name is refused at start and by updateBackends, and changes nothing', (t) => {
+  // No namespace is entered here: the check is made before any connect (which would need root).
+  const netnsHint = /given by address, not name/;
+  t.throws(() => createBalancer({ listen: '127.0.0.1:0', backends: ['127.0.0.1:1', 'db.example:5432'], connectNetns: 'jumper-no-such-ns' }), {
+    code: 'JUMPER_ERR_INVALID_ARG',
+    message: netnsHint,
+  } as never);
+  const balancer = createBalancer({ listen: '127.0.0.1:0', backends: ['127.0.0.1:1', '[::1]:2', 'localhost:3'], connectNetns: 'jumper-no-such-ns' });
+  t.throws(() => balancer.updateBackends([{ address: '127.0.0.1:1' }, { address: 'db.example:5432' }]), { code: 'JUMPER_ERR_INVALID_ARG', message: netnsHint } as never);
+  t.deepEqual(balancer.backends().map((b) => b.address), ['127.0.0.1:1', '[::1]:2', 'localhost:3']);
+});
+
 test('health checks: a backend whose check hangs (a dark host) does not hold back the checks of the others', async (t) => {
   // The dialers stand in for the network here: what is tested is the checker's scheduling.
   const behaviour = new Map<string, 'hang' | 'ok' | 'refuse'>([

@@ -8,6 +8,7 @@
  * watch that cannot resume (e.g. compacted) is replaced by a fresh read.
  */
 import type { Watcher } from 'etcd3';
+import { parseAddress, type Address } from '../addr/address.js';
 import type { BackendSpec } from '../balance/backend.js';
 import { reasonOf } from '../errors.js';
 import { silentLogger, type Logger } from '../log/logger.js';
@@ -26,6 +27,12 @@ export interface EtcdDiscoveryOptions {
   access?: EtcdAccess;
   /** Called with the whole current set after every change. */
   onUpdate(backends: BackendSpec[]): void;
+  /**
+   * Whether this balancer can dial an address at all (throws if not): a
+   * registration it refuses is ignored like an unusable one. A balancer that
+   * connects inside a network namespace takes IP literals only.
+   */
+  checkAddress?(address: Address): void;
   logger?: Logger;
 }
 
@@ -33,6 +40,7 @@ export class EtcdDiscovery {
   readonly location: EtcdLocation;
   readonly #etcd: EtcdConnection;
   readonly #onUpdate: (backends: BackendSpec[]) => void;
+  readonly #checkAddress: ((address: Address) => void) | undefined;
   readonly #logger: Logger;
   /** etcd key -> backend. */
   readonly #known = new Map<string, BackendSpec>();
@@ -46,6 +54,7 @@ export class EtcdDiscovery {
     this.#etcd = new EtcdConnection(options.url, options.access);
     this.location = this.#etcd.location;
     this.#onUpdate = options.onUpdate;
+    this.#checkAddress = options.checkAddress;
     this.#logger = options.logger ?? silentLogger;
   }
 
@@ -147,13 +156,24 @@ export class EtcdDiscovery {
   }
 
   #apply(key: string, value: string): void {
-    const spec = decodeRecord(value);
+    const spec = this.#decode(value);
     if ('invalid' in spec) {
       this.#known.delete(key);
       this.#logger.warn({ etcd: this.location.url, key, problem: spec.invalid }, 'ignoring an unusable registration');
       return;
     }
     this.#known.set(key, spec);
+  }
+
+  #decode(value: string): BackendSpec | { invalid: string } {
+    const spec = decodeRecord(value);
+    if ('invalid' in spec || !this.#checkAddress) return spec;
+    try {
+      this.#checkAddress(parseAddress(spec.address));
+    } catch (err) {
+      return { invalid: err instanceof Error ? err.message : String(err) };
+    }
+    return spec;
   }
 
   #publish(): void {

@@ -131,10 +131,6 @@ function balanced(
     if (!isDialledTarget(b.address)) {
       throw new InvalidArgumentError(`"${b.address}": exec: and handoff: targets cannot be balanced`);
     }
-    const address = parseAddress(b.address);
-    // Configured targets are checked now; a discovered one that cannot be
-    // reached from the namespace fails its own connects, nothing else.
-    if (input.connectNetns) checkNetnsTarget(input.connectNetns, address);
   }
   const balance = input.balance ?? {};
   const pin = input.connectNetns ? PidNamespacePin.for(input.connectNetns) : undefined;
@@ -143,10 +139,14 @@ function balanced(
     ejectAfter: balance.ejectAfter ?? DEFAULTS.ejectAfter,
     ejectBaseMs: balance.ejectBaseMs ?? DEFAULTS.ejectBaseMs,
     ejectMaxMs: DEFAULTS.ejectMaxMs,
-    makeDialer: (address) =>
-      input.connectNetns
-        ? createNetnsDialer(input.connectNetns, parseAddress(address), dialOptions, pin)
-        : createDialer(parseAddress(address), dialOptions),
+    // Every address is checked before the pool takes it (configured ones at start, updateBackends'):
+    // inside a namespace only IP literals. Discovery ignores a registration that fails the same check.
+    makeDialer: (text) => {
+      const address = parseAddress(text);
+      if (!input.connectNetns) return createDialer(address, dialOptions);
+      checkNetnsTarget(input.connectNetns, address);
+      return createNetnsDialer(input.connectNetns, address, dialOptions, pin);
+    },
     logger,
   });
   pool.update(backends);

@@ -44,7 +44,7 @@ export { DEFAULTS, MAX_BUSY_POLL_US } from './options.js';
 export * from './errors.js';
 export { PROTOCOL_VERSION } from './proto/handshake.js';
 export { nativeAvailable as nativeHandoffAvailable } from './native/binding.js';
-export { setBusyPoll } from './native/busy-poll.js';
+export { applyBusyPoll, setBusyPoll } from './native/busy-poll.js';
 export { startAcceptor, type Acceptor, type AcceptorOptions } from './activation/acceptor.js';
 export { parseConfig, loadConfig } from './config/load.js';
 export { Supervisor, type SupervisorOptions, type ReloadResult } from './config/run.js';

@@ -16,7 +16,10 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import net from 'node:net';
 import test, { type ExecutionContext } from 'ava';
-import { InvalidArgumentError, MAX_BUSY_POLL_US, setBusyPoll } from '../src/index.js';
+import { applyBusyPoll, InvalidArgumentError, MAX_BUSY_POLL_US, setBusyPoll } from '../src/index.js';
+import { silentLogger } from '../src/log/logger.js';
+import { Supervisor } from '../src/config/run.js';
+import { captureLogger } from './helpers/capture-logger.js';
 import { nativeExports } from '../src/native/binding.js';
 import { nativePumpAvailable } from '../src/native/pump.js';
 import { nativeSpliceAvailable } from '../src/native/splice.js';
@@ -270,4 +273,35 @@ test('jumper run: --busy-poll wins over the file, also across a reload', async (
     [30],
     'the file changing does not change what the command line set',
   );
+});
+
+test.serial('Supervisor (the library behind jumper run) applies the file\'s busy-poll at start and on reload; its busyPollUs option wins', async (t) => {
+  t.teardown(() => applyBusyPoll(0, silentLogger));
+  t.throws(() => new Supervisor({ file: '/nonexistent.yaml', busyPollUs: MAX_BUSY_POLL_US + 1 }), { code: 'JUMPER_ERR_INVALID_ARG' } as never);
+  const { file, write } = await runConfigFile(t);
+  const budgets = (log: ReturnType<typeof captureLogger>) => log.lines.filter((l) => l.msg.startsWith('busy-poll')).map((l) => [l.busyPollUs, l.level]);
+  // Without the native path each change is a warning instead (and 0 is silent).
+  const level = built ? 'info' : 'warn';
+
+  write(40);
+  const fromFile = captureLogger();
+  const supervisor = new Supervisor({ file, logger: fromFile });
+  t.teardown(() => supervisor.stop(0));
+  await supervisor.start();
+  t.deepEqual(budgets(fromFile), [[40, level]]);
+  write(25);
+  t.truthy(await supervisor.reload());
+  write(0);
+  t.truthy(await supervisor.reload());
+  t.deepEqual(budgets(fromFile), built ? [[40, 'info'], [25, 'info'], [0, 'info']] : [[40, 'warn'], [25, 'warn']]);
+  await supervisor.stop(0);
+
+  write(40);
+  const fromOption = captureLogger();
+  const overridden = new Supervisor({ file, logger: fromOption, busyPollUs: 30 });
+  t.teardown(() => overridden.stop(0));
+  await overridden.start();
+  write(10);
+  t.truthy(await overridden.reload());
+  t.deepEqual(budgets(fromOption), [[30, level]], 'the file changing does not change what the option set');
 });

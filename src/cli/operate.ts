@@ -6,7 +6,6 @@ import type { JumperMetrics } from '../admin/metrics.js';
 import type { AdminServer, ProcessStatus } from '../admin/server.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { setBusyPoll } from '../native/busy-poll.js';
 import { dropPrivileges, resolveDropTarget, type DropTarget } from '../privilege/drop.js';
 import type { ListenOptions } from '../roles/jumper.js';
 
@@ -61,22 +60,4 @@ export function serveAfterDrop(target: DropTarget | undefined): { listen: Listen
 export async function createMetrics(): Promise<JumperMetrics> {
   const { JumperMetrics } = await import('../admin/metrics.js');
   return new JumperMetrics();
-}
-
-/** The budget last asked for here: 0 needs no call (nor the addon) until something else was asked for. */
-let busyPollUs = 0;
-
-/**
- * --busy-poll / the file's busy-poll: set the native reactor threads' budget,
- * logged once per change. Without the native data path nothing polls: a
- * warning, not a failure, since the tunnel works the same, only slower.
- */
-export function applyBusyPoll(us: number, logger: Logger): void {
-  if (us === busyPollUs) return;
-  busyPollUs = us;
-  if (!setBusyPoll(us)) {
-    if (us > 0) logger.warn({ busyPollUs: us }, 'busy-poll ignored: it needs the native data path (the addon not built or built before busy polling, JUMPER_NO_NATIVE=1, or both native paths switched off)');
-    return;
-  }
-  logger.info({ busyPollUs: us }, us === 0 ? 'busy-poll off' : `busy-poll: native data-path threads poll up to ${us} µs after each wake-up before sleeping`);
 }

@@ -10,7 +10,7 @@ import { checkLinksDroppable, Supervisor } from '../config/run.js';
 import { ConfigError } from '../errors.js';
 import { silentLogger } from '../log/logger.js';
 import { createLogger } from './logger.js';
-import { applyBusyPoll, createMetrics, dropTo, resolveUserFlags, serveAfterDrop, startAdmin } from './operate.js';
+import { createMetrics, dropTo, resolveUserFlags, serveAfterDrop, startAdmin } from './operate.js';
 import { parseAddress } from '../addr/address.js';
 import type { RunFlags } from './run-command.js';
 
@@ -61,13 +61,16 @@ export async function runConfig(flags: RunFlags): Promise<void> {
   const logger = createLogger({ level: flags.logLevel ?? preview.logLevel ?? 'info', format: flags.logFormat, name: 'jumper' });
   const dropTarget = resolveUserFlags(dropFlags(flags, preview));
   const metrics = await createMetrics();
-  const supervisor = new Supervisor({ file: flags.config, logger, metrics, willDropPrivileges: dropTarget !== undefined });
+  const supervisor = new Supervisor({
+    file: flags.config,
+    logger,
+    metrics,
+    willDropPrivileges: dropTarget !== undefined,
+    ...(flags.busyPoll !== undefined ? { busyPollUs: flags.busyPoll } : {}),
+  });
   // Connections accepted before the drop wait for it (nothing is served as root).
   const gate = serveAfterDrop(dropTarget);
   const spec = await supervisor.start(gate.listen);
-  // Process-wide (the reactor threads are shared): the command line's, else the file's as running.
-  const busyPoll = (): number => flags.busyPoll ?? supervisor.spec.busyPollUs ?? 0;
-  applyBusyPoll(busyPoll(), logger);
   let admin: Awaited<ReturnType<typeof startAdmin>>;
   try {
     admin = await startAdmin(flags.admin ?? spec.admin, metrics, () => supervisor.status(), logger);
@@ -87,9 +90,7 @@ export async function runConfig(flags: RunFlags): Promise<void> {
     stop: (drainTimeoutMs) => Promise.all([supervisor.stop(drainTimeoutMs), admin?.close()]),
     reload: async () => {
       logger.info({ config: flags.config }, 'SIGHUP: reloading the configuration');
-      const result = await supervisor.reload();
-      applyBusyPoll(busyPoll(), logger);
-      return result;
+      return supervisor.reload();
     },
     notifier,
   });

@@ -9,7 +9,8 @@ import { linkStatus, processUser } from '../admin/status.js';
 import { handleSignals, holdHangupUntilReady } from './signals.js';
 import { systemdNotifier } from '../activation/sd-notify.js';
 import { checkDroppable } from '../privilege/drop.js';
-import { applyBusyPoll, createMetrics, dropTo, resolveUserFlags, serveAfterDrop, startAdmin, type OperateSetup } from './operate.js';
+import { applyBusyPoll } from '../native/busy-poll.js';
+import { createMetrics, dropTo, resolveUserFlags, serveAfterDrop, startAdmin, type OperateSetup } from './operate.js';
 
 export interface RunRoleOptions {
   jumper: Jumper;

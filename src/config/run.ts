@@ -14,13 +14,14 @@ import { parseAddress } from '../addr/address.js';
 import { linkStatus, processUser } from '../admin/status.js';
 import type { JumperMetrics } from '../admin/metrics.js';
 import type { ProcessStatus } from '../admin/server.js';
-import { ConfigError, JumperError } from '../errors.js';
+import { ConfigError, InvalidArgumentError, JumperError } from '../errors.js';
 import type { TunnelKey } from '../keys/key-file.js';
 import { silentLogger, type Logger } from '../log/logger.js';
-import { DEFAULTS } from '../options.js';
+import { DEFAULTS, isBusyPollSetting, MAX_BUSY_POLL_US } from '../options.js';
 import { checkDroppable, unprivilegedPortStart } from '../privilege/drop.js';
 import type { Jumper, ListenOptions } from '../roles/jumper.js';
 import { buildLink, etcdFilesDigest, readLinkKeys } from './build-link.js';
+import { applyBusyPoll } from '../native/busy-poll.js';
 import { loadConfig } from './load.js';
 import type { LinkSpec, RunSpec } from './schema.js';
 
@@ -46,6 +47,12 @@ export interface SupervisorOptions {
   metrics?: JumperMetrics;
   /** Privileges will be dropped after start (--user), whatever the file says. */
   willDropPrivileges?: boolean;
+  /**
+   * Busy-poll budget in microseconds (--busy-poll): wins over the file's
+   * `busy-poll`. Either is applied after start and after each reload, for
+   * the whole process (setBusyPoll: the reactor threads are shared).
+   */
+  busyPollUs?: number;
 }
 
 /** What a reload did, by link name. */
@@ -79,7 +86,11 @@ export class Supervisor {
   /** Set once root was given up: later links must not need it. */
   privilegesDropped = false;
 
+  /** @throws InvalidArgumentError for a busyPollUs outside 0..MAX_BUSY_POLL_US */
   constructor(options: SupervisorOptions) {
+    if (options.busyPollUs !== undefined && !isBusyPollSetting(options.busyPollUs)) {
+      throw new InvalidArgumentError(`busyPollUs ${String(options.busyPollUs)}: expected whole microseconds from 0 to ${MAX_BUSY_POLL_US}`);
+    }
     this.#options = options;
     this.#logger = options.logger ?? silentLogger;
   }
@@ -116,7 +127,12 @@ export class Supervisor {
     }
     this.#spec = spec;
     this.#loadedAt = new Date();
+    this.#applyBusyPoll();
     return spec;
+  }
+
+  #applyBusyPoll(): void {
+    applyBusyPoll(this.#options.busyPollUs ?? this.#spec.busyPollUs ?? 0, this.#logger);
   }
 
   /**
@@ -206,6 +222,7 @@ export class Supervisor {
     this.#reloads++;
     this.#lastReloadError = undefined;
     this.#logger.info({ ...diff }, 'configuration reloaded');
+    this.#applyBusyPoll();
     return diff;
   }
 

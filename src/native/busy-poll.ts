@@ -10,6 +10,7 @@
  * the addon) cannot poll; see docs/performance.md, "Ninth pass: busy polling".
  */
 import { InvalidArgumentError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
 import { isBusyPollSetting, MAX_BUSY_POLL_US } from '../options.js';
 import { nativeExports } from './binding.js';
 import { nativePumpAvailable } from './pump.js';
@@ -36,4 +37,33 @@ export function setBusyPoll(microseconds: number): boolean {
   if (binding === null) return false;
   binding.setBusyPoll(microseconds);
   return nativePumpAvailable() || nativeSpliceAvailable();
+}
+
+/** The budget last applied through applyBusyPoll: 0 needs no call (nor the addon) until something else was asked for. */
+let appliedUs = 0;
+
+/**
+ * setBusyPoll for operators (the CLI's --busy-poll, `jumper run`'s
+ * `busy-poll` key): logged once per change. Without the native data path
+ * nothing polls: a warning, not a failure, since the tunnel works the same,
+ * only slower.
+ * @throws InvalidArgumentError (JUMPER_ERR_INVALID_ARG) outside 0..MAX_BUSY_POLL_US
+ */
+export function applyBusyPoll(microseconds: number, logger: Logger): void {
+  if (microseconds === appliedUs) return;
+  const effective = setBusyPoll(microseconds);
+  appliedUs = microseconds;
+  if (!effective) {
+    if (microseconds > 0) {
+      logger.warn(
+        { busyPollUs: microseconds },
+        'busy-poll ignored: it needs the native data path (the addon not built or built before busy polling, JUMPER_NO_NATIVE=1, or both native paths switched off)',
+      );
+    }
+    return;
+  }
+  logger.info(
+    { busyPollUs: microseconds },
+    microseconds === 0 ? 'busy-poll off' : `busy-poll: native data-path threads poll up to ${microseconds} µs after each wake-up before sleeping`,
+  );
 }

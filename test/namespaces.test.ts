@@ -187,6 +187,29 @@ nsTest('pid:N keeps to the namespace it first found: once process N is in anothe
   t.regex(closed[1]!.error?.message ?? '', /is now in another network namespace/);
 });
 
+nsTest('pid:N is pinned when the jumper is set up: a process that moved before the first stream fails that stream with netns_error', async (t) => {
+  const provider = await startEchoProvider(t);
+  const holder = spawn('sh', ['-c', 'read line; exec unshare -n sleep 60'], { stdio: ['pipe', 'ignore', 'inherit'] });
+  killAtTeardown(t, holder);
+  const nsFile = `/proc/${holder.pid}/ns/net`;
+  const first = readlinkSync(nsFile);
+  const { fwd, closed } = await forwardInto(t, `pid:${holder.pid}`, provider.address);
+  // Before any stream: the PID now names another namespace (as a reused one would).
+  holder.stdin!.end('go\n');
+  for (let i = 0; i < 200 && readlinkSync(nsFile) === first; i++) await new Promise((r) => setTimeout(r, 10));
+  t.not(readlinkSync(nsFile), first, 'the process moved to another namespace');
+  const outcome = await new Promise<string>((resolve) => {
+    const s = net.connect({ port: fwd.port()!, host: '127.0.0.1' });
+    s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+    s.on('end', () => resolve('end'));
+    s.end('ping');
+  });
+  t.is(outcome, 'ECONNRESET');
+  t.deepEqual(closed.map((c) => c.reason), ['netns_error']);
+  t.regex(closed[0]!.error?.message ?? '', /is now in another network namespace/);
+  t.is(provider.connections, 0);
+});
+
 nsTest('in a namespace, a missing Unix path is target_refused, as without one (so --start waits for a provider still binding)', async (t) => {
   const target = await createNetns(t, 'reasons');
   const { fwd, closed } = await forwardInto(t, target.name, '/nonexistent-jumper-test/provider.sock');

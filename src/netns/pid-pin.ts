@@ -2,9 +2,11 @@
  * `pid:N` names whatever network namespace process N is in now. Once that
  * process has exited and its PID is reused, that is another process's
  * namespace, often the host's, and connections for a container's provider
- * would quietly go there. A PidNamespacePin remembers the first namespace it
- * sees behind a designator (the device and inode of /proc/N/ns/net, which
- * name the namespace itself) and refuses any other one after that.
+ * would quietly go there. A PidNamespacePin remembers the namespace behind
+ * a designator when the jumper is set up (or, if process N is not there
+ * yet, when a stream first finds one): the device and inode of
+ * /proc/N/ns/net, which name the namespace itself. It refuses any other one
+ * after that.
  */
 import { statSync } from 'node:fs';
 import { NamespaceError } from '../errors.js';
@@ -18,9 +20,16 @@ export class PidNamespacePin {
     readonly nsPath: string,
   ) {}
 
-  /** A pin for `designator` when it names a namespace through a process id (the only kind a reused PID can change), else undefined. */
+  /**
+   * A pin for `designator` when it names a namespace through a process id (the only kind a reused PID can change),
+   * else undefined. Pinned at once when process N exists, so that a PID reused before the first stream is caught too;
+   * otherwise on the first stream's sight.
+   */
   static for(designator: string): PidNamespacePin | undefined {
-    return designator.startsWith(PID_PREFIX) ? new PidNamespacePin(designator, resolveNetns(designator)) : undefined;
+    if (!designator.startsWith(PID_PREFIX)) return undefined;
+    const pin = new PidNamespacePin(designator, resolveNetns(designator));
+    pin.check();
+    return pin;
   }
 
   /**

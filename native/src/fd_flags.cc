@@ -1,8 +1,9 @@
-// fd_flags.cc — see fd_flags.h. Man pages relied on: fcntl(2).
+// fd_flags.cc — see fd_flags.h. Man pages relied on: fcntl(2), socket(7) (SO_LINGER).
 #include "fd_flags.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 
 #include "errno_error.h"
 #include "typed_args.h"
@@ -14,6 +15,11 @@ bool SetFdNonBlocking(int fd, bool on) {
   if (flags < 0) return false;
   const int wanted = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
   return wanted == flags || ::fcntl(fd, F_SETFL, wanted) == 0;
+}
+
+void ArmResetOnClose(int fd) {
+  const linger reset = {1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
 }
 
 Napi::Value SetNonBlockingJs(const Napi::CallbackInfo& info) {

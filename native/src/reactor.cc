@@ -39,6 +39,7 @@
 
 #include "busy_poll.h"
 #include "errno_error.h"
+#include "fd_flags.h"
 #include "fd_guard.h"
 
 namespace jumper {
@@ -63,10 +64,7 @@ bool Stream::Fail(const char* reason, std::string detail, const char* side) {
 // not a FIN after part of a record (which the peer reads as truncation).
 static void CloseUndeliveredLinger(const StreamResult& r) {
   if (r.linger_fd < 0) return;
-  if (!r.linger_pending.empty()) {
-    const linger reset = {1, 0};
-    ::setsockopt(r.linger_fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
-  }
+  if (!r.linger_pending.empty()) ArmResetOnClose(r.linger_fd);
   ::close(r.linger_fd);
 }
 

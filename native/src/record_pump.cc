@@ -236,12 +236,11 @@ class Pump final : public Stream {
     if (failed_) {
       const bool told = ciphers_ready_ && TrySendAbort();
       // The plain peer must not mistake a failure for a clean EOF: reset.
-      const linger reset = {1, 0};
-      ::setsockopt(fds_[kPlain], SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+      ArmResetOnClose(fds_[kPlain]);
       // The tunnel peer gets a FIN after an ABORT it must read, else a reset
       // (as the JS path does): a wire failure is not a clean close either.
       if (!told) {
-        ::setsockopt(fds_[kWire], SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+        ArmResetOnClose(fds_[kWire]);
         std::vector<uint8_t>().swap(result_.linger_pending);
       } else {
         // A close now would reset the connection as soon as the peer's next

@@ -194,9 +194,8 @@ class SplicePump final : public Stream {
   void Teardown() override {
     if (failed_) {
       // Neither peer may mistake a failure for a clean EOF: reset both.
-      const linger reset = {1, 0};
-      ::setsockopt(fds_[kLocal], SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
-      ::setsockopt(fds_[kRemote], SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+      ArmResetOnClose(fds_[kLocal]);
+      ArmResetOnClose(fds_[kRemote]);
     }
     ::close(fds_[kLocal]);
     ::close(fds_[kRemote]);

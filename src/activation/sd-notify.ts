@@ -14,12 +14,14 @@
  */
 import type { Logger } from '../log/logger.js';
 import { silentLogger } from '../log/logger.js';
-import { nativeExports } from '../native/binding.js';
+import { lazyNativeExports } from '../native/binding.js';
 import { MAX_DURATION_MS } from '../options.js';
 
 interface DatagramBinding {
   sendUnixDatagram(path: string, bytes: Buffer): void;
 }
+
+const datagramBinding = lazyNativeExports<DatagramBinding>(['sendUnixDatagram']);
 
 /** Where to notify, from the environment systemd gave this process. */
 export interface NotifyTarget {
@@ -62,7 +64,6 @@ function monotonicUsec(): bigint {
 export class SystemdNotifier {
   readonly target: NotifyTarget | undefined;
   readonly #logger: Logger;
-  #binding: DatagramBinding | null | undefined;
   /** Unref'd: it never holds the process open, and pings until exit. */
   #watchdog: NodeJS.Timeout | undefined;
   /** Failures already logged (one line per errno, not one per ping). */
@@ -92,13 +93,13 @@ export class SystemdNotifier {
   send(state: string): void {
     const socket = this.target?.socket;
     if (socket === undefined) return;
-    this.#binding ??= nativeExports<DatagramBinding>(['sendUnixDatagram']) ?? null;
-    if (this.#binding === null) {
+    const binding = datagramBinding();
+    if (binding === null) {
       this.#reportOnce('native', { socket }, 'cannot notify systemd: the native addon is not available (Type=notify will time out)');
       return;
     }
     try {
-      this.#binding.sendUnixDatagram(socket, Buffer.from(state));
+      binding.sendUnixDatagram(socket, Buffer.from(state));
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
       this.#reportOnce(code, { socket, code, err: (err as Error).message }, 'cannot notify systemd');

@@ -15,7 +15,7 @@
  * into many small ones. Without the addon, Node's setKeepAlive is used.
  */
 import type net from 'node:net';
-import { nativeExports } from '../native/binding.js';
+import { lazyNativeExports } from '../native/binding.js';
 import { socketFd } from '../native/handover.js';
 import { DEFAULTS } from '../options.js';
 
@@ -43,13 +43,8 @@ interface KeepAliveBinding {
   getKeepAlive(fd: number): { enabled: boolean; idleSeconds: number; intervalSeconds: number; count: number };
 }
 
-let binding: KeepAliveBinding | null | undefined;
-
-function keepAliveBinding(): KeepAliveBinding | null {
-  // null (no addon) is remembered too: this runs for every socket.
-  if (binding === undefined) binding = nativeExports<KeepAliveBinding>(['setKeepAlive', 'getKeepAlive']) ?? null;
-  return binding;
-}
+/** Runs for every socket: decided once. */
+const keepAliveBinding = lazyNativeExports<KeepAliveBinding>(['setKeepAlive', 'getKeepAlive']);
 
 function isTcp(socket: net.Socket): boolean {
   return (socket as unknown as { _handle?: object | null })._handle?.constructor.name === 'TCP';

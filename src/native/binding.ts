@@ -161,6 +161,18 @@ export function nativeExports<T>(names: readonly (keyof T & string)[]): T | unde
   return names.every((name) => typeof addon[name] === 'function') ? (addon as T) : undefined;
 }
 
+/**
+ * {@link nativeExports} decided on first call and remembered, null included
+ * (no addon, or one without these exports): for calls made per socket.
+ */
+export function lazyNativeExports<T>(names: readonly (keyof T & string)[]): () => T | null {
+  let binding: T | null | undefined;
+  return () => {
+    if (binding === undefined) binding = nativeExports<T>(names) ?? null;
+    return binding;
+  };
+}
+
 /** Whether {@link loadNative} succeeds (loads the addon on first call; never throws). */
 export function nativeAvailable(): boolean {
   outcome ??= attemptLoad();

@@ -12,7 +12,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { isBusyPollSetting, MAX_BUSY_POLL_US } from '../options.js';
-import { nativeExports } from './binding.js';
+import { lazyNativeExports } from './binding.js';
 import { nativePumpAvailable } from './pump.js';
 import { nativeSpliceAvailable } from './splice.js';
 
@@ -20,7 +20,7 @@ interface BusyPollBinding {
   setBusyPoll(microseconds: number): void;
 }
 
-let binding: BusyPollBinding | null | undefined;
+const busyPollBinding = lazyNativeExports<BusyPollBinding>(['setBusyPoll']);
 
 /**
  * Set the budget for every reactor thread of this process (0 = off).
@@ -33,7 +33,7 @@ export function setBusyPoll(microseconds: number): boolean {
   if (!isBusyPollSetting(microseconds)) {
     throw new InvalidArgumentError(`busy-poll ${String(microseconds)}: expected whole microseconds from 0 to ${MAX_BUSY_POLL_US}`);
   }
-  if (binding === undefined) binding = nativeExports<BusyPollBinding>(['setBusyPoll']) ?? null;
+  const binding = busyPollBinding();
   if (binding === null) return false;
   binding.setBusyPoll(microseconds);
   return nativePumpAvailable() || nativeSpliceAvailable();

@@ -7,19 +7,14 @@
  * as accept(2) returns one (handoff.ts).
  */
 import type { Socket } from 'node:net';
-import { nativeExports } from './binding.js';
+import { lazyNativeExports } from './binding.js';
 import { socketFd } from './handover.js';
 
 interface FdFlagsBinding {
   setNonBlocking(fd: number, on: boolean): void;
 }
 
-let binding: FdFlagsBinding | null | undefined;
-
-function flagsBinding(): FdFlagsBinding | null {
-  if (binding === undefined) binding = nativeExports<FdFlagsBinding>(['setNonBlocking']) ?? null;
-  return binding;
-}
+const flagsBinding = lazyNativeExports<FdFlagsBinding>(['setNonBlocking']);
 
 /**
  * Set or clear O_NONBLOCK on `target` (a socket or a descriptor). Whether it

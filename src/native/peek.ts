@@ -5,7 +5,7 @@
  * (src/roles/preconnect.ts) is checked with this before a stream goes on it.
  */
 import type { Socket } from 'node:net';
-import { nativeExports } from './binding.js';
+import { lazyNativeExports } from './binding.js';
 import { socketFd } from './handover.js';
 
 /** 'open': nothing to read; 'data': bytes wait; 'eof': the peer sent FIN; else a pending error's errno name. */
@@ -15,13 +15,8 @@ interface PeekBinding {
   peekSocket(fd: number): PeekResult;
 }
 
-let binding: PeekBinding | null | undefined;
-
-function peekBinding(): PeekBinding | null {
-  // null (no addon) is remembered too: this runs for every socket.
-  if (binding === undefined) binding = nativeExports<PeekBinding>(['peekSocket']) ?? null;
-  return binding;
-}
+/** Runs for every socket: decided once. */
+const peekBinding = lazyNativeExports<PeekBinding>(['peekSocket']);
 
 /** The socket's kernel state; undefined without the addon, or when the socket has no fd any more. */
 export function peekSocket(socket: Socket): PeekResult | undefined {

@@ -8,13 +8,13 @@
 #include "js_api.h"
 
 #include <climits>
-#include <cmath>
 #include <string>
 #include <utility>
 
 #include "dedicated_thread.h"
 #include "netns_socket.h"
 #include "socket_address.h"
+#include "typed_args.h"
 
 namespace jumper {
 
@@ -33,23 +33,9 @@ constexpr int kArgUmask = 5;  // listen only
   throw Napi::TypeError::New(env, message);
 }
 
-[[noreturn]] void ThrowRange(Napi::Env env, const std::string& message) {
-  throw Napi::RangeError::New(env, message);
-}
-
 std::string StringArg(const Napi::CallbackInfo& info, int index, const char* name) {
   if (!info[index].IsString()) ThrowType(info.Env(), std::string(name) + " must be a string");
   return info[index].As<Napi::String>().Utf8Value();
-}
-
-int IntegerArg(const Napi::CallbackInfo& info, int index, const char* name, int min, int max) {
-  if (!info[index].IsNumber()) ThrowType(info.Env(), std::string(name) + " must be a number");
-  const double value = info[index].As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(value) || std::trunc(value) != value || value < min || value > max) {
-    ThrowRange(info.Env(), std::string(name) + " must be an integer in " +
-                               std::to_string(min) + ".." + std::to_string(max));
-  }
-  return static_cast<int>(value);
 }
 
 struct CommonArgs {
@@ -73,7 +59,7 @@ CommonArgs ParseCommonArgs(const Napi::CallbackInfo& info, size_t argument_count
     ThrowType(env, "family must be 'ipv4', 'ipv6' or 'unix'");
   }
   const std::string host = StringArg(info, kArgHost, "host");
-  const int port = IntegerArg(info, kArgPort, "port", 0, 65535);
+  const int port = IntArg(info, kArgPort, "port", 0, 65535);
   std::string error;
   if (!BuildSocketAddress(family, host, port, &args.address, &error)) ThrowType(env, error);
   args.context = args.ns_path + " " +
@@ -85,8 +71,8 @@ CommonArgs ParseCommonArgs(const Napi::CallbackInfo& info, size_t argument_count
 
 Napi::Value ListenInNetnsJs(const Napi::CallbackInfo& info) {
   CommonArgs args = ParseCommonArgs(info, kListenArgumentCount);
-  const int backlog = IntegerArg(info, kArgLast, "backlog", 0, INT_MAX);
-  const int umask = IntegerArg(info, kArgUmask, "umask", -1, 0777);
+  const int backlog = IntArg(info, kArgLast, "backlog", 0, INT_MAX);
+  const int umask = IntArg(info, kArgUmask, "umask", -1, 0777);
   ListenRequest request{std::move(args.ns_path), std::move(args.address), backlog, umask};
   return RunOnDedicatedThread(
       info.Env(), [request = std::move(request)]() { return ListenInNetns(request); },
@@ -95,7 +81,7 @@ Napi::Value ListenInNetnsJs(const Napi::CallbackInfo& info) {
 
 Napi::Value ConnectInNetnsJs(const Napi::CallbackInfo& info) {
   CommonArgs args = ParseCommonArgs(info, kConnectArgumentCount);
-  const int timeout_ms = IntegerArg(info, kArgLast, "timeoutMs", 1, INT_MAX);
+  const int timeout_ms = IntArg(info, kArgLast, "timeoutMs", 1, INT_MAX);
   ConnectRequest request{std::move(args.ns_path), std::move(args.address), timeout_ms};
   return RunOnDedicatedThread(
       info.Env(), [request = std::move(request)]() { return ConnectInNetns(request); },

@@ -7,7 +7,6 @@
 
 #include <openssl/evp.h>
 
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -47,12 +46,8 @@ const uint8_t* Key(const Napi::CallbackInfo& info) {
 }
 
 void Nonce(const Napi::CallbackInfo& info, uint8_t out[kNonceBytes]) {
-  if (info.Length() < 2 || !info[1].IsNumber()) throw Napi::TypeError::New(info.Env(), "counter must be a number");
-  const double value = info[1].As<Napi::Number>().DoubleValue();
-  if (!(value >= 0 && value <= kMaxCounter) || std::floor(value) != value) {
-    throw Napi::RangeError::New(info.Env(), "counter must be an integer in [0, 2^53)");
-  }
-  MakeNonce(static_cast<uint64_t>(value), out);
+  const Napi::Value counter = info.Length() > 1 ? info[1] : info.Env().Undefined();
+  MakeNonce(static_cast<uint64_t>(WholeNumberValue(info.Env(), counter, "counter", 0, kMaxCounter)), out);
 }
 
 }  // namespace
@@ -62,9 +57,7 @@ Napi::Value SealRecordJs(const Napi::CallbackInfo& info) {
   const uint8_t* key = Key(info);
   uint8_t nonce[kNonceBytes];
   Nonce(info, nonce);
-  if (info.Length() < 3 || !info[2].IsNumber()) throw Napi::TypeError::New(env, "type must be a number");
-  const uint32_t type = info[2].As<Napi::Number>().Uint32Value();
-  if (type > 255) throw Napi::RangeError::New(env, "type must be a byte");
+  const int type = IntArg(info, 2, "type", 0, 255);
   Napi::Uint8Array body = Uint8ArrayArg(info, 3, "body");
   const size_t text = kTypeBytes + body.ByteLength();
   if (text + kTagBytes > kMaxCiphertext) throw Napi::RangeError::New(env, "body too long for one record");

@@ -33,7 +33,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -752,13 +751,7 @@ class Pump final : public Stream {
 // ------------------------------------------------------- JS plumbing --
 
 uint64_t CounterField(Napi::Env env, const Napi::Object& opts, const char* name) {
-  const Napi::Value v = opts.Get(name);
-  if (!v.IsNumber()) ThrowType(env, std::string(name) + " must be a number");
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || std::trunc(d) != d || d < 0 || d > static_cast<double>(kMaxNonce)) {
-    throw Napi::RangeError::New(env, std::string(name) + " must be an integer in 0..2^53-1");
-  }
-  return static_cast<uint64_t>(d);
+  return static_cast<uint64_t>(WholeNumberValue(env, opts.Get(name), name, 0, static_cast<double>(kMaxNonce)));
 }
 
 void KeyField(Napi::Env env, const Napi::Object& opts, const char* name, uint8_t out[kKeyBytes]) {

@@ -2,6 +2,7 @@
 #include "typed_args.h"
 
 #include <cmath>
+#include <cstdint>
 #include <string>
 
 namespace jumper {
@@ -22,6 +23,17 @@ Napi::Uint8Array FixedUint8ArrayArg(const Napi::CallbackInfo& info, size_t index
   return bytes;
 }
 
+double WholeNumberValue(Napi::Env env, const Napi::Value& value, const std::string& name, double min, double max) {
+  if (!value.IsNumber()) throw Napi::TypeError::New(env, name + " must be a number");
+  const double d = value.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || std::trunc(d) != d || d < min || d > max) {
+    // Bounds are integers within 2^53: print them without a fraction or exponent.
+    throw Napi::RangeError::New(env, name + " must be an integer in [" + std::to_string(static_cast<int64_t>(min)) + ", " +
+                                         std::to_string(static_cast<int64_t>(max)) + "]");
+  }
+  return d;
+}
+
 int FdValue(Napi::Env env, const Napi::Value& value, const std::string& name) {
   if (!value.IsNumber()) throw Napi::TypeError::New(env, name + " must be a file descriptor number");
   const double d = value.As<Napi::Number>().DoubleValue();
@@ -36,15 +48,8 @@ int FdArg(const Napi::CallbackInfo& info, size_t index, const char* name) {
 }
 
 int IntArg(const Napi::CallbackInfo& info, size_t index, const char* name, int min, int max) {
-  if (info.Length() <= index || !info[index].IsNumber()) {
-    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
-  }
-  const double d = info[index].As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || std::trunc(d) != d || d < min || d > max) {
-    throw Napi::RangeError::New(info.Env(), std::string(name) + " must be an integer in [" + std::to_string(min) + ", " +
-                                                std::to_string(max) + "]");
-  }
-  return static_cast<int>(d);
+  const Napi::Value value = info.Length() > index ? info[index] : info.Env().Undefined();
+  return static_cast<int>(WholeNumberValue(info.Env(), value, name, min, max));
 }
 
 }  // namespace jumper

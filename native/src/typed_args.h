@@ -1,7 +1,8 @@
 // typed_args.h — argument checks shared by the bindings: byte arrays (the
-// crypto bindings, noise_crypto.cc and record_aead.cc) and file descriptors
+// crypto bindings, noise_crypto.cc and record_aead.cc), file descriptors
 // (fd_flags.cc, fd_passing.cc, socket_probe.cc, stream_args.cc, dupFd) and
-// bounded integers (keepalive.cc, busy_poll.cc).
+// bounded integers (js_api.cc, keepalive.cc, busy_poll.cc, record_aead.cc,
+// and the counters of record_pump.cc).
 // TypeError/RangeError, thrown before any work is done.
 #pragma once
 
@@ -25,8 +26,14 @@ int FdValue(Napi::Env env, const Napi::Value& value, const std::string& name);
 // info[index] as a file descriptor (FdValue).
 int FdArg(const Napi::CallbackInfo& info, size_t index, const char* name);
 
-// info[index] as an integer in [min, max]: a number (TypeError otherwise)
-// that is whole and in range (RangeError otherwise).
+// `value` as a whole number in [min, max] (bounds within 2^53, where every
+// integer is a double): a number (TypeError "NAME must be a number"
+// otherwise) that is finite, whole and in range (RangeError
+// "NAME must be an integer in [MIN, MAX]" otherwise). The one check behind
+// the integer arguments below and the record counters.
+double WholeNumberValue(Napi::Env env, const Napi::Value& value, const std::string& name, double min, double max);
+
+// info[index] as an integer in [min, max] (WholeNumberValue).
 int IntArg(const Napi::CallbackInfo& info, size_t index, const char* name, int min, int max);
 
 }  // namespace jumper

@@ -72,14 +72,15 @@ Napi::Value RecvFdJs(const Napi::CallbackInfo& info) {
     const size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
     for (size_t i = 0; i < n && count < 4; i++) memcpy(&fds[count++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
   }
+  const bool versioned = got == 1 && payload[0] == kHandoffVersion;
+  const bool truncated = (msg.msg_flags & MSG_CTRUNC) != 0;
   // A well-formed message whose descriptor the kernel could not install here
   // arrives with MSG_CTRUNC and none: almost always RLIMIT_NOFILE (EMFILE);
   // a security module refusing the file looks the same.
-  if (got == 1 && payload[0] == kHandoffVersion && count == 0 && (msg.msg_flags & MSG_CTRUNC) != 0) {
+  if (versioned && count == 0 && truncated) {
     throw MakeErrnoError(info.Env(), EMFILE, "recvmsg", "hand-off: the descriptor was dropped (fd limit, or refused by a security module)");
   }
-  const bool ok = got == 1 && payload[0] == kHandoffVersion && count == 1 && (msg.msg_flags & MSG_CTRUNC) == 0;
-  if (!ok) {
+  if (!versioned || count != 1 || truncated) {
     for (int i = 0; i < count; i++) close(fds[i]);
     throw MakeErrnoError(info.Env(), EPROTO, "recvmsg", "malformed hand-off");
   }

@@ -11,7 +11,9 @@ namespace jumper {
 // sendFd(viaFd, fd): throws a system error (sendmsg) on failure.
 Napi::Value SendFdJs(const Napi::CallbackInfo& info);
 // recvFd(viaFd) -> fd, or -1 when nothing arrived yet (EAGAIN).
-// Throws a system error on failure, an EPROTO error on a malformed message.
+// Throws a system error on failure, EMFILE when a well-formed hand-off's
+// descriptor was dropped (no room under RLIMIT_NOFILE, or refused by a
+// security module), an EPROTO error on a malformed message.
 Napi::Value RecvFdJs(const Napi::CallbackInfo& info);
 
 }  // namespace jumper

@@ -50,8 +50,10 @@ export interface NativeBinding {
   sendFd(viaFd: number, fd: number): void;
   /**
    * Receive one hand-off over `viaFd`: the descriptor (O_CLOEXEC), or -1 when
-   * nothing has arrived yet (EAGAIN). Throws a NativeSystemError on failure and
-   * an Error with code 'EPROTO' on a malformed message.
+   * nothing has arrived yet (EAGAIN). Throws a NativeSystemError on failure,
+   * one with code 'EMFILE' when a well-formed hand-off's descriptor was dropped
+   * (no room under RLIMIT_NOFILE, or refused by a security module), and an
+   * Error with code 'EPROTO' on a malformed message.
    */
   recvFd(viaFd: number): number;
 }

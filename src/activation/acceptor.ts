@@ -9,6 +9,7 @@ import type net from 'node:net';
 import { removeStaleUnixSocket } from '../addr/listener.js';
 import { silentLogger, type Logger } from '../log/logger.js';
 import { closeFd, listenForHandoffs } from './handoff.js';
+import { logCommandOutput } from './command-output.js';
 
 export interface AcceptorOptions {
   /** Unix socket path to receive hand-offs on. */
@@ -39,9 +40,7 @@ export async function startAcceptor(options: AcceptorOptions): Promise<Acceptor>
         const child = spawn('/bin/sh', ['-c', options.exec], { stdio: [fd, fd, 'pipe'] });
         // First: a failed fork or pipe (EAGAIN, EMFILE) comes as a later 'error' event, and with no stderr pipe.
         child.once('error', (err) => logger.error({ err: err.message, connection }, 'command failed to start'));
-        child.stderr?.setEncoding('utf8').on('data', (text: string) => {
-          for (const line of text.split('\n')) if (line) logger.info({ provider: options.exec, stream: 'stderr' }, line);
-        });
+        if (child.stderr) logCommandOutput(child.stderr, logger, { provider: options.exec, stream: 'stderr' });
         child.once('exit', (code, signal) => logger.info({ code, signal, connection }, 'connection handled'));
       } catch (err) {
         logger.error({ err: (err as Error).message }, 'cannot run the command');

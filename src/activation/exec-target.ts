@@ -18,12 +18,11 @@ import type { Logger } from '../log/logger.js';
 import { setNonBlocking } from '../native/fd-flags.js';
 import { keepInJs } from '../proto/js-data-path.js';
 import { signalGroup } from './child-group.js';
+import { logCommandOutput } from './command-output.js';
 import { shellArgv } from './shell-command.js';
 import { connectedPair } from './socket-pair.js';
 
 export const EXEC_PREFIX = 'exec:';
-/** Longest stderr line passed to the log. */
-const MAX_LOG_LINE = 1000;
 
 /** Commands still running, SIGTERMed when the process exits (a stream's close may not get to run first). */
 const running = new Set<ChildProcess>();
@@ -102,9 +101,7 @@ export function createExecDialer(command: string, options: { logger: Logger; lab
       theirs.resume();
       theirs.end();
     });
-    child.stderr?.setEncoding('utf8').on('data', (text: string) => {
-      for (const line of text.split('\n')) if (line) log.info({ stream: 'stderr' }, line.slice(0, MAX_LOG_LINE));
-    });
+    if (child.stderr) logCommandOutput(child.stderr, log, { stream: 'stderr' });
     child.once('exit', (code, signal) => log.debug({ code, signal }, 'provider command exited'));
     child.on('error', (err) => {
       log.warn({ err: err.message }, 'provider command failed');

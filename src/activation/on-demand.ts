@@ -14,6 +14,7 @@ import { ConnectFailedError, ConnectTimeoutError, JumperError } from '../errors.
 import type { Logger } from '../log/logger.js';
 import { alsoOnRelease } from '../balance/stream-lease.js';
 import { signalGroup } from './child-group.js';
+import { logCommandOutput } from './command-output.js';
 import { shellArgv } from './shell-command.js';
 
 export interface OnDemandOptions {
@@ -34,7 +35,6 @@ const RETRY_INTERVAL_MS = 50;
 const KILL_GRACE_MS = 5_000;
 const BACKOFF_INITIAL_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
-const MAX_LOG_LINE = 1000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -153,11 +153,8 @@ export class OnDemandProvider {
     this.#child = child;
     this.#starts++;
     this.#log.info({ pid: child.pid }, 'provider started');
-    for (const [name, stream] of [['stdout', child.stdout!], ['stderr', child.stderr!]] as const) {
-      stream.setEncoding('utf8').on('data', (text: string) => {
-        for (const line of text.split('\n')) if (line) this.#log.info({ stream: name }, line.slice(0, MAX_LOG_LINE));
-      });
-    }
+    logCommandOutput(child.stdout!, this.#log, { stream: 'stdout' });
+    logCommandOutput(child.stderr!, this.#log, { stream: 'stderr' });
     // A second SIGTERM exits at once, without close(): the provider must not outlive us.
     const killOnExit = (): void => {
       signalGroup(child, 'SIGTERM');

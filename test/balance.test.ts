@@ -298,6 +298,11 @@ test('a balancer that connects inside a network namespace takes IP literals only
   const balancer = createBalancer({ listen: '127.0.0.1:0', backends: ['127.0.0.1:1', '[::1]:2', 'localhost:3'], connectNetns: 'jumper-no-such-ns' });
   t.throws(() => balancer.updateBackends([{ address: '127.0.0.1:1' }, { address: 'db.example:5432' }]), { code: 'JUMPER_ERR_INVALID_ARG', message: netnsHint } as never);
   t.deepEqual(balancer.backends().map((b) => b.address), ['127.0.0.1:1', '[::1]:2', 'localhost:3']);
+  // With discovery only there is no configured backend to check: the designator is refused at start all the same.
+  t.throws(() => createBalancer({ listen: '127.0.0.1:0', discover: 'etcd://127.0.0.1:1/jumper/x', connectNetns: 'containers/db' }), {
+    code: 'JUMPER_ERR_INVALID_ARG',
+    message: /bad network namespace "containers\/db"/,
+  } as never);
 });
 
 test('health checks: a backend whose check hangs (a dark host) does not hold back the checks of the others', async (t) => {

@@ -249,6 +249,33 @@ test('an idle stop ends the whole provider process group: a pipeline\'s other co
   t.is(fwd.provider!.pid, undefined);
 });
 
+test('a stop is over only when the whole group has exited: a member that ignores SIGTERM gets SIGKILL after the grace period', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'jumper-start-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'provider.py'), SLOW_PROVIDER);
+  const port = await freePort();
+  const jobFile = join(dir, 'job');
+  const fwd = createForward({
+    listen: '127.0.0.1:0',
+    connect: `127.0.0.1:${port}`,
+    // The background job ignores SIGTERM (an ignored signal stays ignored across exec); the provider exits on it.
+    start: { command: `sh -c 'trap "" TERM; exec sleep 60' & echo $! > ${jobFile}; exec python3 ${join(dir, 'provider.py')} ${port} ${join(dir, 'starts')}`, startTimeoutMs: 10_000 },
+  });
+  await fwd.listen();
+  let closed = false;
+  t.teardown(() => (closed ? undefined : fwd.close({ drainTimeoutMs: 0 })));
+  t.is((await exchange({ port: fwd.port()! }, Buffer.from('hello'))).received.toString(), 'hello');
+  const job = Number(readFileSync(jobFile, 'utf8').trim());
+  t.teardown(() => killQuietly(job));
+  t.true(alive(job));
+  const started = Date.now();
+  await fwd.close({ drainTimeoutMs: 0 });
+  closed = true;
+  const took = Date.now() - started;
+  t.false(alive(job), 'close() returned while a member of the provider\'s group still ran');
+  t.true(took >= 4_500, `the member was given the grace period first (${took} ms)`);
+});
+
 const cliTest = cliBuilt ? test : test.skip;
 if (!cliBuilt) console.log('skipping the on-demand CLI test: dist/ is not built');
 

@@ -13,7 +13,7 @@ import type { Dialer } from '../addr/dial.js';
 import { ConnectFailedError, ConnectTimeoutError, JumperError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { alsoOnRelease } from '../balance/stream-lease.js';
-import { signalGroup } from './child-group.js';
+import { signalGroup, stopGroup } from './child-group.js';
 import { logCommandOutput } from './command-output.js';
 import { shellArgv } from './shell-command.js';
 
@@ -217,20 +217,15 @@ export class OnDemandProvider {
 
   /**
    * Stop the provider: SIGTERM to its process group (a pipeline's other commands, its background
-   * jobs), then SIGKILL after a grace period. Resolves when it has exited (also for a stop already under way).
+   * jobs), then SIGKILL to what is left after a grace period. Resolves when the provider and the
+   * rest of its group have exited (also for a stop already under way).
    */
   async stop(): Promise<void> {
     const child = this.#child;
     if (!child) return this.#stopping;
     this.#child = undefined;
     this.#signalled.add(child);
-    signalGroup(child, 'SIGTERM');
-    const timer = setTimeout(() => signalGroup(child, 'SIGKILL'), KILL_GRACE_MS);
-    const exited = this.#exited;
-    const stopping = (async () => {
-      await exited;
-      clearTimeout(timer);
-    })();
+    const stopping = stopGroup(child, this.#exited ?? Promise.resolve(), KILL_GRACE_MS);
     this.#stopping = stopping;
     await stopping;
     if (this.#stopping === stopping) this.#stopping = undefined;

@@ -19,6 +19,7 @@ import type { TunnelKey } from '../keys/key-file.js';
 import { silentLogger, type Logger } from '../log/logger.js';
 import { DEFAULTS, isBusyPollSetting, MAX_BUSY_POLL_US } from '../options.js';
 import { checkDroppable, unprivilegedPortStart } from '../privilege/drop.js';
+import type { BackendInput } from '../balance/pool.js';
 import type { Jumper, ListenOptions } from '../roles/jumper.js';
 import { buildLink, etcdFilesDigest, readLinkKeys } from './build-link.js';
 import { applyBusyPoll } from '../native/busy-poll.js';
@@ -297,11 +298,17 @@ export class Supervisor {
   #seedBackends(old: Link, spec: LinkSpec, jumper: Jumper): void {
     if (old.state !== 'running' || spec.discover === undefined || spec.discover !== old.spec.discover) return;
     const known = old.jumper.backends().filter((b) => b.state !== 'draining');
-    if (known.length === 0) return;
-    try {
-      jumper.updateBackends(known.map((b) => ({ address: b.address, weight: b.weight })));
-    } catch (err) {
-      this.#logger.warn({ link: spec.name, err: errorText(err) }, 'reload: cannot carry the known backends over; the link waits for etcd');
+    // One at a time: a backend the new instance refuses (a host name once it connects inside a
+    // namespace) is left out, not the whole set. Sets are small.
+    const carried: BackendInput[] = [];
+    for (const b of known) {
+      const next = [...carried, { address: b.address, weight: b.weight }];
+      try {
+        jumper.updateBackends(next);
+        carried.push(next.at(-1)!);
+      } catch (err) {
+        this.#logger.warn({ link: spec.name, backend: b.address, err: errorText(err) }, 'reload: a known backend cannot be carried over; etcd decides about it');
+      }
     }
   }
 

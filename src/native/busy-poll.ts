@@ -21,6 +21,8 @@ interface BusyPollBinding {
 }
 
 const busyPollBinding = lazyNativeExports<BusyPollBinding>(['setBusyPoll']);
+/** The budget last asked for (by setBusyPoll or applyBusyPoll): 0 needs no call, nor the addon, until something else was. */
+let requestedUs = 0;
 
 /**
  * Set the budget for every reactor thread of this process (0 = off).
@@ -33,26 +35,25 @@ export function setBusyPoll(microseconds: number): boolean {
   if (!isBusyPollSetting(microseconds)) {
     throw new InvalidArgumentError(`busy-poll ${String(microseconds)}: expected whole microseconds from 0 to ${MAX_BUSY_POLL_US}`);
   }
+  requestedUs = microseconds;
   const binding = busyPollBinding();
   if (binding === null) return false;
   binding.setBusyPoll(microseconds);
   return nativePumpAvailable() || nativeSpliceAvailable();
 }
 
-/** The budget last applied through applyBusyPoll: 0 needs no call (nor the addon) until something else was asked for. */
-let appliedUs = 0;
 
 /**
  * setBusyPoll for operators (the CLI's --busy-poll, `jumper run`'s
- * `busy-poll` key): logged once per change. Without the native data path
+ * `busy-poll` key): logged when it changes what was last asked for (here
+ * or through setBusyPoll). Without the native data path
  * nothing polls: a warning, not a failure, since the tunnel works the same,
  * only slower.
  * @throws InvalidArgumentError (JUMPER_ERR_INVALID_ARG) outside 0..MAX_BUSY_POLL_US
  */
 export function applyBusyPoll(microseconds: number, logger: Logger): void {
-  if (microseconds === appliedUs) return;
+  if (microseconds === requestedUs) return;
   const effective = setBusyPoll(microseconds);
-  appliedUs = microseconds;
   if (!effective) {
     if (microseconds > 0) {
       logger.warn(

@@ -6,6 +6,7 @@
  */
 import { parseAddress, type Address } from '../addr/address.js';
 import { createDialer, createNetnsDialer, type DialOptions, type Dialer } from '../addr/dial.js';
+import { resolveNetns } from '../netns/designator.js';
 import { PidNamespacePin } from '../netns/pid-pin.js';
 import { checkNetnsTarget } from '../netns/sockets.js';
 import { createExecDialer, EXEC_PREFIX } from '../activation/exec-target.js';
@@ -53,6 +54,8 @@ export interface ConnectPlan {
   pool?: BackendPool;
   /** With discovery: the etcd URL. */
   discover?: string;
+  /** With a pool: throws for an address the pool would refuse (the check discovery applies to registrations). */
+  checkBackend?: (address: Address) => void;
 }
 
 /** Whether a --connect target is dialled (not exec: or handoff:, which start a command or pass the socket on). */
@@ -133,7 +136,14 @@ function balanced(
     }
   }
   const balance = input.balance ?? {};
-  const pin = input.connectNetns ? PidNamespacePin.for(input.connectNetns) : undefined;
+  const netns = input.connectNetns;
+  // Refused now even when no backend is configured yet (discovery only): a bad designator would refuse them all.
+  if (netns) resolveNetns(netns);
+  const pin = netns ? PidNamespacePin.for(netns) : undefined;
+  // Inside a namespace only IP literals: a name would be resolved in ours.
+  const checkBackend = (address: Address): void => {
+    if (netns) checkNetnsTarget(netns, address);
+  };
   const pool = new BackendPool({
     strategy: balance.strategy ?? 'round-robin',
     ejectAfter: balance.ejectAfter ?? DEFAULTS.ejectAfter,
@@ -143,9 +153,8 @@ function balanced(
     // inside a namespace only IP literals. Discovery ignores a registration that fails the same check.
     makeDialer: (text) => {
       const address = parseAddress(text);
-      if (!input.connectNetns) return createDialer(address, dialOptions);
-      checkNetnsTarget(input.connectNetns, address);
-      return createNetnsDialer(input.connectNetns, address, dialOptions, pin);
+      checkBackend(address);
+      return netns ? createNetnsDialer(netns, address, dialOptions, pin) : createDialer(address, dialOptions);
     },
     logger,
   });
@@ -155,6 +164,7 @@ function balanced(
     target: undefined,
     description: discover ?? backends.map((b) => b.address).join(','),
     pool,
+    checkBackend,
   };
   if (discover !== undefined) plan.discover = discover;
   return plan;

@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import { unlinkSync } from 'node:fs';
 import { formatAddress, parseAddress, type Address } from '../addr/address.js';
 import { tuneSocket, type Dialer } from '../addr/dial.js';
-import { checkNetnsTarget, openListenerInNetns } from '../netns/sockets.js';
+import { openListenerInNetns } from '../netns/sockets.js';
 import { closeFd } from '../activation/handoff.js';
 import { OnDemandProvider } from '../activation/on-demand.js';
 import type { BackendStatus } from '../balance/backend.js';
@@ -241,14 +241,13 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
     this.#pool = plan.pool;
     if (plan.pool && plan.discover !== undefined) {
       const pool = plan.pool;
-      const netns = options.connectNetns;
       this.#discovery = new EtcdDiscovery({
         url: plan.discover,
         access: options.etcd,
         logger: this.logger,
         onUpdate: (backends) => pool.update(backends),
-        // Inside a namespace a host name would be resolved in ours: such a registration is ignored, with its reason.
-        ...(netns !== undefined ? { checkAddress: (address: Address) => checkNetnsTarget(netns, address) } : {}),
+        // A registration the pool would refuse (a host name inside a namespace) is ignored, with its reason.
+        ...(plan.checkBackend ? { checkAddress: plan.checkBackend } : {}),
       });
     }
     if (plan.pool && options.balance?.healthIntervalMs) this.#health = new HealthChecker(plan.pool, options.balance.healthIntervalMs);

@@ -292,6 +292,9 @@ function finishRounds(r: Running, profile: Profile): void {
   }
 }
 
+/** How much of the proxies' last output a failed burst keeps in the results. */
+const MAX_PROXY_OUTPUT = 4000;
+
 /** The figures that are not interleaved: idle memory and the burst. */
 async function measureAlone(r: Running, profile: Profile): Promise<void> {
   const { result, sys } = r;
@@ -311,7 +314,9 @@ async function measureAlone(r: Running, profile: Profile): Promise<void> {
     const burst = await measureBurst(port, profile.burstConnections, profile.burstTimeoutMs);
     result.burst = burst;
     if (burst.served < burst.requested) {
-      result.phaseErrors.push(`burst: served ${burst.served}/${burst.requested} (${burst.firstError})`);
+      // The proxies' own account of the failure (jumpers log each failed connection with its reason at warn).
+      const said = sys.output?.().slice(-MAX_PROXY_OUTPUT);
+      result.phaseErrors.push(`burst: served ${burst.served}/${burst.requested} (${burst.firstError})${said ? `; the proxies' last lines: ${said}` : ''}`);
     }
     log(`  ${result.name}: burst ${burst.served}/${burst.requested} served, last echo after ${burst.seconds.toFixed(2)} s`);
   });

@@ -63,6 +63,8 @@ export interface RunningSystem {
   readonly pids: readonly number[];
   /** Other processes on the data path that the bench started for this system (hand-off's provider copy). */
   readonly helperPids?: readonly number[];
+  /** The last lines the proxy processes wrote (their logs name why a connection failed). */
+  output?(): string;
   stop(): Promise<void>;
 }
 
@@ -115,7 +117,8 @@ async function startChain(name: string, steps: readonly ChainStep[]): Promise<Ru
     const entry = steps[steps.length - 1];
     if (entry === undefined) throw new Error(`${name}: empty chain`);
     await readyEcho(entry.port, procs);
-    return { name, entryPort: entry.port, pids: procs.map((p) => p.pid), stop };
+    const output = (): string => procs.map((p) => `${p.label}: ${p.output()}`).join(' || ');
+    return { name, entryPort: entry.port, pids: procs.map((p) => p.pid), output, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -161,50 +161,55 @@ nsTest('a namespace deleted while the jumper runs fails that connection clearly;
   t.is(fwd.stats().failures.netns_error, 2);
 });
 
-nsTest('pid:N keeps to the namespace it first found: once process N is in another one (a reused PID, here an exec into unshare -n), streams fail with netns_error instead of going there', async (t) => {
-  const provider = await startEchoProvider(t);
-  // Same PID throughout: `exec unshare -n` moves it into a fresh namespace, as a reused PID would name another one.
+/**
+ * A process whose namespace changes on request while its PID stays the same (`exec unshare -n` moves it into a
+ * fresh one, as a reused PID would name another), and a `ping` stream through a forwarder: what came back, or the
+ * error code.
+ */
+function movingProcess(t: ExecutionContext) {
   const holder = spawn('sh', ['-c', 'read line; exec unshare -n sleep 60'], { stdio: ['pipe', 'ignore', 'inherit'] });
   killAtTeardown(t, holder);
   const nsFile = `/proc/${holder.pid}/ns/net`;
   const first = readlinkSync(nsFile);
+  return {
+    pid: holder.pid!,
+    async move(): Promise<void> {
+      holder.stdin!.end('go\n');
+      for (let i = 0; i < 200 && readlinkSync(nsFile) === first; i++) await new Promise((r) => setTimeout(r, 10));
+      t.not(readlinkSync(nsFile), first, 'the process moved to another namespace');
+    },
+  };
+}
+
+function ping(port: number): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const s = net.connect({ port, host: '127.0.0.1' });
+    let echoed = '';
+    s.on('data', (c: Buffer) => (echoed += c.toString()));
+    s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+    s.on('end', () => resolve(echoed));
+    s.end('ping');
+  });
+}
+
+nsTest('pid:N keeps to the namespace it first found: once process N is in another one (a reused PID, here an exec into unshare -n), streams fail with netns_error instead of going there', async (t) => {
+  const provider = await startEchoProvider(t);
+  const holder = movingProcess(t);
   const { fwd, closed } = await forwardInto(t, `pid:${holder.pid}`, provider.address);
-  const stream = () =>
-    new Promise<string>((resolve) => {
-      const s = net.connect({ port: fwd.port()!, host: '127.0.0.1' });
-      let echoed = '';
-      s.on('data', (c: Buffer) => (echoed += c.toString()));
-      s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
-      s.on('end', () => resolve(echoed));
-      s.end('ping');
-    });
-  t.is(await stream(), 'ping', 'the first stream reaches the provider in the namespace pid:N had');
-  holder.stdin!.end('go\n');
-  for (let i = 0; i < 200 && readlinkSync(nsFile) === first; i++) await new Promise((r) => setTimeout(r, 10));
-  t.not(readlinkSync(nsFile), first, 'the process moved to another namespace');
-  t.is(await stream(), 'ECONNRESET');
+  t.is(await ping(fwd.port()!), 'ping', 'the first stream reaches the provider in the namespace pid:N had');
+  await holder.move();
+  t.is(await ping(fwd.port()!), 'ECONNRESET');
   t.deepEqual(closed.map((c) => c.reason), ['done', 'netns_error']);
   t.regex(closed[1]!.error?.message ?? '', /is now in another network namespace/);
 });
 
 nsTest('pid:N is pinned when the jumper is set up: a process that moved before the first stream fails that stream with netns_error', async (t) => {
   const provider = await startEchoProvider(t);
-  const holder = spawn('sh', ['-c', 'read line; exec unshare -n sleep 60'], { stdio: ['pipe', 'ignore', 'inherit'] });
-  killAtTeardown(t, holder);
-  const nsFile = `/proc/${holder.pid}/ns/net`;
-  const first = readlinkSync(nsFile);
+  const holder = movingProcess(t);
   const { fwd, closed } = await forwardInto(t, `pid:${holder.pid}`, provider.address);
   // Before any stream: the PID now names another namespace (as a reused one would).
-  holder.stdin!.end('go\n');
-  for (let i = 0; i < 200 && readlinkSync(nsFile) === first; i++) await new Promise((r) => setTimeout(r, 10));
-  t.not(readlinkSync(nsFile), first, 'the process moved to another namespace');
-  const outcome = await new Promise<string>((resolve) => {
-    const s = net.connect({ port: fwd.port()!, host: '127.0.0.1' });
-    s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
-    s.on('end', () => resolve('end'));
-    s.end('ping');
-  });
-  t.is(outcome, 'ECONNRESET');
+  await holder.move();
+  t.is(await ping(fwd.port()!), 'ECONNRESET');
   t.deepEqual(closed.map((c) => c.reason), ['netns_error']);
   t.regex(closed[0]!.error?.message ?? '', /is now in another network namespace/);
   t.is(provider.connections, 0);

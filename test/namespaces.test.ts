@@ -140,12 +140,16 @@ async function forwardInto(t: ExecutionContext, ns: string, connect: string) {
   t.teardown(() => fwd.close({ drainTimeoutMs: 0 }));
   const closed: ConnSummary[] = [];
   fwd.on('close', (s) => closed.push(s));
-  return { fwd, closed };
+  // The consumer can see the echo end before the jumper records the stream closed.
+  const closedCount = async (n: number): Promise<void> => {
+    for (let i = 0; i < 500 && closed.length < n; i++) await new Promise((r) => setTimeout(r, 10));
+  };
+  return { fwd, closed, closedCount };
 }
 
 nsTest('a namespace deleted while the jumper runs fails that connection clearly; the jumper keeps serving', async (t) => {
   const target = await createNetns(t, 'gone');
-  const { fwd, closed } = await forwardInto(t, target.name, '127.0.0.1:9');
+  const { fwd, closed, closedCount } = await forwardInto(t, target.name, '127.0.0.1:9');
   await execFileAsync('ip', ['netns', 'delete', target.name]);
   const attempt = () =>
     new Promise<string>((resolve) => {
@@ -155,6 +159,7 @@ nsTest('a namespace deleted while the jumper runs fails that connection clearly;
     });
   t.is(await attempt(), 'ECONNRESET');
   t.is(await attempt(), 'ECONNRESET');
+  await closedCount(2);
   t.is(closed.length, 2);
   t.is(closed[0]!.reason, 'netns_error');
   t.regex(closed[0]!.error?.message ?? '', /^no such network namespace/);
@@ -195,10 +200,12 @@ function ping(port: number): Promise<string> {
 nsTest('pid:N keeps to the namespace it first found: once process N is in another one (a reused PID, here an exec into unshare -n), streams fail with netns_error instead of going there', async (t) => {
   const provider = await startEchoProvider(t);
   const holder = movingProcess(t);
-  const { fwd, closed } = await forwardInto(t, `pid:${holder.pid}`, provider.address);
+  const { fwd, closed, closedCount } = await forwardInto(t, `pid:${holder.pid}`, provider.address);
   t.is(await ping(fwd.port()!), 'ping', 'the first stream reaches the provider in the namespace pid:N had');
+  await closedCount(1);
   await holder.move();
   t.is(await ping(fwd.port()!), 'ECONNRESET');
+  await closedCount(2);
   t.deepEqual(closed.map((c) => c.reason), ['done', 'netns_error']);
   t.regex(closed[1]!.error?.message ?? '', /is now in another network namespace/);
 });
@@ -206,10 +213,11 @@ nsTest('pid:N keeps to the namespace it first found: once process N is in anothe
 nsTest('pid:N is pinned when the jumper is set up: a process that moved before the first stream fails that stream with netns_error', async (t) => {
   const provider = await startEchoProvider(t);
   const holder = movingProcess(t);
-  const { fwd, closed } = await forwardInto(t, `pid:${holder.pid}`, provider.address);
+  const { fwd, closed, closedCount } = await forwardInto(t, `pid:${holder.pid}`, provider.address);
   // Before any stream: the PID now names another namespace (as a reused one would).
   await holder.move();
   t.is(await ping(fwd.port()!), 'ECONNRESET');
+  await closedCount(1);
   t.deepEqual(closed.map((c) => c.reason), ['netns_error']);
   t.regex(closed[0]!.error?.message ?? '', /is now in another network namespace/);
   t.is(provider.connections, 0);
@@ -217,12 +225,13 @@ nsTest('pid:N is pinned when the jumper is set up: a process that moved before t
 
 nsTest('in a namespace, a missing Unix path is target_refused, as without one (so --start waits for a provider still binding)', async (t) => {
   const target = await createNetns(t, 'reasons');
-  const { fwd, closed } = await forwardInto(t, target.name, '/nonexistent-jumper-test/provider.sock');
+  const { fwd, closed, closedCount } = await forwardInto(t, target.name, '/nonexistent-jumper-test/provider.sock');
   await new Promise<void>((resolve) => {
     const s = net.connect({ port: fwd.port()!, host: '127.0.0.1' });
     s.on('error', () => resolve());
     s.on('close', () => resolve());
   });
+  await closedCount(1);
   t.deepEqual(closed.map((c) => c.reason), ['target_refused']);
 });
 

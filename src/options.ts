@@ -68,6 +68,14 @@ export const DEFAULTS = {
   /** Server: connections still proving the key; beyond it they wait unread like maxConnections. */
   maxHandshakes: 4096,
   /**
+   * Client: wires being dialled and handshaken at once; further streams wait,
+   * unread and untimed, for one to finish. Well below a server's accept
+   * queue (backlog 4096): a burst that overflowed it would have SYNs and
+   * hellos dropped and retried after 1, 3, 7 s, and the last ones would
+   * run into the connect or handshake timeout.
+   */
+  clientMaxHandshakes: 256,
+  /**
    * Client: wires kept dialled and handshaken ahead of demand. 'auto' keeps
    * one while streams come in a row (each within preconnectIdleMs of the
    * last) and none for a lone stream; 0 = off.

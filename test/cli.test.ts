@@ -199,6 +199,7 @@ cliTest('options typed where they would have no effect, or a zero timeout, are r
     [['server', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:1', ...key, '--handshake-timeout', '0'], /--handshake-timeout.*at least 1ms/],
     [['server', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:1', ...key, '--protocol', 'spiped', '--max-handshakes', '10'], /--max-handshakes applies only with the jumper protocol/],
     [['client', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:1', ...key, '--preconnect', '0', '--preconnect-idle', '1s'], /--preconnect-idle applies only with --preconnect/],
+    [['client', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:1', ...key, '--max-handshakes', '0'], /--max-handshakes.*expected a positive integer/],
     [['pipe', '--connect', '127.0.0.1:1', ...key, '--protocol', 'spiped', '--no-pfs', '--require-pfs'], /--no-pfs and --require-pfs contradict/],
     [['pipe', '--connect', '127.0.0.1:1', ...key, '--no-pfs'], /apply to --protocol spiped/],
     [['pipe', '--connect', '127.0.0.1:1', ...key, '--connect-timeout', '0'], /at least 1ms/],

@@ -145,6 +145,16 @@ links:
   t.is(ok('drain-timeout: 2147483s\nlinks: []\n').drainTimeoutMs, 2_147_483_000);
 });
 
+test('max-handshakes applies to a client of either protocol, and to a server of the jumper protocol', (t) => {
+  const link = (role: string, protocol: string) =>
+    `links:\n  - { name: x, role: ${role}, listen: 127.0.0.1:7000, connect: 127.0.0.1:80, key: k, protocol: ${protocol}, max-handshakes: 64 }\n`;
+  t.is(parseConfig(link('client', 'jumper'), 'j.yaml').links[0]!['max-handshakes'], 64);
+  t.is(parseConfig(link('client', 'spiped'), 'j.yaml').links[0]!['max-handshakes'], 64);
+  t.is(parseConfig(link('server', 'jumper'), 'j.yaml').links[0]!['max-handshakes'], 64);
+  t.deepEqual(problems(link('server', 'spiped')), ['j.yaml:2: links[0].max-handshakes: applies to the jumper protocol only (a spiped handshake holds a max-connections slot)']);
+  t.regex(problems(link('forward', 'jumper')).join('\n'), /max-handshakes/);
+});
+
 test('preconnect takes auto or a whole number', (t) => {
   const link = (value: string) => `links:\n  - { name: c, role: client, listen: 127.0.0.1:7000, connect: 127.0.0.1:80, key: k, preconnect: ${value} }\n`;
   t.is(ok(link('auto')).links[0]!.preconnect, 'auto');

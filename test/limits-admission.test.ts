@@ -2,9 +2,10 @@
  * A server jumper's two admission stages: handshakes have their own budget
  * (maxHandshakes), and a stream takes one of maxConnections slots only once
  * it is authenticated; streams over the limit wait, unread, and are served
- * in order as slots free.
+ * in order as slots free. A client bounds its dials and handshakes in
+ * flight the same way (maxHandshakes), so a burst never floods the server.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import net from 'node:net';
 import { createClient, createServer } from '../src/index.js';
 import { exchange, randomBytes, sha256, startEchoProvider } from './helpers/providers.js';
@@ -68,4 +69,68 @@ test('server: handshakes beyond maxHandshakes wait unread; an authenticated stre
   const [a, b] = await Promise.all([exchange({ port: client.port()! }, body), exchange({ port: client.port()! }, body)]);
   t.is(sha256(a!.received), sha256(body));
   t.is(sha256(b!.received), sha256(body));
+});
+
+/**
+ * Between client and server: each connection is held HOLD_MS before it is
+ * carried on, like a server whose accept queue is full. Records how many
+ * were held at once.
+ */
+async function holdingRelay(t: ExecutionContext, serverPort: number, holdMs: number) {
+  const state = { accepted: 0, held: 0, maxHeld: 0 };
+  const relay = net.createServer({ allowHalfOpen: true }, (inbound) => {
+    state.accepted++;
+    state.held++;
+    state.maxHeld = Math.max(state.maxHeld, state.held);
+    inbound.pause();
+    inbound.on('error', () => undefined);
+    setTimeout(() => {
+      state.held--;
+      const outbound = net.connect({ port: serverPort, host: '127.0.0.1', allowHalfOpen: true });
+      outbound.on('error', () => inbound.destroy());
+      inbound.on('close', () => outbound.destroy());
+      inbound.pipe(outbound).pipe(inbound);
+    }, holdMs);
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => relay.close(() => resolve())));
+  return { port: (relay.address() as net.AddressInfo).port, state };
+}
+
+const clientHandshakeLimit = test.macro(async (t, protocol: 'jumper' | 'spiped') => {
+  const provider = await startEchoProvider(t);
+  const key = await makeKey();
+  const server = createServer({ listen: '127.0.0.1:0', connect: provider.address, key, protocol });
+  await server.listen();
+  t.teardown(() => server.close({ drainTimeoutMs: 0 }));
+  const relay = await holdingRelay(t, server.port()!, 700);
+  // Each wave is held 700 ms of a 1000 ms handshake timeout; the third wave's streams wait 1400 ms before they dial.
+  const client = createClient({ listen: '127.0.0.1:0', connect: `127.0.0.1:${relay.port}`, key, protocol, preconnect: 0, maxHandshakes: 2, handshakeTimeoutMs: 1000 });
+  await client.listen();
+  t.teardown(() => client.close({ drainTimeoutMs: 0 }));
+  const failures: string[] = [];
+  client.on('close', (s) => s.reason !== 'done' && failures.push(s.reason));
+
+  const bodies = Array.from({ length: 6 }, () => randomBytes(50_000));
+  const results = Promise.all(bodies.map((body) => exchange({ port: client.port()! }, body)));
+  for (let i = 0; i < 200 && client.handshakeStats().waiting < 4; i++) await new Promise((r) => setTimeout(r, 10));
+  t.deepEqual(client.handshakeStats(), { inFlight: 2, waiting: 4 });
+  t.is(relay.state.accepted, 2, 'only two wires dialled while their handshakes are held');
+
+  const received = await results;
+  t.deepEqual(received.map((r) => sha256(r.received)), bodies.map(sha256));
+  t.is(relay.state.accepted, 6);
+  t.is(relay.state.maxHeld, 2, 'never more than maxHandshakes wires dialled and not yet answered');
+  t.deepEqual(failures, [], 'the streams that waited 1400 ms for a slot did not run into the 1000 ms handshake timeout');
+  t.deepEqual(client.handshakeStats(), { inFlight: 0, waiting: 0 });
+});
+
+test('client maxHandshakes 2: two wires are dialled at once, the other streams wait (untimed) and are served in turn', clientHandshakeLimit, 'jumper');
+test('client maxHandshakes 2 with the spiped protocol: the same', clientHandshakeLimit, 'spiped');
+
+test('client maxHandshakes must be a whole number of at least 1', async (t) => {
+  const key = await makeKey();
+  for (const bad of [0, -1, 1.5, Number.NaN]) {
+    t.throws(() => createClient({ listen: '127.0.0.1:0', connect: '127.0.0.1:1', key, maxHandshakes: bad }), { code: 'JUMPER_ERR_INVALID_ARG' }, String(bad));
+  }
 });

@@ -304,8 +304,14 @@ function buildProgram(): Command {
     )
     .addOption(
       durationOption('--preconnect-idle <duration>', "retire a preconnected wire after this long unused, and (auto) the gap within which streams count as in a row; keep it below the server's --handshake-timeout", DEFAULTS.preconnectIdleMs, parseTimeout),
+    )
+    .option(
+      '--max-handshakes <n>',
+      "streams dialling and handshaking with the server at once; more wait their turn, unread and untimed, so a burst of streams does not overflow the server's accept queue and time out",
+      parsePositiveInt,
+      DEFAULTS.clientMaxHandshakes,
     );
-  client.action(async (flags: CommonFlags & KeyFlags & RegisterFlags & { preconnect: PreconnectSetting; preconnectIdle: number }, cmd: Command) => {
+  client.action(async (flags: CommonFlags & KeyFlags & RegisterFlags & { preconnect: PreconnectSetting; preconnectIdle: number; maxHandshakes: number }, cmd: Command) => {
     if (flags.key.length !== 1) throw new InvalidArgumentError('a client jumper takes exactly one --key');
     const logger = createLogger({ level: flags.logLevel, format: flags.logFormat, name: 'jumper' });
     const proto = protocolOptions(flags);
@@ -320,6 +326,7 @@ function buildProgram(): Command {
       handshakeTimeoutMs: flags.handshakeTimeout,
       preconnect: flags.preconnect,
       preconnectIdleMs: flags.preconnectIdle,
+      maxHandshakes: flags.maxHandshakes,
     });
     await runRole({
       jumper,

@@ -80,7 +80,11 @@ export const LINK_FIELDS: Record<string, Field> = {
   'etcd-user': { kind: { type: 'string' }, doc: 'with discover/register: etcd user, when etcd has authentication enabled (needs etcd-password-file)' },
   'etcd-password-file': { kind: { type: 'string' }, doc: "file whose first line is etcd-user's password" },
   'max-connections': { kind: { type: 'int', min: 1 }, doc: 'streams served at once (default 1000)' },
-  'max-handshakes': { kind: { type: 'int', min: 1 }, roles: ['server'], doc: 'server, jumper protocol: connections still proving the key (default 4096); streams count against max-connections only once authenticated' },
+  'max-handshakes': {
+    kind: { type: 'int', min: 1 },
+    roles: ['server', 'client'],
+    doc: 'server, jumper protocol: connections still proving the key (default 4096); streams count against max-connections only once authenticated. client: streams dialling and handshaking with the server at once; more wait their turn (default 256)',
+  },
   'connect-timeout': { kind: { type: 'duration', min: MIN_TIMEOUT_MS }, doc: 'time allowed to connect onward (default 5s)' },
   keepalive: { kind: { type: 'bool' }, doc: 'TCP keep-alive (default true)' },
   backlog: { kind: { type: 'int', min: 1 }, doc: 'listen backlog (default 4096)' },
@@ -300,7 +304,7 @@ function checkLink(raw: unknown, index: number, issues: ConfigIssue[]): LinkSpec
   if (link['preconnect-idle'] !== undefined && (link.preconnect === 0 || link.protocol === 'spiped')) {
     issues.push({ path: [...base, 'preconnect-idle'], message: 'only applies with preconnect (not 0) and the jumper protocol' });
   }
-  if (link['max-handshakes'] !== undefined && link.protocol === 'spiped') {
+  if (link['max-handshakes'] !== undefined && link.role === 'server' && link.protocol === 'spiped') {
     issues.push({ path: [...base, 'max-handshakes'], message: 'applies to the jumper protocol only (a spiped handshake holds a max-connections slot)' });
   }
   if (link['proxy-protocol'] !== undefined && link.protocol === 'spiped') {

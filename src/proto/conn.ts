@@ -16,6 +16,7 @@
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Dialer } from '../addr/dial.js';
+import { withSlot, type Slots } from '../addr/slots.js';
 import { takeLease, type StreamLease } from '../balance/stream-lease.js';
 import {
   AuthError,
@@ -359,13 +360,14 @@ function readExactly(
 }
 
 /**
- * The client-side prelude every protocol shares: adopt the consumer, dial the
- * server, and give up quietly if the consumer left meanwhile. The wire's
- * errors stay with the caller's handshake until it calls conn.watchWire().
+ * The client-side prelude every protocol shares, once the consumer is
+ * adopted: dial the server, and give up quietly if the consumer left
+ * meanwhile. The wire's errors stay with the caller's handshake until it
+ * calls conn.watchWire().
  * @returns the wire socket, or undefined when the connection is already over.
  */
-export async function dialForClient(conn: Conn, local: Socket, dial: Dialer): Promise<Socket | undefined> {
-  conn.adoptPlain(local);
+export async function dialForClient(conn: Conn, dial: Dialer): Promise<Socket | undefined> {
+  if (conn.closed) return undefined; // the consumer left while its stream waited for a handshake slot
   const wire = await dial();
   if (conn.closed) {
     discardDialed(wire);
@@ -414,6 +416,8 @@ export interface ClientConnOptions extends ConnTimeouts {
   dial: Dialer;
   /** A wire that finished its handshake ahead of time (src/roles/preconnect.ts), if one is ready. */
   takeReady?: () => ReadyWire | undefined;
+  /** Bounds the client's dials and handshakes in flight; a stream waits (unread, untimed) for a slot. */
+  handshakeSlots?: Slots;
 }
 
 /**
@@ -423,34 +427,37 @@ export interface ClientConnOptions extends ConnTimeouts {
  */
 export async function runClientConn(conn: Conn, local: Socket, options: ClientConnOptions): Promise<void> {
   try {
+    // Adopted first, so that fail() closes it: a paused socket nobody reads is never closed otherwise.
+    conn.adoptPlain(local);
     if (consumerGone(local)) {
       // A health check that reset at once: no dial, no ready wire spent on it, and the provider never sees it.
-      // Adopted first, so that fail() closes it: a paused socket nobody reads is never closed otherwise.
-      conn.adoptPlain(local);
       conn.fail(new NoDataError('consumer reset the connection before any byte arrived'), 'plain');
       return;
     }
     let ready = options.takeReady?.();
-    if (ready) {
-      conn.adoptPlain(local);
-      conn.adoptWire(ready.wire);
-    } else {
-      const dialing = dialForClient(conn, local, options.dial);
-      // The hello needs nothing from the server: make it while the connect is in flight.
-      const handshake = startClientHandshake(options.key);
-      const wire = await dialing;
-      if (!wire) return;
-      conn.armTimer(options.handshakeTimeoutMs, () => new HandshakeTimeoutError('server jumper did not complete the handshake in time'));
-      ready = await handshakeAsClient(wire, handshake, options.key);
-      if (conn.closed) return;
-      conn.watchWire();
-      conn.disarmTimer();
-    }
+    if (ready) conn.adoptWire(ready.wire);
+    else ready = await withSlot(options.handshakeSlots, () => handshakeNewWire(conn, options));
+    if (!ready) return;
     startClientStream(conn, local, ready);
   } catch (err) {
     // Handshake and dial failures: no sealer yet, so nothing is told to the server.
     conn.fail(err, 'wire');
   }
+}
+
+/** Dial the server and handshake on the new wire; undefined when the connection ended meanwhile. */
+async function handshakeNewWire(conn: Conn, options: ClientConnOptions): Promise<ReadyWire | undefined> {
+  const dialing = dialForClient(conn, options.dial);
+  // The hello needs nothing from the server: make it while the connect is in flight.
+  const handshake = startClientHandshake(options.key);
+  const wire = await dialing;
+  if (!wire) return undefined;
+  conn.armTimer(options.handshakeTimeoutMs, () => new HandshakeTimeoutError('server jumper did not complete the handshake in time'));
+  const ready = await handshakeAsClient(wire, handshake, options.key);
+  if (conn.closed) return undefined;
+  conn.watchWire();
+  conn.disarmTimer();
+  return ready;
 }
 
 /** Whether the kernel already holds a reset for the consumer's socket (a FIN may still want a reply: not gone). */

@@ -10,6 +10,7 @@ import { AUTO_PRECONNECT_WIRES, DEFAULTS, isPreconnectSetting, MAX_PRECONNECT_WI
 import { runClientConn, type Conn } from '../proto/conn.js';
 import { runSpipedClientConn } from '../proto/spiped/conn.js';
 import type { PfsMode } from '../proto/spiped/handshake.js';
+import { Slots } from '../addr/slots.js';
 import { Jumper, type CommonOptions, type ListenOptions } from './jumper.js';
 import { Preconnector, type PreconnectStats } from './preconnect.js';
 
@@ -43,6 +44,8 @@ export class ClientJumper extends Jumper {
   readonly #pfs: PfsMode;
   readonly #keepAlive: boolean;
   readonly #preconnect: Preconnector | undefined;
+  /** Dials and handshakes in flight (maxHandshakes); preconnected wires are not counted. */
+  readonly #handshakeSlots: Slots;
   /** The preconnect in effect: 'auto', a number of wires, or 0 (off). */
   readonly preconnectSetting: PreconnectSetting;
 
@@ -53,6 +56,11 @@ export class ClientJumper extends Jumper {
     this.protocol = options.protocol ?? 'jumper';
     this.#pfs = options.pfs ?? 'default';
     this.#keepAlive = options.keepAlive ?? DEFAULTS.keepAlive;
+    const maxHandshakes = options.maxHandshakes ?? DEFAULTS.clientMaxHandshakes;
+    if (!Number.isInteger(maxHandshakes) || maxHandshakes < 1) {
+      throw new InvalidArgumentError(`maxHandshakes must be a whole number of at least 1, got ${String(maxHandshakes)}`);
+    }
+    this.#handshakeSlots = new Slots(maxHandshakes);
     const setting = options.preconnect ?? DEFAULTS.preconnect;
     if (!isPreconnectSetting(setting)) {
       throw new InvalidArgumentError(`preconnect must be 'auto' or a whole number of wires up to ${MAX_PRECONNECT_WIRES}, got ${String(setting)}`);
@@ -76,6 +84,11 @@ export class ClientJumper extends Jumper {
         onOutcome: (outcome) => this.emit('preconnect', outcome),
       });
     }
+  }
+
+  /** Streams dialling or handshaking with the server now, and streams waiting for their turn to. */
+  handshakeStats(): { inFlight: number; waiting: number } {
+    return { inFlight: this.#handshakeSlots.inUse, waiting: this.#handshakeSlots.waiting };
   }
 
   /** Preconnect counters; undefined when preconnect is off. */
@@ -116,7 +129,7 @@ export class ClientJumper extends Jumper {
 
   protected serve(conn: Conn, socket: Socket): Promise<void> {
     if (this.protocol === 'spiped') {
-      const options = { key: this.#key, dial: this.dial, handshakeTimeoutMs: this.#handshakeTimeoutMs, pfs: this.#pfs, keepAlive: this.#keepAlive };
+      const options = { key: this.#key, dial: this.dial, handshakeTimeoutMs: this.#handshakeTimeoutMs, pfs: this.#pfs, keepAlive: this.#keepAlive, handshakeSlots: this.#handshakeSlots };
       return runSpipedClientConn(conn, socket, options);
     }
     const preconnect = this.#preconnect;
@@ -124,6 +137,7 @@ export class ClientJumper extends Jumper {
       key: this.#key,
       dial: this.dial,
       handshakeTimeoutMs: this.#handshakeTimeoutMs,
+      handshakeSlots: this.#handshakeSlots,
       ...(preconnect ? { takeReady: () => preconnect.take() } : {}),
     });
   }

@@ -79,6 +79,9 @@ export interface CommonOptions {
    * the key or hits the handshake timeout. A server counts a stream against
    * `maxConnections` only once it is authenticated, so stalled handshakes
    * (slowloris) cannot starve real clients. Default 4096.
+   * Client jumper: wires being dialled and handshaken at once; further
+   * streams wait, unread and untimed, so a burst never overflows the
+   * server's accept queue. Default 256.
    */
   maxHandshakes?: number;
   /** Default 5000 ms. */

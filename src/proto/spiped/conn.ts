@@ -13,6 +13,7 @@ import type { Socket } from 'node:net';
 import type { Dialer } from '../../addr/dial.js';
 import { AuthError, HandshakeTimeoutError, HandshakeTruncatedError } from '../../errors.js';
 import type { TunnelKey } from '../../keys/key-file.js';
+import { withSlot, type Slots } from '../../addr/slots.js';
 import { dialForClient, discardDialed, type Conn } from '../conn.js';
 import { DH_MESSAGE_BYTES, NONCE_BYTES, SpipedHandshake, type PfsMode, type SessionKeys } from './handshake.js';
 import { PacketOpener, PacketSealer } from './packet.js';
@@ -27,6 +28,8 @@ export interface SpipedConnOptions {
   pfs: PfsMode;
   /** TCP keep-alives on both sockets (default true); false is spiped's -j. */
   keepAlive?: boolean;
+  /** Client: bounds dials and handshakes in flight; a stream waits (unread, untimed) for a slot. */
+  handshakeSlots?: Slots;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -124,44 +127,59 @@ function startPipes(conn: Conn, wire: Socket, plain: Socket, keys: SessionKeys, 
  */
 export async function runSpipedClientConn(conn: Conn, local: Socket, options: SpipedConnOptions): Promise<void> {
   try {
-    // The reader turns wire errors into handshake failures until the pipes start.
-    const wire = await dialForClient(conn, local, options.dial);
-    if (!wire) return;
-    conn.armTimer(options.handshakeTimeoutMs, () => new HandshakeTimeoutError('spiped server did not complete the handshake in time'));
-    const handshake = new SpipedHandshake('client', options.key.spipedKey, options.pfs);
-    const reader = new HandshakeReader(wire);
-    wire.write(handshake.nonce);
-    handshake.receiveNonce(await reader.read(NONCE_BYTES));
-    if (conn.closed) return;
-    wire.write(handshake.dhMessage());
-    let serverDh: Buffer;
-    try {
-      serverDh = await reader.read(DH_MESSAGE_BYTES);
-    } catch (err) {
-      if (!(err instanceof HandshakeTruncatedError)) throw err;
-      // spiped -d closes silently when our DH MAC fails (or -g refuses -f).
-      throw options.pfs === 'off'
-        ? new AuthError('spiped server closed the connection after our key proof: wrong key, or it requires PFS (-g) and we run without (-f)?', {
-            cause: err,
-            reason: 'handshake_rejected',
-          })
-        : new AuthError('spiped server closed the connection after our key proof: wrong key (or its target is unreachable)?', {
-            cause: err,
-            reason: 'bad_key',
-          });
-    }
-    if (conn.closed) return;
-    handshake.verifyPeerDh(serverDh);
-    const keys = handshake.finish();
-    conn.disarmTimer();
-    conn.watchWire();
-    conn.keyFingerprint = options.key.fingerprint;
-    applyKeepAlive(options, wire, local);
-    startPipes(conn, wire, local, keys, reader.rest(), 'client');
+    conn.adoptPlain(local);
+    const done = await withSlot(options.handshakeSlots, () => handshakeWithServer(conn, options));
+    if (!done) return;
+    applyKeepAlive(options, done.wire, local);
+    startPipes(conn, done.wire, local, done.keys, done.rest, 'client');
   } catch (err) {
     // Nothing to tell the server: spiped has no error message.
     conn.fail(err, 'wire');
   }
+}
+
+/** A wire whose spiped handshake is done, with the bytes read past it. */
+interface ClientHandshakeDone {
+  wire: Socket;
+  keys: SessionKeys;
+  rest: Buffer;
+}
+
+/** Dial a spiped server and run the handshake; undefined when the connection ended meanwhile. */
+async function handshakeWithServer(conn: Conn, options: SpipedConnOptions): Promise<ClientHandshakeDone | undefined> {
+  // The reader turns wire errors into handshake failures until the pipes start.
+  const wire = await dialForClient(conn, options.dial);
+  if (!wire) return undefined;
+  conn.armTimer(options.handshakeTimeoutMs, () => new HandshakeTimeoutError('spiped server did not complete the handshake in time'));
+  const handshake = new SpipedHandshake('client', options.key.spipedKey, options.pfs);
+  const reader = new HandshakeReader(wire);
+  wire.write(handshake.nonce);
+  handshake.receiveNonce(await reader.read(NONCE_BYTES));
+  if (conn.closed) return undefined;
+  wire.write(handshake.dhMessage());
+  let serverDh: Buffer;
+  try {
+    serverDh = await reader.read(DH_MESSAGE_BYTES);
+  } catch (err) {
+    if (!(err instanceof HandshakeTruncatedError)) throw err;
+    // spiped -d closes silently when our DH MAC fails (or -g refuses -f).
+    throw options.pfs === 'off'
+      ? new AuthError('spiped server closed the connection after our key proof: wrong key, or it requires PFS (-g) and we run without (-f)?', {
+          cause: err,
+          reason: 'handshake_rejected',
+        })
+      : new AuthError('spiped server closed the connection after our key proof: wrong key (or its target is unreachable)?', {
+          cause: err,
+          reason: 'bad_key',
+        });
+  }
+  if (conn.closed) return undefined;
+  handshake.verifyPeerDh(serverDh);
+  const keys = handshake.finish();
+  conn.disarmTimer();
+  conn.watchWire();
+  conn.keyFingerprint = options.key.fingerprint;
+  return { wire, keys, rest: reader.rest() };
 }
 
 /**

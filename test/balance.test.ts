@@ -102,6 +102,9 @@ test('failover: a refusing backend is skipped before any byte flows, then ejecte
   const client = await startClient(t, key, `127.0.0.1:${balancer.port()}`);
   await streams(t, client.port()!, 20, 64);
   t.is(live!.provider.connections, 20);
+  // A stream's close is recorded after its consumer saw the end: wait for all 20 before checking them.
+  for (let i = 0; i < 500 && balancer.closed.length < 20; i++) await new Promise((r) => setTimeout(r, 10));
+  t.is(balancer.closed.length, 20);
   t.true(balancer.closed.every((c) => c.reason === 'done' && c.target === live!.address));
   const deadStatus = balancer.backends().find((b) => b.address === dead)!;
   t.is(deadStatus.state, 'ejected');

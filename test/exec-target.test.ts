@@ -106,7 +106,8 @@ const setLimit = async (soft: string) => {
 };
 const hard = execFileSync('prlimit', ['--pid', String(process.pid), '--nofile', '--raw', '--noheadings', '--output=HARD']).toString().trim();
 const warm = await exchange('warm');
-await new Promise((r) => setTimeout(r, 200));
+// Its close is recorded once cat has exited: wait for it, so it is not counted in the first step.
+for (let i = 0; i < 500 && closed.length < 1; i++) await new Promise((r) => setTimeout(r, 10));
 const steps = [];
 for (let spare = 1; spare <= 12; spare++) {
   closed = [];
@@ -119,6 +120,7 @@ for (let spare = 1; spare <= 12; spare++) {
   steps.push({ spare, got, closed });
   if (got === 'hello') break;
 }
+for (let i = 0; i < 500 && fwd.stats().active > 0; i++) await new Promise((r) => setTimeout(r, 10));
 process.stdout.write(JSON.stringify({ warm, steps, active: fwd.stats().active }) + '\\n');
 process.exit(0);
 `;

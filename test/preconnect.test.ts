@@ -71,6 +71,7 @@ test('metrics: takes by outcome, ready wires, and "unused" is not a failure on t
   t.is(m.get('jumper_preconnect_total', { link: 'c', outcome: 'retired' }), 1);
   t.is(m.get('jumper_preconnect_ready', { link: 'c' }), 0);
   t.is(m.get('jumper_connection_failures_total', { link: 's', reason: 'unused' }), undefined);
+  await tunnel.closedOn('server', 2); // the stream and the retired wire, so that failed counts both
   t.is(tunnel.server.stats().failed, 0);
 });
 

@@ -274,7 +274,7 @@ test('over --max-connections, new streams wait and are served as others close', 
   holders.forEach((s) => s.write('hold'));
   await new Promise((r) => setTimeout(r, 200));
   const waiting = Promise.all([1, 2, 3].map((i) => exchange({ port: tunnel.clientPort }, Buffer.from(`late-${i}`))));
-  await new Promise((r) => setTimeout(r, 300));
+  for (let i = 0; i < 500 && tunnel.client.stats().waiting < 3; i++) await new Promise((r) => setTimeout(r, 10));
   t.is(tunnel.client.stats().waiting, 3);
   t.is(provider.connections, 2);
   holders.forEach((s) => s.end());

@@ -128,9 +128,14 @@ const clientHandshakeLimit = test.macro(async (t, protocol: 'jumper' | 'spiped')
 test('client maxHandshakes 2: two wires are dialled at once, the other streams wait (untimed) and are served in turn', clientHandshakeLimit, 'jumper');
 test('client maxHandshakes 2 with the spiped protocol: the same', clientHandshakeLimit, 'spiped');
 
-test('client maxHandshakes must be a whole number of at least 1', async (t) => {
+test('maxHandshakes and maxConnections must be whole numbers of at least 1, on a client and on a server', async (t) => {
   const key = await makeKey();
+  const common = { listen: '127.0.0.1:0', connect: '127.0.0.1:1', key };
   for (const bad of [0, -1, 1.5, Number.NaN]) {
-    t.throws(() => createClient({ listen: '127.0.0.1:0', connect: '127.0.0.1:1', key, maxHandshakes: bad }), { code: 'JUMPER_ERR_INVALID_ARG' }, String(bad));
+    for (const limit of ['maxHandshakes', 'maxConnections'] as const) {
+      const message = new RegExp(`^${limit} must be a whole number of at least 1`);
+      t.throws(() => createClient({ ...common, [limit]: bad }), { code: 'JUMPER_ERR_INVALID_ARG', message }, `client ${limit} ${bad}`);
+      t.throws(() => createServer({ ...common, [limit]: bad }), { code: 'JUMPER_ERR_INVALID_ARG', message }, `server ${limit} ${bad}`);
+    }
   }
 });

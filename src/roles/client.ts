@@ -56,11 +56,8 @@ export class ClientJumper extends Jumper {
     this.protocol = options.protocol ?? 'jumper';
     this.#pfs = options.pfs ?? 'default';
     this.#keepAlive = options.keepAlive ?? DEFAULTS.keepAlive;
-    const maxHandshakes = options.maxHandshakes ?? DEFAULTS.clientMaxHandshakes;
-    if (!Number.isInteger(maxHandshakes) || maxHandshakes < 1) {
-      throw new InvalidArgumentError(`maxHandshakes must be a whole number of at least 1, got ${String(maxHandshakes)}`);
-    }
-    this.#handshakeSlots = new Slots(maxHandshakes);
+    // Checked by Jumper with the other limits; a client's default is lower than a server's.
+    this.#handshakeSlots = new Slots(options.maxHandshakes ?? DEFAULTS.clientMaxHandshakes);
     const setting = options.preconnect ?? DEFAULTS.preconnect;
     if (!isPreconnectSetting(setting)) {
       throw new InvalidArgumentError(`preconnect must be 'auto' or a whole number of wires up to ${MAX_PRECONNECT_WIRES}, got ${String(setting)}`);

@@ -189,6 +189,9 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
     super();
     this.role = role;
     this.logger = options.logger ?? silentLogger;
+    // A limit of 0 or 1.5 would hold every stream forever, unread: refused here, for every role.
+    checkCount(options.maxConnections, 'maxConnections');
+    checkCount(options.maxHandshakes, 'maxHandshakes');
     this.settings = {
       maxConnections: options.maxConnections ?? DEFAULTS.maxConnections,
       acceptLimit: role === 'server' ? options.maxHandshakes ?? DEFAULTS.maxHandshakes : options.maxConnections ?? DEFAULTS.maxConnections,
@@ -580,4 +583,11 @@ function listeningCopy(fd: number): number {
   // The addon's dupFd, whether or not its record pump is switched off.
   const addon = nativeExports<{ dupFd(fd: number): number }>(['dupFd']);
   return addon ? addon.dupFd(fd) : fd;
+}
+
+/** A stream or handshake limit: undefined (the default) or a whole number of at least 1. */
+function checkCount(value: number | undefined, name: string): void {
+  if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
+    throw new InvalidArgumentError(`${name} must be a whole number of at least 1, got ${String(value)}`);
+  }
 }

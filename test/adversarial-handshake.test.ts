@@ -38,7 +38,7 @@ test('a truncated client hello (header + 20 bytes, then EOF) is handshake_trunca
 });
 
 test('a truncated client hello that then stalls is cut at the handshake timeout', async (t) => {
-  const g = await startGuardedServer(t, { handshakeTimeoutMs: 1500 });
+  const g = await startGuardedServer(t, { handshakeTimeoutMs: 3000 });
   const hello = startClientHandshake(g.key).hello;
   const result = await sendRaw(g.port, hello.subarray(0, CLIENT_HELLO_BYTES - 1), { keepOpen: true });
   t.is(result.ending, 'reset');
@@ -107,7 +107,7 @@ test('a length field below the minimum record size is bad_record', async (t) => 
 });
 
 test('an over-long length field (65535, few bytes follow) before liveness waits at most the handshake timeout', async (t) => {
-  const g = await startGuardedServer(t, { handshakeTimeoutMs: 1500 });
+  const g = await startGuardedServer(t, { handshakeTimeoutMs: 3000 });
   const session = await openRawSession(g.port, g.key, { liveness: false });
   session.socket.write(Buffer.concat([Buffer.of(0xff, 0xff), randomBytes(100)]));
   await session.ended;

@@ -32,8 +32,11 @@ const TRIPS = 100;
 /** Exchanges per measurement: the polling figure is the best of them, so one stalled by other tests on a busy machine does not decide. */
 const BATCHES = 3;
 const MESSAGE = 64;
-/** 2 ms: far above an echo's round trip on loopback, small enough not to hold both CPUs from other test files. */
-const BUDGET_US = 2000;
+/**
+ * 10 ms, the largest budget: the echo's round trip includes this test process and its provider,
+ * which a loaded machine can hold off for milliseconds. Polling lasts only as long as the exchanges.
+ */
+const BUDGET_US = 10_000;
 
 // What setBusyPoll reports: the binding is there and a native data path is switched on.
 const built = nativeExports<{ setBusyPoll(us: number): void }>(['setBusyPoll']) !== undefined && (nativePumpAvailable() || nativeSpliceAvailable());

@@ -153,7 +153,9 @@ cliTest('SIGTERM lets an open stream finish before exiting 0', async (t) => {
   const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
   await new Promise((r) => socket.once('connect', r));
   socket.write('before');
-  await new Promise((r) => setTimeout(r, 100));
+  // The stream is open end to end (the provider has the bytes) before SIGTERM.
+  for (let i = 0; i < 500 && Buffer.concat(provider.received[0] ?? []).toString() !== 'before'; i++) await new Promise((r) => setTimeout(r, 10));
+  t.is(Buffer.concat(provider.received[0] ?? []).toString(), 'before');
   fwd.child.kill('SIGTERM');
   await fwd.waitFor((l) => typeof l.msg === 'string' && (l.msg as string).startsWith('stopping'));
   const chunks: Buffer[] = [];

@@ -95,7 +95,7 @@ const exchange = (payload: string) =>
     s.on('data', (d) => (got += d));
     s.on('error', (e: NodeJS.ErrnoException) => resolve(\`error \${e.code}\`));
     s.on('close', () => resolve(got));
-    setTimeout(() => resolve('hang'), 3000).unref();
+    setTimeout(() => resolve('hang'), 10_000).unref();
   });
 // prlimit runs in a helper started now: once the limit is low, this process cannot spawn one to raise it again.
 const helper = spawn('/bin/sh', ['-c', 'while read n; do prlimit --pid $0 --nofile=$n:; echo ok; done', String(process.pid)], { stdio: ['pipe', 'pipe', 'inherit'] });

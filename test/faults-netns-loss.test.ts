@@ -23,7 +23,10 @@ import { exchange, randomBytes, sha256, startEchoProvider } from './helpers/prov
 import { makeKey } from './helpers/tunnel.js';
 
 const run = promisify(execFile);
+/** The 100 % loss test waits this out. */
 const HANDSHAKE_TIMEOUT_MS = 1_500;
+/** 30 % loss: several lost hellos in a row must not end the stream. */
+const LOSSY_HANDSHAKE_TIMEOUT_MS = 15_000;
 
 function unsupported(): string | undefined {
   return netnsUnsupportedReason() ?? (nativeAvailable() ? undefined : 'the native addon (namespace sockets) is not built');
@@ -64,23 +67,26 @@ interface Chain {
   serverClosed: Promise<ConnSummary>;
 }
 
-/** Server listening on B's veth address, client dialling from A; `afterConnect` runs once the TCP connection is up. */
-async function chain(t: ExecutionContext, afterConnect?: () => Promise<void>): Promise<Chain> {
+/**
+ * Server listening on B's veth address, client dialling from A; `afterConnect` runs once the TCP
+ * connection is up. Under loss a handshake needs retransmits (200 ms and up, 1 s for a SYN).
+ */
+async function chain(t: ExecutionContext, handshakeTimeoutMs: number, afterConnect?: () => Promise<void>): Promise<Chain> {
   const a = await createNetns(t, 'lossa');
   const b = await createNetns(t, 'lossb');
   const veth = await createVethPair(t, a, b);
   const provider = await startEchoProvider(t);
   const key = await makeKey();
-  const server = createServer({ listen: `${veth.b.address}:0`, listenNetns: b.name, connect: provider.address, key, handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS, logger: captureLogger() });
+  const server = createServer({ listen: `${veth.b.address}:0`, listenNetns: b.name, connect: provider.address, key, handshakeTimeoutMs, logger: captureLogger() });
   await server.listen();
   t.teardown(() => server.close({ drainTimeoutMs: 0 }));
   const port = Number(server.address().split(':').pop());
   const dialer: Dialer = async () => {
-    const socket = await connectInNetns(a.name, { kind: 'tcp', host: veth.b.address, port }, { timeoutMs: 5000, allowHalfOpen: true });
+    const socket = await connectInNetns(a.name, { kind: 'tcp', host: veth.b.address, port }, { timeoutMs: 20_000, allowHalfOpen: true });
     await afterConnect?.();
     return socket;
   };
-  const client = createClient({ listen: '127.0.0.1:0', connect: `${veth.b.address}:${port}`, dialer, key, handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS, logger: captureLogger() });
+  const client = createClient({ listen: '127.0.0.1:0', connect: `${veth.b.address}:${port}`, dialer, key, handshakeTimeoutMs, logger: captureLogger() });
   await client.listen();
   t.teardown(() => client.close({ drainTimeoutMs: 0 }));
   return {
@@ -101,7 +107,7 @@ test('packet loss between the jumpers (netem 30%, or an overflowing bottleneck q
     t.pass();
     return;
   }
-  const c = await chain(t);
+  const c = await chain(t, LOSSY_HANDSHAKE_TIMEOUT_MS);
   const noNetem = await netemUnavailable(c.a, c.veth.a.ifname);
   if (noNetem) {
     t.log(`${noNetem}: dropping packets with an overflowing token-bucket queue instead`);
@@ -129,7 +135,7 @@ test('100% loss after the TCP connect: both jumpers give up with handshake_timeo
   }
   let cut: () => Promise<void> = async () => {};
   let how = '';
-  const c = await chain(t, () => cut());
+  const c = await chain(t, HANDSHAKE_TIMEOUT_MS, () => cut());
   const noNetem = await netemUnavailable(c.a, c.veth.a.ifname);
   if (noNetem) {
     how = `link down (${noNetem})`;

@@ -103,9 +103,10 @@ const clientHandshakeLimit = test.macro(async (t, protocol: 'jumper' | 'spiped')
   const server = createServer({ listen: '127.0.0.1:0', connect: provider.address, key, protocol });
   await server.listen();
   t.teardown(() => server.close({ drainTimeoutMs: 0 }));
-  const relay = await holdingRelay(t, server.port()!, 700);
-  // Each wave is held 700 ms of a 1000 ms handshake timeout; the third wave's streams wait 1400 ms before they dial.
-  const client = createClient({ listen: '127.0.0.1:0', connect: `127.0.0.1:${relay.port}`, key, protocol, preconnect: 0, maxHandshakes: 2, handshakeTimeoutMs: 1000 });
+  const relay = await holdingRelay(t, server.port()!, 2000);
+  // Each wave is held 2000 ms of a 3000 ms handshake timeout (1 s to spare on a loaded machine);
+  // the third wave's streams wait 4000 ms before they dial, more than the timeout.
+  const client = createClient({ listen: '127.0.0.1:0', connect: `127.0.0.1:${relay.port}`, key, protocol, preconnect: 0, maxHandshakes: 2, handshakeTimeoutMs: 3000 });
   await client.listen();
   t.teardown(() => client.close({ drainTimeoutMs: 0 }));
   const failures: string[] = [];
@@ -121,7 +122,7 @@ const clientHandshakeLimit = test.macro(async (t, protocol: 'jumper' | 'spiped')
   t.deepEqual(received.map((r) => sha256(r.received)), bodies.map(sha256));
   t.is(relay.state.accepted, 6);
   t.is(relay.state.maxHeld, 2, 'never more than maxHandshakes wires dialled and not yet answered');
-  t.deepEqual(failures, [], 'the streams that waited 1400 ms for a slot did not run into the 1000 ms handshake timeout');
+  t.deepEqual(failures, [], 'the streams that waited 4000 ms for a slot did not run into the 3000 ms handshake timeout');
   t.deepEqual(client.handshakeStats(), { inFlight: 0, waiting: 0 });
 });
 

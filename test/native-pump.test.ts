@@ -443,7 +443,8 @@ serial('cancel: cancelled promptly, the peer gets ABORT(reason), the provider a 
   const elapsed = performance.now() - started;
   t.is(r.reason, 'cancelled');
   t.is(r.detail, 'drain_timeout');
-  t.true(elapsed < 200, `cancel took ${elapsed.toFixed(1)} ms`);
+  // Well below ABORT_LINGER_MS (1 s), the slow path this guards against, with room for a loaded machine.
+  t.true(elapsed < 750, `cancel took ${elapsed.toFixed(1)} ms`);
   await peer.ended;
   t.is(peer.abort, 'drain_timeout');
   await provider.closed;

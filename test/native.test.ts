@@ -372,7 +372,7 @@ nsTest('an unanswered connect is ConnectTimeoutError after timeoutMs', async (t)
   const elapsed = Date.now() - started;
   t.is(err?.errno, 'ETIMEDOUT');
   t.true(elapsed >= SHORT_TIMEOUT_MS - POLL_INTERVAL_MS, `took ${elapsed} ms`);
-  t.true(elapsed < 5 * SHORT_TIMEOUT_MS, `took ${elapsed} ms`);
+  t.true(elapsed < SHORT_TIMEOUT_MS + 5000, `took ${elapsed} ms (the kernel's own SYN timeout is minutes)`);
 });
 
 nsTest('a namespace that does not exist is NamespaceError (open ENOENT)', async (t) => {

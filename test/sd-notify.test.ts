@@ -88,10 +88,15 @@ cliTest('Type=notify: READY=1 once the listener accepts, WATCHDOG=1 every half p
   const firstPing = receiver.got.findIndex((n) => n.msg === 'WATCHDOG=1');
   t.true(firstPing >= 0, 'a ping comes with READY=1');
   const windowStart = receiver.got.length;
-  await new Promise((r) => setTimeout(r, 700));
-  const pings = receiver.got.slice(windowStart).filter((n) => n.msg === 'WATCHDOG=1');
-  // Every 100 ms: about 7 in 700 ms; at least 3 even on a loaded machine, and no flood.
-  t.true(pings.length >= 3 && pings.length <= 10, `${pings.length} pings in 700 ms`);
+  const pingsSince = () => receiver.got.slice(windowStart).filter((n) => n.msg === 'WATCHDOG=1');
+  for (let i = 0; i < 1000 && pingsSince().length < 8; i++) await new Promise((r) => setTimeout(r, 10));
+  const pings = pingsSince();
+  t.true(pings.length >= 8, `${pings.length} pings`);
+  // Every 100 ms (half of WATCHDOG_USEC), by the receiver's own clock: a stall may stretch one
+  // interval, not the middle one; a flood would shrink it.
+  const gaps = pings.slice(1).map((p, i) => p.t - pings[i]!.t).sort((x, y) => x - y);
+  const median = gaps[Math.floor(gaps.length / 2)]!;
+  t.true(median >= 50_000 && median <= 250_000, `median interval between pings ${median} µs`);
 
   cli.child.kill('SIGTERM');
   t.is((await cli.exited).code, 0);
@@ -116,7 +121,7 @@ cliTest('Type=notify-reload: SIGHUP gives RELOADING=1 with CLOCK_MONOTONIC µs, 
   const reloading = await receiver.waitFor((n) => n.msg.startsWith('RELOADING=1'), after);
   const usec = Number(/^RELOADING=1\nMONOTONIC_USEC=(\d+)$/.exec(reloading.msg)?.[1]);
   // The same clock as the receiver's time.monotonic_ns(): sent just before it was read.
-  t.true(usec <= reloading.t && reloading.t - usec < 2_000_000, `MONOTONIC_USEC ${usec}, received at ${reloading.t}`);
+  t.true(usec <= reloading.t && reloading.t - usec < 10_000_000, `MONOTONIC_USEC ${usec}, received at ${reloading.t}`);
   const readyAgain = await receiver.waitFor((n) => n.msg === 'READY=1', receiver.got.indexOf(reloading) + 1);
   t.truthy(readyAgain);
   await new Promise((r) => setTimeout(r, 300));

@@ -34,7 +34,7 @@ export function startJumper(t: ExecutionContext, args: string[], options: { netn
     ? spawn('ip', ['netns', 'exec', options.netns, process.execPath, ...argv], spawnOptions)
     : spawn(process.execPath, argv, spawnOptions);
   killAtTeardown(t, child);
-  return { child, ...watchJsonLog(child, 10_000) };
+  return { child, ...watchJsonLog(child, 20_000) };
 }
 
 export { freePort } from './ports.js';

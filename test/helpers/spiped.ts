@@ -19,7 +19,7 @@ import type { PfsMode } from '../../src/proto/spiped/handshake.js';
 export const SPIPED = '/usr/bin/spiped';
 const KEY_FILE_BYTES = 32;
 const LISTEN_POLL_MS = 20;
-const LISTEN_WAIT_MS = 5_000;
+const LISTEN_WAIT_MS = 20_000;
 /** /proc/net/tcp state of a listening socket. */
 const TCP_LISTEN = '0A';
 

@@ -138,6 +138,9 @@ maybe('three registered servers behind a discovering balancer share 300 streams 
   const counts = servers.map((s) => s.provider.connections);
   for (const n of counts) t.true(n >= 99 && n <= 101, `uneven spread ${counts.join('/')}`);
   t.is(counts.reduce((a, b) => a + b, 0), 300);
+  // Once the balancer has recorded every stream's end: none failed, nothing logged as an error.
+  await balancer.waitFor(() => balancer.logs.filter((l) => l.msg === 'connection closed' || l.msg === 'connection failed').length >= 300, 10_000);
+  t.is(balancer.logs.filter((l) => l.msg === 'connection failed').length, 0);
   t.false(balancer.stderr().includes('"level":50'));
 });
 

@@ -74,6 +74,10 @@ handoffTest('forward hand-off: `jumper accept` in unshare -n serves a connection
   const line = await new Promise<string>((resolve) => consumer.once('data', (c: Buffer) => resolve(c.toString().trim())));
   t.is(line, `127.0.0.1:${consumer.localPort} nodelay=0 keepalive=0`);
   consumer.destroy();
+  // Once the forwarder has recorded the stream's end: handed off is not a failure.
+  for (let i = 0; i < 500 && fwd.stats().active > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  t.is(fwd.stats().active, 0);
+  t.is(fwd.stats().failed, 0);
   t.is(fwd.stats().failures.handed_off, undefined);
   t.is(fwd.stats().total, 1);
 });

@@ -26,6 +26,8 @@ test('server maxConnections 2: a third authenticated stream waits for a slot, th
   const server = createServer({ listen: '127.0.0.1:0', connect: provider.address, key, maxConnections: 2, maxHandshakes: 8 });
   await server.listen();
   t.teardown(() => server.close({ drainTimeoutMs: 0 }));
+  const closes: string[] = [];
+  server.on('close', (s) => closes.push(s.reason));
   const client = createClient({ listen: '127.0.0.1:0', connect: `127.0.0.1:${server.port()}`, key });
   await client.listen();
   t.teardown(() => client.close({ drainTimeoutMs: 0 }));
@@ -41,6 +43,9 @@ test('server maxConnections 2: a third authenticated stream waits for a slot, th
   const result = await third;
   t.is(sha256(result.received), sha256(body));
   t.is(provider.connections, 3);
+  // The ended holder and the third stream, once the server has recorded both.
+  for (let i = 0; i < 500 && closes.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  t.deepEqual(closes, ['done', 'done']);
   t.is(server.stats().failed, 0);
 });
 

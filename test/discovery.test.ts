@@ -6,7 +6,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
@@ -358,6 +358,27 @@ maybe('an etcd that accepts connections but never answers (SIGSTOP) does not hol
   await client.waitFor((l) => l.msg === 'client jumper listening');
   t.is(await streams(clientPort, 5), 0);
   t.is(provider.connections, 5);
+});
+
+maybe('SIGTERM while a frozen etcd holds start-up is kept: once started, the jumper stops cleanly (exit 0) and its socket file goes', async (t) => {
+  const etcd = await startEtcd(t);
+  const provider = await startEchoProvider(t);
+  await etcd.client.put(`${PREFIX}/a`).value(JSON.stringify({ address: provider.address, weight: 1, version: 1 }));
+  process.kill(etcd.pid()!, 'SIGSTOP');
+  const dir = mkdtempSync(join(tmpdir(), 'jumper-startup-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const sock = join(dir, 'forward.sock');
+  const forward = startJumper(t, ['forward', '--listen', sock, '--discover', etcd.url(PREFIX)]);
+  // Bound, and waiting for the first read of the prefix: SIGTERM's default would end it here.
+  for (let i = 0; i < 1000 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 10));
+  t.true(existsSync(sock), 'the listener is bound');
+  t.false(forward.logs.some((l) => l.msg === 'forward jumper listening'), 'still starting');
+  forward.child.kill('SIGTERM');
+  t.deepEqual(await forward.exited, { code: 0, signal: null }, forward.stderr());
+  const lines = forward.logs.map((l) => l.msg);
+  t.true(lines.indexOf('SIGTERM received during start-up: stopping now') > lines.indexOf('forward jumper listening'), lines.join(' | '));
+  t.true(lines.includes('stopped'));
+  t.false(existsSync(sock), 'the socket file was removed');
 });
 
 const asRoot = process.getuid?.() === 0;

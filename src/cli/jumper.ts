@@ -232,7 +232,8 @@ Examples:
   jumper run --config /etc/jumper/jumper.yaml --admin 127.0.0.1:9100 --user jumper
   jumper status --admin 127.0.0.1:9100
 
-Signals: SIGTERM/SIGINT stop accepting and drain open streams (--drain-timeout), then exit 0;
+Signals: SIGTERM/SIGINT stop accepting and drain open streams (--drain-timeout), then exit 0
+(during start-up: once started, so an etcd key and a socket file go too; a second one exits 1 at once);
 SIGHUP re-reads the key file(s): new streams use the new key, open streams keep theirs.
 Exit status: 0 after a clean stop, 1 runtime failure (e.g. the address is in use), 2 usage
 (a bad or contradictory option, a bad key file).

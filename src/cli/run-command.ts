@@ -52,6 +52,7 @@ Signals:
            an unreadable key or a bad address refuses the whole reload: it is logged and the
            running configuration stays.
   SIGTERM  stop accepting, drain every link (drain-timeout), exit 0. A second signal exits at once.
+           One during start-up is carried out once every link listens (keys and socket files go).
 
 Exit status: 0 after a clean stop (or --check of a valid file), 1 runtime failure,
 2 invalid configuration or usage.

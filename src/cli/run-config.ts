@@ -2,7 +2,7 @@
  * What `jumper run` does: validate (--check), or start the supervisor, the
  * admin endpoint and the privilege drop, then serve until a signal.
  */
-import { handleSignals, holdHangupUntilReady } from './signals.js';
+import { handleSignals, holdSignalsUntilReady } from './signals.js';
 import { systemdNotifier } from '../activation/sd-notify.js';
 import { buildLink } from '../config/build-link.js';
 import { loadConfig } from '../config/load.js';
@@ -55,7 +55,7 @@ function dropFlags(flags: RunFlags, spec: { user?: string; group?: string }): { 
 
 /** Run every link of the file until SIGTERM/SIGINT; SIGHUP reloads. */
 export async function runConfig(flags: RunFlags): Promise<void> {
-  holdHangupUntilReady();
+  holdSignalsUntilReady();
   // The log level may come from the file: peek at it (the supervisor validates it again).
   const preview = await loadConfig(flags.config);
   const logger = createLogger({ level: flags.logLevel ?? preview.logLevel ?? 'info', format: flags.logFormat, name: 'jumper' });

@@ -6,7 +6,7 @@ import type { Logger as PinoLogger } from 'pino';
 import type { Jumper } from '../roles/jumper.js';
 import type { ProcessStatus } from '../admin/server.js';
 import { linkStatus, processUser } from '../admin/status.js';
-import { handleSignals, holdHangupUntilReady } from './signals.js';
+import { handleSignals, holdSignalsUntilReady } from './signals.js';
 import { systemdNotifier } from '../activation/sd-notify.js';
 import { checkDroppable } from '../privilege/drop.js';
 import { applyBusyPoll } from '../native/busy-poll.js';
@@ -26,7 +26,7 @@ export interface RunRoleOptions {
 
 export async function runRole(options: RunRoleOptions): Promise<void> {
   const { jumper, logger } = options;
-  holdHangupUntilReady();
+  holdSignalsUntilReady();
   const dropTarget = resolveUserFlags(options.operate ?? {});
   if (dropTarget) checkDroppable(jumper.role, { connectNetns: options.operate?.connectNetns });
   // Connections accepted before the drop wait for it (nothing is served as root).

@@ -37,6 +37,27 @@ export function holdHangupUntilReady(): void {
   process.on('SIGHUP', holdHangup);
 }
 
+/** A SIGTERM or SIGINT that came during start-up, acted on by handleSignals. */
+let heldStop: NodeJS.Signals | undefined;
+const holdStop = (signal: NodeJS.Signals): void => {
+  // A second one is the operator's "now", as after start-up (a start-up that hangs stays stoppable).
+  if (heldStop !== undefined) process.exit(1);
+  heldStop = signal;
+};
+
+/**
+ * holdHangupUntilReady, and the same for SIGTERM and SIGINT: Node's default
+ * would end the process at once, after it may have registered in etcd or
+ * bound a socket file, and leave the key until its lease ends (and the file).
+ * The stop is carried out by handleSignals once start-up is over: the usual
+ * drain (of nothing yet), deregistering on the way.
+ */
+export function holdSignalsUntilReady(): void {
+  holdHangupUntilReady();
+  process.on('SIGTERM', holdStop);
+  process.on('SIGINT', holdStop);
+}
+
 export function handleSignals(h: SignalHandlers): void {
   let stopping = false;
   const stop = (signal: string) => {
@@ -61,6 +82,8 @@ export function handleSignals(h: SignalHandlers): void {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  process.off('SIGTERM', holdStop);
+  process.off('SIGINT', holdStop);
   // Reloads may overlap (one per SIGHUP): READY=1 only when none runs any more.
   let reloading = 0;
   const reload = (): void => {
@@ -74,7 +97,16 @@ export function handleSignals(h: SignalHandlers): void {
   // signal's handle and a SIGHUP libuv has caught but not yet dispatched is lost.
   process.on('SIGHUP', reload);
   process.off('SIGHUP', holdHangup);
-  if (heldHangup) {
+  if (heldStop !== undefined) {
+    const signal = heldStop;
+    heldStop = undefined;
+    heldHangup = false; // stopping: nothing to reload
+    // After the caller's start-up line and first READY=1, as for a held SIGHUP.
+    setImmediate(() => {
+      h.logger.info({ signal }, `${signal} received during start-up: stopping now`);
+      stop(signal);
+    });
+  } else if (heldHangup) {
     heldHangup = false;
     h.logger.info('SIGHUP received during start-up: reloading now');
     // After the caller's first READY=1 (sent right after this returns), so systemd sees ready, reloading, ready.

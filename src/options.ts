@@ -1,3 +1,5 @@
+import { InvalidArgumentError } from './errors.js';
+
 /** A client's preconnect setting: a number of wires (0 = off) or 'auto'. */
 export type PreconnectSetting = number | 'auto';
 
@@ -10,6 +12,12 @@ export const MAX_PRECONNECT_WIRES = 1000;
 /** 'auto' or a whole number of wires from 0 to MAX_PRECONNECT_WIRES: the one rule the CLI, the config and the API check. */
 export function isPreconnectSetting(value: unknown): value is PreconnectSetting {
   return value === 'auto' || (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_PRECONNECT_WIRES);
+}
+
+/** A count that must be a whole number of at least 1 (a limit, a timeout in ms): returned, or InvalidArgumentError naming it. */
+export function checkPositiveInteger(value: number, name: string): number {
+  if (!Number.isInteger(value) || value < 1) throw new InvalidArgumentError(`${name} must be a whole number of at least 1, got ${String(value)}`);
+  return value;
 }
 
 /** The largest busy-poll budget, in microseconds (keep in sync with the addon's kMaxBusyPollMicros): beyond it, polling is just a spinning core. */

@@ -30,6 +30,7 @@ import { isNativeSystemError, loadNative } from '../native/binding.js';
 import type { NativeFamily, NativeSystemError } from '../native/binding.js';
 import { resolveNetns } from './designator.js';
 import type { PidNamespacePin } from './pid-pin.js';
+import { checkPositiveInteger } from '../options.js';
 
 /** Same default as Node's net.Server.listen(). */
 export const DEFAULT_BACKLOG = 511;
@@ -192,11 +193,6 @@ function toJumperError(err: unknown, context: Context): JumperError {
   return new InvalidArgumentError(`${context.operation} in ${where(context)}: ${message}`, { cause: err });
 }
 
-function positiveInteger(value: number, name: string): number {
-  if (!Number.isInteger(value) || value < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got ${value}`);
-  return value;
-}
-
 /**
  * Open a listening socket inside a network namespace.
  * @param netns    namespace designator: NAME, /path/to/ns or pid:N
@@ -261,7 +257,7 @@ export async function connectInNetns(
 ): Promise<net.Socket> {
   const nsPath = resolveNetns(netns);
   const target = toTarget(address);
-  const timeoutMs = positiveInteger(options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, 'timeoutMs');
+  const timeoutMs = checkPositiveInteger(options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, 'timeoutMs');
   const native = loadNative();
   const context: Context = { operation: 'connect', designator: netns, nsPath, address, timeoutMs };
   options.pin?.check();

@@ -27,7 +27,7 @@ import { CLEAN_END_REASONS, DrainTimeoutError, InvalidArgumentError, reasonOf } 
 import { silentLogger, type Logger } from '../log/logger.js';
 import type { PreconnectOutcome } from './preconnect.js';
 import { nativeExports } from '../native/binding.js';
-import { DEFAULTS } from '../options.js';
+import { checkPositiveInteger, DEFAULTS } from '../options.js';
 import { Conn, type ConnSummary } from '../proto/conn.js';
 
 export type { ConnSummary } from '../proto/conn.js';
@@ -190,8 +190,8 @@ export abstract class Jumper extends EventEmitter<JumperEvents> {
     this.role = role;
     this.logger = options.logger ?? silentLogger;
     // A limit of 0 or 1.5 would hold every stream forever, unread: refused here, for every role.
-    checkCount(options.maxConnections, 'maxConnections');
-    checkCount(options.maxHandshakes, 'maxHandshakes');
+    if (options.maxConnections !== undefined) checkPositiveInteger(options.maxConnections, 'maxConnections');
+    if (options.maxHandshakes !== undefined) checkPositiveInteger(options.maxHandshakes, 'maxHandshakes');
     this.settings = {
       maxConnections: options.maxConnections ?? DEFAULTS.maxConnections,
       acceptLimit: role === 'server' ? options.maxHandshakes ?? DEFAULTS.maxHandshakes : options.maxConnections ?? DEFAULTS.maxConnections,
@@ -583,11 +583,4 @@ function listeningCopy(fd: number): number {
   // The addon's dupFd, whether or not its record pump is switched off.
   const addon = nativeExports<{ dupFd(fd: number): number }>(['dupFd']);
   return addon ? addon.dupFd(fd) : fd;
-}
-
-/** A stream or handshake limit: undefined (the default) or a whole number of at least 1. */
-function checkCount(value: number | undefined, name: string): void {
-  if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
-    throw new InvalidArgumentError(`${name} must be a whole number of at least 1, got ${String(value)}`);
-  }
 }

@@ -11,6 +11,7 @@ import { listenFds, parseInheritedSpec } from '../src/activation/systemd.js';
 import { cliBuilt, freePort, JUMPER } from './helpers/cli.js';
 import { killAtTeardown } from './helpers/netns.js';
 import { exchange, randomBytes, sha256, startEchoProvider } from './helpers/providers.js';
+import { pollUntil } from './helpers/poll.js';
 
 const ACTIVATE = '/usr/bin/systemd-socket-activate';
 const reason = !existsSync(ACTIVATE) ? `${ACTIVATE} missing (apt-get install systemd)` : !cliBuilt ? 'dist/ is not built' : undefined;
@@ -123,7 +124,7 @@ activateTest('jumper run: a reload that changes a link on an inherited socket ke
     const count = (re: RegExp) => (stderr.match(re) ?? []).length;
     const reloads = count(/"msg":"configuration reloaded"/g);
     child.kill('SIGHUP');
-    for (let i = 0; i < 100 && count(/"msg":"configuration reloaded"/g) === reloads; i++) await new Promise((r) => setTimeout(r, 50));
+    await pollUntil(() => count(/"msg":"configuration reloaded"/g) !== reloads, 5000, 50);
     t.is(count(/"msg":"configuration reloaded"/g), reloads + 1, `round ${round}: the reload finished`);
     t.is(count(/"change":"changed"/g), round, `round ${round}: the link was replaced`);
   }

@@ -8,6 +8,7 @@ import { createForward, createServer, type ConnSummary } from '../src/index.js';
 import { createAllowList } from '../src/addr/allow.js';
 import { exchange, randomBytes, sha256, startEchoProvider } from './helpers/providers.js';
 import { makeKey } from './helpers/tunnel.js';
+import { pollUntil } from './helpers/poll.js';
 
 /** Connect from `localAddress`, send, and report how it ended. */
 function tryFrom(port: number, localAddress: string, data: Buffer): Promise<{ ending: string; received: Buffer }> {
@@ -45,7 +46,7 @@ test('a forwarder serves allowed peers and resets the others before dialling', a
   t.is(provider.connections, 1, 'the refused peer never reached the provider');
   t.is(dials.length, 1, 'nothing was dialled for it');
   // The allowed stream's close can be recorded after the consumer saw its end, so wait for both.
-  for (let i = 0; i < 500 && closed.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => closed.length >= 2, 5000);
   const refused = closed.find((s) => s.reason !== 'done');
   t.is(refused?.reason, 'not_allowed');
   t.is(refused?.peer.split(':')[0], '127.0.0.3');

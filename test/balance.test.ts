@@ -12,6 +12,7 @@ import { BackendPool } from '../src/balance/pool.js';
 import { freePort } from './helpers/cli.js';
 import { exchange, randomBytes, sha256, startEchoProvider, type Provider } from './helpers/providers.js';
 import { makeKey } from './helpers/tunnel.js';
+import { pollUntil } from './helpers/poll.js';
 
 interface Backend {
   provider: Provider;
@@ -69,7 +70,7 @@ test('round-robin through a balancer: 300 streams, 100 to each of three servers,
     [100, 100, 100],
   );
   // The consumer can see its echo end a moment before the balancer reports the close.
-  for (let i = 0; i < 100 && balancer.closed.length < 300; i++) await new Promise((r) => setTimeout(r, 20));
+  await pollUntil(() => balancer.closed.length >= 300, 2000, 20);
   // The balancer logged where each stream went and holds no key.
   t.deepEqual(
     servers.map((s) => balancer.closed.filter((c) => c.target === s.address && c.reason === 'done').length),
@@ -103,7 +104,7 @@ test('failover: a refusing backend is skipped before any byte flows, then ejecte
   await streams(t, client.port()!, 20, 64);
   t.is(live!.provider.connections, 20);
   // A stream's close is recorded after its consumer saw the end: wait for all 20 before checking them.
-  for (let i = 0; i < 500 && balancer.closed.length < 20; i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => balancer.closed.length >= 20, 5000);
   t.is(balancer.closed.length, 20);
   t.true(balancer.closed.every((c) => c.reason === 'done' && c.target === live!.address));
   const deadStatus = balancer.backends().find((b) => b.address === dead)!;
@@ -227,7 +228,7 @@ test('a stream open on a backend keeps flowing after the backend is removed; new
   await ended;
   t.is(sha256(Buffer.concat(chunks)), sha256(Buffer.concat([first, second])));
   // Drained and forgotten once its last stream ended.
-  for (let i = 0; i < 50 && balancer.backends().length > 1; i++) await new Promise((r) => setTimeout(r, 20));
+  await pollUntil(() => balancer.backends().length <= 1, 1000, 20);
   t.deepEqual(
     balancer.backends().map((s) => s.address),
     [b!.address],

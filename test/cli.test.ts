@@ -14,6 +14,7 @@ import { handshakePrimitives } from '../src/crypto/handshake-primitives.js';
 import { cliBuilt, freePort, JUMPER, KEYGEN, startJumper } from './helpers/cli.js';
 import { killAtTeardown } from './helpers/netns.js';
 import { exchange, randomBytes, sha256, startEchoProvider } from './helpers/providers.js';
+import { pollUntil } from './helpers/poll.js';
 
 const execFileAsync = promisify(execFile);
 const cliTest = cliBuilt ? test : test.skip;
@@ -154,7 +155,7 @@ cliTest('SIGTERM lets an open stream finish before exiting 0', async (t) => {
   await new Promise((r) => socket.once('connect', r));
   socket.write('before');
   // The stream is open end to end (the provider has the bytes) before SIGTERM.
-  for (let i = 0; i < 500 && Buffer.concat(provider.received[0] ?? []).toString() !== 'before'; i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => Buffer.concat(provider.received[0] ?? []).toString() === 'before', 5000);
   t.is(Buffer.concat(provider.received[0] ?? []).toString(), 'before');
   fwd.child.kill('SIGTERM');
   await fwd.waitFor((l) => typeof l.msg === 'string' && (l.msg as string).startsWith('stopping'));

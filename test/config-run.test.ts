@@ -18,6 +18,7 @@ import { etcdUnavailableReason, startEtcd } from './helpers/etcd.js';
 import { exchange, randomBytes, sha256, startEchoProvider } from './helpers/providers.js';
 import { adminGet, linkPort, runJumperSrc, startJumperSrc } from './helpers/run-cli.js';
 import { waitListening } from './helpers/spiped.js';
+import { pollUntil } from './helpers/poll.js';
 
 function tempDir(t: ExecutionContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'jumper-run-'));
@@ -91,7 +92,7 @@ test('20 links of mixed roles start from one file, and each carries hash-equal t
   for (const r of results) t.true(r.ok, `${r.name} carried the bytes intact`);
   // One stream per link (the clients' through their servers) has recorded its end.
   const ended = () => run.logs.filter((l) => l.msg === 'connection closed' || l.msg === 'connection failed').length;
-  for (let i = 0; i < 500 && ended() < 20; i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => ended() >= 20, 5000);
   t.is(ended(), 20, 'every stream recorded its end');
   const status = JSON.parse((await adminGet(admin, '/status')).body) as { links: { name: string; state: string; stats: { total: number; failed: number } }[] };
   t.is(status.links.length, 20);
@@ -170,7 +171,7 @@ test('SIGHUP: a removed link drains its open stream, an added link starts, a cha
   t.truthy(run.logs.find(linkStarted('added')));
   // Six streams ended: on gone, client and server (the kept one), moved (old and new), added.
   const ended = () => run.logs.filter((l) => l.msg === 'connection closed' || l.msg === 'connection failed').length;
-  for (let i = 0; i < 500 && ended() < 6; i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => ended() >= 6, 5000);
   t.is(ended(), 6, 'every stream recorded its end');
   const serverFailures = run.logs.filter((l) => l.msg === 'connection failed');
   t.deepEqual(serverFailures, [], 'no stream failed anywhere');

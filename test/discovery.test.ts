@@ -17,6 +17,7 @@ import { cliBuilt, freePort, startJumper, type RunningCli } from './helpers/cli.
 import { etcdUnavailableReason, startEtcd, type TestEtcd } from './helpers/etcd.js';
 import { exchange, randomBytes, sha256, startEchoProvider, type Provider } from './helpers/providers.js';
 import { makeKeyFile, waitListening } from './helpers/spiped.js';
+import { pollUntil } from './helpers/poll.js';
 
 const skipReason = etcdUnavailableReason() ?? (cliBuilt ? undefined : 'dist/ is not built (npm run build)');
 const maybe = skipReason ? test.skip : test.serial;
@@ -370,7 +371,7 @@ maybe('SIGTERM while a frozen etcd holds start-up is kept: once started, the jum
   const sock = join(dir, 'forward.sock');
   const forward = startJumper(t, ['forward', '--listen', sock, '--discover', etcd.url(PREFIX)]);
   // Bound, and waiting for the first read of the prefix: SIGTERM's default would end it here.
-  for (let i = 0; i < 1000 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => existsSync(sock), 10_000);
   t.true(existsSync(sock), 'the listener is bound');
   t.false(forward.logs.some((l) => l.msg === 'forward jumper listening'), 'still starting');
   forward.child.kill('SIGTERM');

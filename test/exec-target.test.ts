@@ -14,6 +14,7 @@ import { cliBuilt, freePort, startJumper } from './helpers/cli.js';
 import { exchange, randomBytes, sha256 } from './helpers/providers.js';
 import { withTunnel } from './helpers/tunnel.js';
 import { alive, killQuietly } from './helpers/pids.js';
+import { pollUntil } from './helpers/poll.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -58,13 +59,13 @@ test('a stream that ends first stops its command\'s whole process group (a backg
   socket.on('error', () => {});
   socket.write('x');
   const read = (f: string) => Number((existsSync(f) && readFileSync(f, 'utf8').trim()) || 0);
-  for (let i = 0; i < 300 && !(read(jobFile) && read(leaderFile)); i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => Boolean(read(jobFile) && read(leaderFile)), 3000);
   const pids = [read(jobFile), read(leaderFile)];
   t.teardown(() => pids.forEach(killQuietly));
   t.true(pids.every((pid) => pid > 0 && alive(pid)), 'the command and its job run');
   // A reset ends the stream at once (a FIN would half-close it and wait for the command's output to end).
   socket.resetAndDestroy();
-  for (let i = 0; i < 300 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => !pids.some(alive), 3000);
   t.deepEqual(pids.filter(alive), [], 'part of the command outlived its stream');
 });
 
@@ -170,7 +171,7 @@ cliTest('exec: a command still running when the jumper exits (drain timeout) get
   t.teardown(() => killQuietly(pid));
   cli.child.kill('SIGTERM');
   await cli.exited;
-  for (let i = 0; i < 200 && alive(pid); i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => !alive(pid), 2000);
   t.false(alive(pid), 'the command outlived the jumper');
 });
 
@@ -200,7 +201,7 @@ if (!hasSetpriv) console.log('skipping the exec: SIGKILL test: setpriv (util-lin
   t.teardown(() => pids.forEach(killQuietly));
   cli.child.kill('SIGKILL');
   await cli.exited;
-  for (let i = 0; i < 200 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => !pids.some(alive), 2000);
   t.deepEqual(pids.filter(alive), [], 'no command outlived the jumper');
 });
 

@@ -18,6 +18,7 @@ import { sendHandoff } from '../src/activation/handoff.js';
 import { cliBuilt, JUMPER } from './helpers/cli.js';
 import { killAtTeardown } from './helpers/netns.js';
 import { exchange, randomBytes, sha256 } from './helpers/providers.js';
+import { pollUntil } from './helpers/poll.js';
 
 const SHIM = fileURLToPath(new URL('../native/preload/libjumper_preload.so', import.meta.url));
 const reason =
@@ -75,7 +76,7 @@ handoffTest('forward hand-off: `jumper accept` in unshare -n serves a connection
   t.is(line, `127.0.0.1:${consumer.localPort} nodelay=0 keepalive=0`);
   consumer.destroy();
   // Once the forwarder has recorded the stream's end: handed off is not a failure.
-  for (let i = 0; i < 500 && fwd.stats().active > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => fwd.stats().active === 0, 5000);
   t.is(fwd.stats().active, 0);
   t.is(fwd.stats().failed, 0);
   t.is(fwd.stats().failures.handed_off, undefined);
@@ -160,7 +161,7 @@ handoffTest('server hand-off under the LD_PRELOAD shim: python3 http.server gets
   t.is(body.status, 200);
   t.is(body.text, daemon.content);
   // http.server logs the client address it got from accept().
-  for (let i = 0; i < 100 && !daemon.log().includes('GET /hello.txt'); i++) await new Promise((r) => setTimeout(r, 20));
+  await pollUntil(() => daemon.log().includes('GET /hello.txt'), 2000, 20);
   t.regex(daemon.log(), /^0\.0\.0\.0 - - .*"GET \/hello\.txt HTTP\/1\.1" 200/m);
 });
 

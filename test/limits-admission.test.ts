@@ -10,6 +10,7 @@ import net from 'node:net';
 import { createClient, createServer } from '../src/index.js';
 import { exchange, randomBytes, sha256, startEchoProvider } from './helpers/providers.js';
 import { makeKey } from './helpers/tunnel.js';
+import { pollUntil } from './helpers/poll.js';
 
 async function holdStream(port: number): Promise<net.Socket> {
   const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
@@ -36,7 +37,7 @@ test('server maxConnections 2: a third authenticated stream waits for a slot, th
   const body = randomBytes(100_000);
   const third = exchange({ port: client.port()! }, body);
   // The third stream authenticated and now waits: no provider connection, counted as waiting.
-  for (let i = 0; i < 100 && server.stats().waiting === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  await pollUntil(() => server.stats().waiting !== 0, 2000, 20);
   t.is(server.stats().waiting, 1);
   t.is(provider.connections, 2);
   held[0]!.end();
@@ -44,7 +45,7 @@ test('server maxConnections 2: a third authenticated stream waits for a slot, th
   t.is(sha256(result.received), sha256(body));
   t.is(provider.connections, 3);
   // The ended holder and the third stream, once the server has recorded both.
-  for (let i = 0; i < 500 && closes.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => closes.length >= 2, 5000);
   t.deepEqual(closes, ['done', 'done']);
   t.is(server.stats().failed, 0);
 });
@@ -65,7 +66,7 @@ test('server: handshakes beyond maxHandshakes wait unread; an authenticated stre
   t.teardown(() => client.close({ drainTimeoutMs: 0 }));
   const body = randomBytes(10_000);
   const pending = exchange({ port: client.port()! }, body);
-  for (let i = 0; i < 100 && server.stats().waiting === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  await pollUntil(() => server.stats().waiting !== 0, 2000, 20);
   t.is(server.stats().waiting, 1, 'the real client waits behind the staller');
   staller.destroy();
   const result = await pending;
@@ -119,7 +120,7 @@ const clientHandshakeLimit = test.macro(async (t, protocol: 'jumper' | 'spiped')
 
   const bodies = Array.from({ length: 6 }, () => randomBytes(50_000));
   const results = Promise.all(bodies.map((body) => exchange({ port: client.port()! }, body)));
-  for (let i = 0; i < 200 && client.handshakeStats().waiting < 4; i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => client.handshakeStats().waiting >= 4, 2000);
   t.deepEqual(client.handshakeStats(), { inFlight: 2, waiting: 4 });
   t.is(relay.state.accepted, 2, 'only two wires dialled while their handshakes are held');
 

@@ -9,6 +9,7 @@ import { createClient } from '../src/index.js';
 import { makeKeyFile, spawnJumper } from './helpers/child-jumper.js';
 import { exchange, randomBytes, sha256 } from './helpers/providers.js';
 import { startStrictEchoProvider } from './helpers/tcp-ending.js';
+import { pollUntil } from './helpers/poll.js';
 
 const NOFILE = 64;
 const HELD = 80;
@@ -50,7 +51,7 @@ test('EMFILE under ulimit -n 64: logged, the process survives, and serves again 
   // They sent nothing: each ends as no_data (a clean "connection closed").
   await server.waitFor(() => server.logs.some((l) => l.reason === 'no_data'), 10_000);
   // Until the server has closed them all: a connection queued while its table is still full is dropped.
-  for (let i = 0; i < 1000 && server.fds() > baselineFds + 2; i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => server.fds() <= baselineFds + 2, 10_000);
   t.true(server.fds() <= baselineFds + 2, `${server.fds()} descriptors open after the held connections closed (${baselineFds} before)`);
 
   const client = createClient({ listen: '127.0.0.1:0', connect: `127.0.0.1:${server.port}`, key });

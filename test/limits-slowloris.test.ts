@@ -10,6 +10,7 @@ import { startClientHandshake } from '../src/proto/handshake.js';
 import { makeKeyFile, spawnJumper } from './helpers/child-jumper.js';
 import { exchange, randomBytes, sha256 } from './helpers/providers.js';
 import { startStrictEchoProvider } from './helpers/tcp-ending.js';
+import { pollUntil } from './helpers/poll.js';
 
 const STALLERS = 2_000;
 const STALL_BYTES = 10;
@@ -43,7 +44,7 @@ test('2,000 stalled handshakes: a good client is served meanwhile; all are cut a
     ),
   );
   // Wait until the server holds them all (one fd each).
-  for (let i = 0; i < 500 && server.fds() < baselineFds + STALLERS; i++) await new Promise((r) => setTimeout(r, 20));
+  await pollUntil(() => server.fds() >= baselineFds + STALLERS, 10_000, 20);
   t.true(server.fds() >= baselineFds + STALLERS, 'the server accepted every staller');
 
   const client = createClient({ listen: '127.0.0.1:0', connect: `127.0.0.1:${server.port}`, key });
@@ -58,6 +59,6 @@ test('2,000 stalled handshakes: a good client is served meanwhile; all are cut a
   await server.waitFor(() => server.logs.filter((l) => l.reason === 'handshake_timeout').length >= STALLERS, 60_000);
   t.is(server.logs.filter((l) => l.msg === 'connection failed').length, STALLERS);
   t.is(provider.connections, 1, 'no staller reached the provider');
-  for (let i = 0; i < 200 && stallersClosed < STALLERS; i++) await new Promise((r) => setTimeout(r, 50));
+  await pollUntil(() => stallersClosed >= STALLERS, 10_000, 50);
   t.is(stallersClosed, STALLERS, 'every staller was closed by the server');
 });

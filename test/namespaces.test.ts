@@ -18,6 +18,7 @@ import { createForward, type ConnSummary } from '../src/index.js';
 import { cliBuilt, freePort, JUMPER, startJumper } from './helpers/cli.js';
 import { createNetns, createVethPair, killAtTeardown, netnsUnsupportedReason } from './helpers/netns.js';
 import { sha256, startEchoProvider } from './helpers/providers.js';
+import { pollUntil } from './helpers/poll.js';
 
 const execFileAsync = promisify(execFile);
 const reason = netnsUnsupportedReason() ?? (cliBuilt ? undefined : 'dist/ is not built (run npm run build)');
@@ -142,7 +143,7 @@ async function forwardInto(t: ExecutionContext, ns: string, connect: string) {
   fwd.on('close', (s) => closed.push(s));
   // The consumer can see the echo end before the jumper records the stream closed.
   const closedCount = async (n: number): Promise<void> => {
-    for (let i = 0; i < 500 && closed.length < n; i++) await new Promise((r) => setTimeout(r, 10));
+    await pollUntil(() => closed.length >= n, 5000);
   };
   return { fwd, closed, closedCount };
 }
@@ -180,7 +181,7 @@ function movingProcess(t: ExecutionContext) {
     pid: holder.pid!,
     async move(): Promise<void> {
       holder.stdin!.end('go\n');
-      for (let i = 0; i < 200 && readlinkSync(nsFile) === first; i++) await new Promise((r) => setTimeout(r, 10));
+      await pollUntil(() => readlinkSync(nsFile) !== first, 2000);
       t.not(readlinkSync(nsFile), first, 'the process moved to another namespace');
     },
   };

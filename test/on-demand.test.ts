@@ -11,6 +11,7 @@ import { createForward } from '../src/index.js';
 import { cliBuilt, freePort, startJumper } from './helpers/cli.js';
 import { exchange } from './helpers/providers.js';
 import { alive, killQuietly } from './helpers/pids.js';
+import { pollUntil } from './helpers/poll.js';
 
 /** Python: echo one accepted connection until EOF (a thread per connection in the providers below). */
 const PY_SERVE_ECHO = `def serve(c):
@@ -62,7 +63,7 @@ test('20 simultaneous first connections start the provider once and all succeed;
   t.is(pids.length, 1);
 
   // --idle-stop counts from the last stream's close, which is recorded after the consumer saw its end.
-  for (let i = 0; i < 500 && alive(pids[0]!); i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => !alive(pids[0]!), 5000);
   t.false(alive(pids[0]!), 'provider still running after --idle-stop');
   t.is(fwd.provider!.pid, undefined);
 
@@ -81,7 +82,7 @@ test('--idle-stop never stops the provider under an open stream (the forwarder c
   const echoed = async (text: string) => {
     const want = Buffer.concat(received).length + text.length;
     socket.write(text);
-    for (let i = 0; i < 500 && Buffer.concat(received).length < want; i++) await new Promise((r) => setTimeout(r, 10));
+    await pollUntil(() => Buffer.concat(received).length >= want, 5000);
     return Buffer.concat(received).toString();
   };
   t.is(await echoed('first;'), 'first;');
@@ -93,7 +94,7 @@ test('--idle-stop never stops the provider under an open stream (the forwarder c
   socket.end();
   await new Promise((r) => socket.once('close', r));
   // Only now is it idle.
-  for (let i = 0; i < 300 && alive(pid); i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => !alive(pid), 3000);
   t.false(alive(pid), 'provider still running after the stream ended and --idle-stop passed');
   t.is(fwd.provider!.starts, 1);
 });
@@ -124,11 +125,11 @@ test('a connection arriving while an idle provider shuts down waits for it to ex
   fwd.on('close', (s) => reasons.push(s.reason));
   t.is((await exchange({ port: fwd.port()! }, Buffer.from('one'))).received.toString(), 'one');
   // The idle stop begins (SIGTERM); the old process keeps its lock for 1.5 s more.
-  for (let i = 0; i < 300 && fwd.provider!.pid !== undefined; i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => fwd.provider!.pid === undefined, 3000);
   t.is(fwd.provider!.pid, undefined);
   const two = await exchange({ port: fwd.port()! }, Buffer.from('two'));
   t.is(two.received.toString(), 'two');
-  for (let i = 0; i < 200 && reasons.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => reasons.length >= 2, 2000);
   t.deepEqual(reasons, ['done', 'done']);
   t.is(fwd.provider!.starts, 2);
 });
@@ -141,7 +142,7 @@ test('a connection waiting for a slow idle stop gives up at its --start-timeout,
   fwd.on('close', (s) => reasons.push(s.reason));
   t.is((await exchange({ port: fwd.port()! }, Buffer.from('one'))).received.toString(), 'one');
   const oldPid = Number(readFileSync(startsFile, 'utf8').trim());
-  for (let i = 0; i < 300 && fwd.provider!.pid !== undefined; i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => fwd.provider!.pid === undefined, 3000);
   t.is(fwd.provider!.pid, undefined, 'the idle stop began');
   const started = Date.now();
   const two = await exchange({ port: fwd.port()! }, Buffer.from('two'), { keepOpen: true });
@@ -149,10 +150,10 @@ test('a connection waiting for a slow idle stop gives up at its --start-timeout,
   t.is(two.ending, 'reset');
   t.true(alive(oldPid), 'the old provider was still exiting when the connection gave up');
   t.true(waited < 5000, `failed at its start timeout, not when the old provider exited (${waited} ms)`);
-  for (let i = 0; i < 200 && reasons.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => reasons.length >= 2, 2000);
   t.deepEqual(reasons, ['done', 'provider_start_timeout']);
   // Once the old one has exited, the next connection starts a provider at once (no back-off).
-  for (let i = 0; i < 1000 && alive(oldPid); i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => !alive(oldPid), 10_000);
   t.false(alive(oldPid), 'the old provider exited');
   t.is((await exchange({ port: fwd.port()! }, Buffer.from('three'))).received.toString(), 'three');
   t.is(fwd.provider!.starts, 2);
@@ -195,7 +196,7 @@ test('a provider that never accepts is stopped by --idle-stop once the waiting c
   t.true(existsSync(pidFile), 'the provider was started');
   const pid = Number(readFileSync(pidFile, 'utf8').trim());
   t.teardown(() => killQuietly(pid));
-  for (let i = 0; i < 300 && alive(pid); i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => !alive(pid), 3000);
   t.false(alive(pid), 'provider still running long after --idle-stop');
   t.is(fwd.provider!.pid, undefined);
 });
@@ -219,7 +220,7 @@ test('close() while a connection waits out the start back-off starts no provider
   t.is(first.ending, 'reset');
   const waiting = exchange({ port: fwd.port()! }, Buffer.from('x'), { keepOpen: true }).catch(() => undefined);
   // The second connection is in (waiting out the back-off) before close().
-  for (let i = 0; i < 200 && fwd.stats().active < 1; i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => fwd.stats().active >= 1, 2000);
   t.is(fwd.stats().active, 1);
   await fwd.close({ drainTimeoutMs: 0 });
   closed = true;
@@ -251,7 +252,7 @@ test('an idle stop ends the whole provider process group: a pipeline\'s other co
   const pids = [files.job, files.piped, files.starts].map((f) => Number(readFileSync(f, 'utf8').trim()));
   t.teardown(() => pids.forEach(killQuietly));
   t.true(pids.every((pid) => pid > 0 && alive(pid)), 'all three commands run');
-  for (let i = 0; i < 300 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => !pids.some(alive), 3000);
   t.deepEqual(pids.filter(alive), [], 'a command of the provider\'s group outlived its idle stop');
   t.is(fwd.provider!.pid, undefined);
 });
@@ -301,14 +302,14 @@ async function cliWithWaitingProvider(t: ExecutionContext, extra: string[] = [],
   const consumer = net.connect({ port: jumperPort, host: '127.0.0.1' }, () => consumer.write('x'));
   consumer.on('error', () => {});
   t.teardown(() => consumer.destroy());
-  for (let i = 0; i < 100 && !existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 50));
+  await pollUntil(() => existsSync(pidFile), 5000, 50);
   const pid = Number(readFileSync(pidFile, 'utf8').trim());
   t.teardown(() => killQuietly(pid));
   return { cli, pid };
 }
 
 async function gone(pid: number): Promise<boolean> {
-  for (let i = 0; i < 40 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+  await pollUntil(() => !alive(pid), 2000, 50);
   return !alive(pid);
 }
 

@@ -16,6 +16,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pollUntil } from './helpers/poll.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const PRELOAD_DIR = join(ROOT, 'native', 'preload');
@@ -419,7 +420,7 @@ ptest('a live listener at the hand-off path keeps it (the daemon gets EADDRINUSE
   const probe = net.connect(sock);
   await new Promise<void>((res, rej) => probe.once('connect', res).once('error', rej));
   probe.destroy();
-  for (let i = 0; i < 200 && held.length === before; i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => held.length !== before, 2000);
   t.true(held.length > before, 'the live listener still gets connections at its path');
 
   // A socket file nobody listens on (its process died without unlinking it) is replaced.

@@ -17,6 +17,7 @@ import { freePort } from './helpers/cli.js';
 import { makeKeyFile, waitListening } from './helpers/spiped.js';
 import { etcdUnavailableReason, startEtcd } from './helpers/etcd.js';
 import { adminGet, JUMPER_SRC, linkPort, startJumperSrc } from './helpers/run-cli.js';
+import { pollUntil } from './helpers/poll.js';
 
 const execFileAsync = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
@@ -190,7 +191,7 @@ rootTest('--user with --admin on a Unix socket in a root-owned directory: SIGTER
   const first = randomBytes(64 * 1024);
   const second = randomBytes(64 * 1024);
   socket.write(first);
-  for (let i = 0; i < 500 && Buffer.concat(chunks).length < first.length; i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => Buffer.concat(chunks).length >= first.length, 5000);
   t.is(Buffer.concat(chunks).length, first.length, 'the first half came back before the SIGTERM');
   const exited = new Promise<number | null>((resolve) => run.child.once('exit', (code) => resolve(code)));
   run.child.kill('SIGTERM');

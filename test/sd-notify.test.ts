@@ -17,6 +17,7 @@ import { cliBuilt, freePort, JUMPER } from './helpers/cli.js';
 import { watchJsonLog } from './helpers/json-log.js';
 import { killAtTeardown } from './helpers/netns.js';
 import { exchange } from './helpers/providers.js';
+import { pollUntil } from './helpers/poll.js';
 
 const native = nativeExports<{ sendUnixDatagram(path: string, bytes: Buffer): void }>(['sendUnixDatagram']);
 const skipReason = !cliBuilt ? 'dist/ is not built' : !native ? 'the native addon is not built' : !existsSync('/usr/bin/python3') ? 'python3 not found' : undefined;
@@ -89,7 +90,7 @@ cliTest('Type=notify: READY=1 once the listener accepts, WATCHDOG=1 every half p
   t.true(firstPing >= 0, 'a ping comes with READY=1');
   const windowStart = receiver.got.length;
   const pingsSince = () => receiver.got.slice(windowStart).filter((n) => n.msg === 'WATCHDOG=1');
-  for (let i = 0; i < 1000 && pingsSince().length < 8; i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => pingsSince().length >= 8, 10_000);
   const pings = pingsSince();
   t.true(pings.length >= 8, `${pings.length} pings`);
   // Every 100 ms (half of WATCHDOG_USEC), by the receiver's own clock: a stall may stretch one

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { exchange, randomBytes, sha256, startBulkProvider, startEchoProvider, startProvider } from './helpers/providers.js';
 import { makeKey, withTunnel } from './helpers/tunnel.js';
+import { pollUntil } from './helpers/poll.js';
 
 const MiB = 1024 * 1024;
 
@@ -273,9 +274,9 @@ test('over --max-connections, new streams wait and are served as others close', 
   const holders = [0, 1].map(() => net.connect({ port: tunnel.clientPort }));
   await Promise.all(holders.map((s) => new Promise((r) => s.once('connect', r))));
   holders.forEach((s) => s.write('hold'));
-  for (let i = 0; i < 500 && provider.connections < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => provider.connections >= 2, 5000);
   const waiting = Promise.all([1, 2, 3].map((i) => exchange({ port: tunnel.clientPort }, Buffer.from(`late-${i}`))));
-  for (let i = 0; i < 500 && tunnel.client.stats().waiting < 3; i++) await new Promise((r) => setTimeout(r, 10));
+  await pollUntil(() => tunnel.client.stats().waiting >= 3, 5000);
   t.is(tunnel.client.stats().waiting, 3);
   t.is(provider.connections, 2);
   holders.forEach((s) => s.end());
